@@ -1,0 +1,46 @@
+// The faultline command-line tool: thin argument parsing over lab/. Exit codes: 0 success, 1 the
+// lab's verdict failed (a hardened variant violated, a naive one did not fail, a run diverged),
+// 2 command-line misuse.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "faultline/lab/runner.h"
+
+namespace faultline::app {
+
+struct LabArgs {
+  std::vector<std::string> ids;
+  std::vector<std::string> variants;
+  uint64_t seeds = 20;
+  uint64_t seed = 1;
+  std::string json_path;
+  bool list = false;
+  bool check_determinism = false;
+  unsigned jobs = 0;  // 0: one per core
+};
+
+struct ReplayArgs {
+  std::string id;
+  std::string variant;
+  uint64_t seed = 1;
+  bool trace = false;
+  std::string history_path;
+};
+
+int RunLab(const LabArgs& args);
+int RunReplay(const ReplayArgs& args);
+
+// report.cc
+void PrintTable(const std::vector<lab::VariantSummary>& summaries);
+// Writes FILE atomically (temporary file, then rename). False with a message on failure.
+bool WriteJson(const std::string& path, const std::vector<lab::VariantSummary>& summaries,
+               const LabArgs& args, std::string* error);
+// True when `path` can be created or overwritten (checked before any run starts).
+bool CanWrite(const std::string& path, std::string* error);
+
+[[noreturn]] void UsageError(const std::string& message);
+
+}  // namespace faultline::app

@@ -1,0 +1,78 @@
+// File: faultline/lab/scenario.h
+//
+// The scenario contract. A scenario replays one of the seven failures in the simulator against two
+// or more variants of a design — `naive` and `hardened`, sometimes intermediate ones. One run of
+// (scenario, variant, seed) builds a World from the seed, drives a workload under a nemesis, and
+// hands the recorded history to checkers. It yields:
+//   violations  safety checks that failed, by name, with counts (only non-zero entries)
+//   metrics     named numbers (amplification factors, latencies, counts)
+//   hash        the world's determinism hash: same seed, same hash, bit for bit
+// Checkers judge the recorded history and final observations, never the variant's name.
+//
+// The lab passes when every hardened variant has zero violations on every seed, and every naive
+// variant shows its failure on at least `failure_rate_min` of the seeds.
+//
+// Run() must be reentrant: the lab runs seeds concurrently, each in its own World.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "faultline/core/time.h"
+#include "faultline/sim/world.h"
+
+namespace faultline::lab {
+
+struct VariantSpec {
+  std::string name;
+  // True: the design must hold (zero violations on every seed).
+  bool hardened = false;
+  // For a variant that is not hardened: the fraction of seeds on which it must show a violation.
+  double failure_rate_min = 0.5;
+  std::string description;
+};
+
+struct RunContext {
+  uint64_t seed = 0;
+  const VariantSpec* variant = nullptr;
+  // Optional: receives every traced event (faultline replay --trace).
+  sim::World::TraceSink trace;
+  // Optional: receives the determinism hash after every event (--check-determinism).
+  std::vector<uint64_t>* event_hashes = nullptr;
+  // Optional: receives a copy of the recorded history.
+  sim::History* history_out = nullptr;
+};
+
+struct RunResult {
+  std::map<std::string, int64_t> violations;
+  std::map<std::string, double> metrics;
+  uint64_t hash = 0;
+  uint64_t events = 0;
+  Duration simulated;
+  int64_t violation_count() const;
+  // Adds `count` (> 0) to the named violation; zero counts are not recorded.
+  void Violate(const std::string& name, int64_t count = 1);
+};
+
+class Scenario {
+ public:
+  virtual ~Scenario() = default;
+  virtual std::string_view id() const = 0;
+  virtual std::string_view description() const = 0;
+  virtual std::vector<VariantSpec> variants() const = 0;
+  // The metrics shown in the results table, in order (the JSON carries all of them).
+  virtual std::vector<std::string> key_metrics() const = 0;
+  virtual RunResult Run(const RunContext& context) const = 0;
+};
+
+// Every built-in scenario, in presentation order.
+const std::vector<const Scenario*>& AllScenarios();
+// nullptr when unknown.
+const Scenario* FindScenario(std::string_view id);
+// nullptr when unknown.
+const VariantSpec* FindVariant(const std::vector<VariantSpec>& variants, std::string_view name);
+
+}  // namespace faultline::lab

@@ -1,0 +1,275 @@
+#include "faultline/sim/nemesis.h"
+
+#include <algorithm>
+
+#include "faultline/core/options.h"
+
+namespace faultline::sim {
+
+const char* FaultKindName(FaultKind kind) {
+  switch (kind) {
+    case FaultKind::kPartition: return "partition";
+    case FaultKind::kHeal: return "heal";
+    case FaultKind::kCrash: return "crash";
+    case FaultKind::kRestart: return "restart";
+    case FaultKind::kPause: return "pause";
+    case FaultKind::kResume: return "resume";
+    case FaultKind::kClockJump: return "clock-jump";
+    case FaultKind::kClockStrobe: return "clock-strobe";
+    case FaultKind::kClockDrift: return "clock-drift";
+    case FaultKind::kClockReset: return "clock-reset";
+    case FaultKind::kLinkFaults: return "link-faults";
+    case FaultKind::kLinkRepair: return "link-repair";
+    case FaultKind::kClog: return "clog";
+    case FaultKind::kHealAll: return "heal-all";
+  }
+  return "?";
+}
+
+std::string FaultAction::Describe() const {
+  std::string s = std::string("nemesis ") + FaultKindName(kind);
+  switch (kind) {
+    case FaultKind::kPartition:
+      s += std::string(" ") + PartitionShapeName(shape) + " " + grudge.Describe();
+      break;
+    case FaultKind::kCrash:
+    case FaultKind::kRestart:
+    case FaultKind::kPause:
+    case FaultKind::kResume:
+    case FaultKind::kClockReset:
+      s += " n" + std::to_string(node.value());
+      break;
+    case FaultKind::kClockJump:
+      s += " n" + std::to_string(node.value()) + " by " + std::to_string(amount / 1'000'000) + "ms";
+      break;
+    case FaultKind::kClockStrobe:
+      s += " n" + std::to_string(node.value()) + " by " + std::to_string(amount / 1'000'000) +
+           "ms every " + std::to_string(period.millis()) + "ms for " +
+           std::to_string(length.millis()) + "ms";
+      break;
+    case FaultKind::kClockDrift:
+      s += " n" + std::to_string(node.value()) + " to " + std::to_string(amount) + "ppm";
+      break;
+    case FaultKind::kClog:
+      s += " n" + std::to_string(node.value()) + " for " + std::to_string(length.millis()) + "ms";
+      break;
+    default:
+      break;
+  }
+  return s;
+}
+
+Status NemesisOptions::Validate() const {
+  FL_CHECK_OPTION(start >= Duration::Zero(), "start must be >= 0");
+  FL_CHECK_OPTION(duration >= Duration::Zero(), "duration must be >= 0");
+  FL_CHECK_OPTION(interval_mean > Duration::Zero(), "interval_mean must be > 0");
+  FL_CHECK_OPTION(fault_length_min > Duration::Zero(), "fault_length_min must be > 0");
+  FL_CHECK_OPTION(fault_length_max >= fault_length_min, "fault_length_max must be >= min");
+  FL_CHECK_OPTION(flap_period > Duration::Zero(), "flap_period must be > 0");
+  FL_CHECK_OPTION(drift_ppm_max >= 0 && drift_ppm_max <= 100'000, "drift_ppm_max out of range");
+  FL_CHECK_OPTION(clock_jump_max >= Duration::Zero(), "clock_jump_max must be >= 0");
+  FL_CHECK_OPTION(loss.valid() && duplicate.valid() && reorder.valid() && corrupt.valid(),
+                  "loss, duplicate, reorder and corrupt must be ratios in [0, 1]");
+  return Status::Ok();
+}
+
+namespace {
+
+enum class Family : uint8_t { kPartition, kCrash, kPause, kClock, kLink, kClog };
+
+// Tracks which processes are crashed or paused over time, so a drawn schedule never takes down
+// more than down_max at once.
+struct DownTracker {
+  std::vector<Duration> busy_until;
+  bool Free(uint32_t node, Duration t) const { return busy_until[node] <= t; }
+  uint32_t DownAt(Duration t) const {
+    uint32_t n = 0;
+    for (Duration d : busy_until) n += d > t ? 1 : 0;
+    return n;
+  }
+};
+
+}  // namespace
+
+std::vector<FaultAction> Nemesis::Draw(const NemesisOptions& options, uint32_t node_count,
+                                       Rng& rng) {
+  FL_ASSERT(options.Validate().ok());
+  FL_ASSERT(node_count >= 1);
+  std::vector<Family> families;
+  if (options.partitions && node_count >= 2) families.push_back(Family::kPartition);
+  if (options.crashes && options.down_max > 0) families.push_back(Family::kCrash);
+  if (options.pauses && options.down_max > 0) families.push_back(Family::kPause);
+  if (options.clocks) families.push_back(Family::kClock);
+  if (options.link_faults) families.push_back(Family::kLink);
+  if (options.clogs && node_count >= 2) families.push_back(Family::kClog);
+
+  std::vector<FaultAction> out;
+  const Duration end = options.start + options.duration;
+  DownTracker down{std::vector<Duration>(node_count, Duration::Zero())};
+  Duration partition_until = Duration::Zero();
+  Duration link_until = Duration::Zero();
+  Duration t = options.start;
+  while (!families.empty()) {
+    t += rng.Exponential(options.interval_mean);
+    if (t >= end) break;
+    const Family family = families[rng.Uniform(families.size())];
+    Duration length = rng.Range(options.fault_length_min, options.fault_length_max);
+    if (t + length > end) length = end - t;
+    const Duration stop = t + length;
+    FaultAction a;
+    a.at = t;
+    a.node = NodeId(static_cast<uint32_t>(rng.Uniform(node_count)));
+    switch (family) {
+      case Family::kPartition: {
+        if (partition_until > t) break;
+        partition_until = stop;
+        a.kind = FaultKind::kPartition;
+        a.shape = static_cast<PartitionShape>(rng.Uniform(kPartitionShapeCount));
+        a.grudge = Grudge::Make(a.shape, node_count, rng);
+        const bool flap = options.flapping && rng.Chance(Ratio::Percent(25));
+        if (!flap) {
+          out.push_back(a);
+          out.push_back(FaultAction{stop, FaultKind::kHeal, a.node, a.shape, {}, 0, {}, {}});
+          break;
+        }
+        // Flapping: the same cut toggles faster than most failure detectors settle.
+        for (Duration u = t; u < stop; u += options.flap_period * 2) {
+          FaultAction on = a;
+          on.at = u;
+          out.push_back(on);
+          const Duration off = std::min(u + options.flap_period, stop);
+          out.push_back(FaultAction{off, FaultKind::kHeal, a.node, a.shape, {}, 0, {}, {}});
+        }
+        break;
+      }
+      case Family::kCrash:
+      case Family::kPause: {
+        if (!down.Free(a.node.value(), t) || down.DownAt(t) >= options.down_max) break;
+        down.busy_until[a.node.value()] = stop;
+        const bool crash = family == Family::kCrash;
+        a.kind = crash ? FaultKind::kCrash : FaultKind::kPause;
+        out.push_back(a);
+        out.push_back(FaultAction{stop, crash ? FaultKind::kRestart : FaultKind::kResume, a.node,
+                                  a.shape, {}, 0, {}, {}});
+        break;
+      }
+      case Family::kClock: {
+        const uint64_t which = rng.Uniform(3);
+        if (which == 0) {
+          a.kind = FaultKind::kClockJump;
+          a.amount = rng.Range(-options.clock_jump_max.nanos(), options.clock_jump_max.nanos());
+        } else if (which == 1) {
+          a.kind = FaultKind::kClockStrobe;
+          a.amount = rng.Range(1'000'000, std::max<int64_t>(options.clock_jump_max.nanos(), 1'000'000));
+          a.period = rng.Range(Duration::Millis(1), Duration::Millis(200));
+          a.length = length;
+        } else {
+          a.kind = FaultKind::kClockDrift;
+          a.amount = rng.Range(-options.drift_ppm_max, options.drift_ppm_max);
+        }
+        out.push_back(a);
+        if (a.kind != FaultKind::kClockDrift) {
+          out.push_back(FaultAction{stop, FaultKind::kClockReset, a.node, a.shape, {}, 0, {}, {}});
+        }
+        break;
+      }
+      case Family::kLink: {
+        if (link_until > t) break;
+        link_until = stop;
+        a.kind = FaultKind::kLinkFaults;
+        out.push_back(a);
+        out.push_back(FaultAction{stop, FaultKind::kLinkRepair, a.node, a.shape, {}, 0, {}, {}});
+        break;
+      }
+      case Family::kClog: {
+        a.kind = FaultKind::kClog;
+        a.length = length;
+        out.push_back(a);
+        break;
+      }
+    }
+  }
+  FaultAction heal;
+  heal.at = end;
+  heal.kind = FaultKind::kHealAll;
+  out.push_back(heal);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const FaultAction& x, const FaultAction& y) { return x.at < y.at; });
+  return out;
+}
+
+void Nemesis::Apply(World& world, const FaultAction& a, const NemesisOptions& options) {
+  world.Trace(a.Describe());
+  SimNetwork& net = world.network();
+  switch (a.kind) {
+    case FaultKind::kPartition: net.Partition(a.grudge); break;
+    case FaultKind::kHeal: net.Heal(); break;
+    case FaultKind::kCrash: world.Crash(a.node); break;
+    case FaultKind::kRestart: world.Restart(a.node); break;
+    case FaultKind::kPause: world.Pause(a.node); break;
+    case FaultKind::kResume: world.Resume(a.node); break;
+    case FaultKind::kClockJump: world.clock(a.node).JumpWall(Duration::Nanos(a.amount)); break;
+    case FaultKind::kClockStrobe:
+      world.clock(a.node).Strobe(Duration::Nanos(a.amount), a.period, world.now() + a.length);
+      break;
+    case FaultKind::kClockDrift: world.clock(a.node).SetDrift(a.amount); break;
+    case FaultKind::kClockReset: world.clock(a.node).ResetWall(); break;
+    case FaultKind::kLinkFaults: {
+      for (uint32_t from = 0; from < net.node_count(); ++from) {
+        for (uint32_t to = 0; to < net.node_count(); ++to) {
+          LinkOptions l = net.link(from, to);
+          l.loss = options.loss;
+          l.duplicate = options.duplicate;
+          l.reorder = options.reorder;
+          l.corrupt = options.corrupt;
+          net.SetLink(from, to, l);
+        }
+      }
+      break;
+    }
+    case FaultKind::kLinkRepair: {
+      for (uint32_t from = 0; from < net.node_count(); ++from) {
+        for (uint32_t to = 0; to < net.node_count(); ++to) {
+          LinkOptions l = net.link(from, to);
+          l.loss = Ratio::Zero();
+          l.duplicate = Ratio::Zero();
+          l.reorder = Ratio::Zero();
+          l.corrupt = Ratio::Zero();
+          net.SetLink(from, to, l);
+        }
+      }
+      break;
+    }
+    case FaultKind::kClog: {
+      const SimTime until = world.now() + a.length;
+      for (uint32_t other = 0; other < net.node_count(); ++other) {
+        net.Clog(a.node.value(), other, until);
+        net.Clog(other, a.node.value(), until);
+      }
+      break;
+    }
+    case FaultKind::kHealAll: world.HealAll(); break;
+  }
+}
+
+void Nemesis::Install(World& world, const std::vector<FaultAction>& schedule,
+                      const NemesisOptions& options) {
+  // One event per run of same-time actions, applying them in schedule order: separate events due
+  // at one instant would run in a seed-random order (a heal after the next partition, a restart
+  // after the next crash). Capture indices, not actions: callbacks stay small and allocation-free.
+  // The schedule must outlive the run.
+  const std::vector<FaultAction>* actions = &schedule;
+  const NemesisOptions* opts = &options;
+  World* w = &world;
+  for (size_t first = 0; first < schedule.size();) {
+    size_t last = first + 1;
+    while (last < schedule.size() && schedule[last].at == schedule[first].at) ++last;
+    world.ScheduleAt(SimTime::FromNanos(schedule[first].at.nanos()),
+                     [w, actions, opts, first, last] {
+                       for (size_t i = first; i < last; ++i) Apply(*w, (*actions)[i], *opts);
+                     });
+    first = last;
+  }
+}
+
+}  // namespace faultline::sim
