@@ -118,9 +118,14 @@ void SimNetwork::SetAllLinks(const LinkOptions& options) {
 }
 
 void SimNetwork::Partition(const Grudge& grudge) {
-  FL_ASSERT(grudge.node_count() == n_);
+  // A grudge over fewer nodes cuts only among its first nodes; the rest stay connected (e.g. a
+  // time service or client node the nemesis must not isolate).
+  const uint32_t m = grudge.node_count();
+  FL_ASSERT(m <= n_);
   for (uint32_t from = 0; from < n_; ++from) {
-    for (uint32_t to = 0; to < n_; ++to) Link(from, to).blocked = grudge.blocked(from, to);
+    for (uint32_t to = 0; to < n_; ++to) {
+      Link(from, to).blocked = from < m && to < m && grudge.blocked(from, to);
+    }
   }
 }
 

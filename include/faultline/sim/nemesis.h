@@ -80,7 +80,9 @@ struct NemesisOptions {
 
 class Nemesis {
  public:
-  // Draws a schedule for `node_count` nodes from `rng` (use the world's Stream::kNemesis).
+  // Draws a schedule for `node_count` nodes from `rng` (use the world's Stream::kNemesis). With
+  // node_count below the world's, faults touch only nodes [0, node_count): the rest (a time
+  // service, say) are never crashed, paused, skewed or partitioned.
   static std::vector<FaultAction> Draw(const NemesisOptions& options, uint32_t node_count,
                                        Rng& rng);
   // Schedules every action as a world event. `options` supplies link-fault ratios.

@@ -66,7 +66,8 @@ class SimNetwork {
   void SetAllLinks(const LinkOptions& options);
   const LinkOptions& link(uint32_t from, uint32_t to) const { return Link(from, to).options; }
 
-  // Partitions: replaces the current grudge; Heal() removes it.
+  // Partitions: replaces the current grudge; Heal() removes it. A grudge over m < node_count()
+  // nodes applies to nodes [0, m) and leaves every link of the others open.
   void Partition(const Grudge& grudge);
   void Heal();
   bool blocked(uint32_t from, uint32_t to) const { return Link(from, to).blocked; }
