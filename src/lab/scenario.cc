@@ -16,7 +16,7 @@ void RunResult::Violate(const std::string& name, int64_t count) {
 }
 
 const std::vector<const Scenario*>& AllScenarios() {
-  static const std::vector<const Scenario*> all = {SelftestScenario()};
+  static const std::vector<const Scenario*> all = {SelftestScenario(), ClockOrderingScenario()};
   return all;
 }
 

@@ -13,4 +13,12 @@ const Scenario* SelftestScenario();
 // replicas-diverged (final reads differ), and metrics.
 void CheckCounterHistory(const sim::History& history, RunResult* result);
 
+const Scenario* ClockOrderingScenario();
+
+// clock-ordering's checker (clock_checker.cc): judges a history of f="write" operations (invoke
+// value {"id","key","deps"}, ok value {"id","key","deps","ts","node"}) and f="final" reads (ok value
+// {"node","key","ids"}) for causality, lost updates, concurrent writes lost, external consistency
+// and replica divergence.
+void CheckClockHistory(const sim::History& history, RunResult* result);
+
 }  // namespace faultline::lab
