@@ -558,8 +558,7 @@ class ClockOrdering final : public Scenario {
     options.clocks.offset_max = Duration::Millis(250);
     options.clocks.drift_ppm_max = 500;
     sim::World world(ctx.seed, options);
-    if (ctx.trace) world.set_trace(ctx.trace);
-    world.set_event_hashes(ctx.event_hashes);
+    ObserveRun(world, ctx);
     // The time service keeps true time: no offset, no drift, out of the nemesis's reach.
     world.clock(NodeId(kTimeService)).SetDrift(0);
     world.clock(NodeId(kTimeService)).ResetWall();
@@ -596,10 +595,7 @@ class ClockOrdering final : public Scenario {
     result.metrics["commit_wait_ms_mean"] = static_cast<double>(metrics.commit_wait_ns) / waits / 1e6;
     result.metrics["error_bound_ms_mean"] = static_cast<double>(metrics.half_width_ns) / waits / 1e6;
     result.metrics["faults"] = static_cast<double>(schedule.size());
-    result.hash = world.hash();
-    result.events = world.events_executed();
-    result.simulated = world.elapsed();
-    if (ctx.history_out != nullptr) *ctx.history_out = world.history();
+    FinishRun(world, ctx, &result);
     return result;
   }
 };

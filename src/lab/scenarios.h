@@ -21,4 +21,16 @@ const Scenario* ClockOrderingScenario();
 // and replica divergence.
 void CheckClockHistory(const sim::History& history, RunResult* result);
 
+const Scenario* RetryAmplificationScenario();
+
+// retry-amplification's checker (retry_checker.cc): reads f="request" ops (value {"req": id}),
+// f="db-attempt" ops tagged with their request, and the "blip-start"/"blip-end" markers.
+void CheckRetryHistory(const sim::History& history, RunResult* result);
+
+const Scenario* BackpressureScenario();
+
+// backpressure's checker (backpressure_checker.cc): reads f="request" ops, "capacity" markers
+// ({"rps", "trigger"}) and "queue-depth" samples ({"depth", "bound"}).
+void CheckBackpressureHistory(const sim::History& history, RunResult* result);
+
 }  // namespace faultline::lab

@@ -323,8 +323,7 @@ class Selftest final : public Scenario {
     // Unsynced writes may survive a crash, whole or torn: the store must tell them apart.
     options.disk.unsynced_survives = Ratio::Percent(30);
     sim::World world(ctx.seed, options);
-    if (ctx.trace) world.set_trace(ctx.trace);
-    world.set_event_hashes(ctx.event_hashes);
+    ObserveRun(world, ctx);
 
     Workload workload(world);
     for (uint32_t i = 0; i < kNodes; ++i) {
@@ -355,10 +354,7 @@ class Selftest final : public Scenario {
         static_cast<double>(net.dropped_loss + net.dropped_partition + net.dropped_down);
     result.metrics["messages_duplicated"] = static_cast<double>(net.duplicated);
     result.metrics["frames_rejected"] = static_cast<double>(net.rejected);
-    result.hash = world.hash();
-    result.events = world.events_executed();
-    result.simulated = world.elapsed();
-    if (ctx.history_out != nullptr) *ctx.history_out = world.history();
+    FinishRun(world, ctx, &result);
     return result;
   }
 };

@@ -10,14 +10,7 @@ namespace faultline::lab {
 namespace {
 
 RunResult RunSeed(std::string_view variant, uint64_t seed) {
-  const Scenario* s = FindScenario("clock-ordering");
-  EXPECT_NE(s, nullptr);
-  const auto variants = s->variants();
-  RunContext ctx;
-  ctx.seed = seed;
-  ctx.variant = FindVariant(variants, variant);
-  EXPECT_NE(ctx.variant, nullptr);
-  return s->Run(ctx);
+  return RunOne("clock-ordering", variant, seed).value();
 }
 
 int64_t Count(const RunResult& r, const std::string& name) {

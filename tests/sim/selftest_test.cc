@@ -12,14 +12,7 @@ namespace faultline::lab {
 namespace {
 
 RunResult RunSeed(std::string_view variant, uint64_t seed) {
-  const Scenario* s = FindScenario("selftest");
-  EXPECT_NE(s, nullptr);
-  const auto variants = s->variants();
-  RunContext ctx;
-  ctx.seed = seed;
-  ctx.variant = FindVariant(variants, variant);
-  EXPECT_NE(ctx.variant, nullptr);
-  return s->Run(ctx);
+  return RunOne("selftest", variant, seed).value();
 }
 
 // The hardened counter (durable own slot before ack + gossip) must keep every acknowledged

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/sim/world.h"
 
@@ -67,6 +68,20 @@ class Scenario {
   virtual std::vector<std::string> key_metrics() const = 0;
   virtual RunResult Run(const RunContext& context) const = 0;
 };
+
+// Connects a run's observers (trace sink, per-event hashes) to `world`: call right after
+// constructing it.
+void ObserveRun(sim::World& world, const RunContext& context);
+// Fills the result's hash, event count and simulated time, and copies the history out when the
+// context asks for it: call after the checkers.
+void FinishRun(const sim::World& world, const RunContext& context, RunResult* result);
+// Appends one operation to the world's history at the current simulated time.
+void RecordOp(sim::World& world, int64_t process, sim::OpType type, std::string_view f,
+              std::string_view value_json);
+
+// Runs one (scenario, variant, seed) of the built-in scenarios. kNotFound for an unknown scenario
+// or variant.
+Result<RunResult> RunOne(std::string_view scenario, std::string_view variant, uint64_t seed);
 
 // Every built-in scenario, in presentation order.
 const std::vector<const Scenario*>& AllScenarios();

@@ -123,6 +123,7 @@ class World {
   SimDisk& disk(NodeId id);
   SimNetwork& network() { return *network_; }
   History& history() { return history_; }
+  const History& history() const { return history_; }
   Rng& rng(Stream stream);
 
   // Ends every fault: heals partitions, releases held links, restarts crashed processes, resumes

@@ -1,0 +1,309 @@
+// File: faultline/resilience/hedging.h
+//
+// Hedged requests (gRPC A6 hedging policy; Dean & Barroso, "The Tail at Scale"): send the call,
+// and if no answer has come after hedge_delay, send it again, up to attempts_max copies in flight;
+// take whichever succeeds first.
+//
+// Exact rules of Hedge():
+//   - Attempt 0 starts at once; attempt k starts hedge_delay after attempt k-1 (so k·hedge_delay
+//     after the start when nothing fails). hedge_delay 0 sends all attempts at once.
+//   - A non-fatal failure (non_fatal_codes, default UNAVAILABLE) starts the next attempt
+//     immediately instead of waiting out the delay; with a pushback delay, after that delay; with
+//     a Stop() pushback (negative grpc-retry-pushback-ms), no further attempt is sent (those in
+//     flight continue).
+//   - The first success wins: every other attempt is cancelled (its CancelToken fires) and torn
+//     down, and its result is never looked at.
+//   - A fatal failure (any other code) ends the call with that status; the others are cancelled.
+//   - Every attempt after the first spends the retry budget: TryAcquireRetry() right before it
+//     is sent; a refused hedge is not sent and no further hedge is tried. Successes and non-fatal
+//     failures are recorded in the budget (A6: hedges and retries share the throttle).
+//   - An attempt is not started with less than attempt_duration_min left before the deadline. At
+//     the deadline every attempt is cancelled and the call ends with kDeadlineExceeded. The
+//     caller's `cancel` token ends it with kCancelled.
+//   - When every sent attempt failed non-fatally and no more may be sent, the last failure is
+//     returned.
+//
+// Implementation: attempts run as coroutines in a TaskSet owned by the Hedge coroutine's frame, on
+// the caller's single-threaded executor; an attempt's completion wakes the hedge through a posted
+// callback (never by resuming it inside the attempt's own stack). Destroying the Hedge task (a
+// crash) destroys every attempt with it.
+//
+// Thread safety: HedgingPolicy is immutable and shareable. Hedge() runs on one executor; `fn` is
+// called on it. The budget may be shared with other threads.
+#pragma once
+
+#include <array>
+#include <coroutine>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <utility>
+
+#include "faultline/core/status.h"
+#include "faultline/core/time.h"
+#include "faultline/env/cancel.h"
+#include "faultline/env/clock.h"
+#include "faultline/env/executor.h"
+#include "faultline/env/task.h"
+#include "faultline/resilience/deadline.h"
+#include "faultline/resilience/retry.h"
+#include "faultline/resilience/retry_after.h"
+#include "faultline/resilience/retry_budget.h"
+
+namespace faultline {
+
+inline constexpr uint32_t kHedgeAttemptsMax = 10;
+
+struct HedgingOptions {
+  // Copies sent at most, the first included (gRPC maxAttempts). [1, kHedgeAttemptsMax].
+  uint32_t attempts_max = 3;
+  // Delay between successive attempts (gRPC hedgingDelay). >= 0.
+  Duration hedge_delay = Duration::Millis(50);
+  // Failures that fire the next attempt at once; anything else ends the call (gRPC
+  // nonFatalStatusCodes). Must not contain OK.
+  StatusCodeSet non_fatal_codes = {StatusCode::kUnavailable};
+  // An attempt is not started with less than this left before the deadline. > 0.
+  Duration attempt_duration_min = Duration::Millis(1);
+  Status Validate() const;
+};
+
+class HedgingPolicy {
+ public:
+  static Result<HedgingPolicy> Create(const HedgingOptions& options);
+  bool IsNonFatal(StatusCode code) const { return options_.non_fatal_codes.contains(code); }
+  const HedgingOptions& options() const { return options_; }
+
+ private:
+  explicit HedgingPolicy(const HedgingOptions& options) : options_(options) {}
+  HedgingOptions options_;
+};
+
+struct HedgeReport {
+  uint32_t attempts_started = 0;
+  uint32_t budget_denied = 0;  // hedges the budget refused (0 or 1: after a refusal none is tried)
+  int winner = -1;             // index of the successful attempt, -1 if none
+  StopReason reason = StopReason::kNone;  // kSucceeded, kNonRetryable (fatal), kAttemptsExhausted,
+                                          // kBudgetExhausted, kPushbackStop, kDeadline, kCancelled
+};
+
+// An attempt: fn(attempt index (0-based), cancel token) -> Task<Result<T>>.
+template <typename T>
+using HedgeFn = std::function<Task<Result<T>>(int attempt, CancelToken cancel)>;
+// The same, with a slot the attempt may set from the reply to push back (Retry-After,
+// grpc-retry-pushback-ms) before it co_returns.
+template <typename T>
+using HedgeFnWithPushback =
+    std::function<Task<Result<T>>(int attempt, CancelToken cancel, Pushback& pushback)>;
+
+namespace hedging_internal {
+
+template <typename T>
+struct Slot {
+  bool done = false;
+  bool seen = false;
+  Pushback pushback;
+  std::optional<Result<T>> result;
+};
+
+// State shared between the hedge coroutine and its attempts; lives in the hedge's frame.
+template <typename T>
+struct Shared {
+  explicit Shared(Executor& e) : executor(e) {}
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+  ~Shared() {
+    if (timer) executor.Cancel(timer);
+  }
+
+  // Something happened (an attempt finished, the caller cancelled): wake the hedge on a later
+  // turn if it is waiting. Never resumes inline.
+  void Notify() {
+    event = true;
+    if (!waiter || wake_posted) return;
+    if (timer) executor.Cancel(timer);
+    wake_posted = true;
+    timer = executor.Post([this] {
+      timer = {};
+      Wake();
+    });
+  }
+  void Wake() {
+    wake_posted = false;
+    if (timer) {
+      executor.Cancel(timer);
+      timer = {};
+    }
+    std::coroutine_handle<> h = std::exchange(waiter, nullptr);
+    if (h) h.resume();
+  }
+
+  Executor& executor;
+  std::coroutine_handle<> waiter;
+  TimerId timer;
+  bool wake_posted = false;
+  bool event = false;
+  std::array<Slot<T>, kHedgeAttemptsMax> slots;
+};
+
+// co_await: until Notify() or `timeout` (Infinite: no timer).
+template <typename T>
+class [[nodiscard]] WaitAwaiter {
+ public:
+  WaitAwaiter(Shared<T>& s, Duration timeout, CancelToken cancel)
+      : s_(s), timeout_(timeout), cancel_(std::move(cancel)) {}
+  WaitAwaiter(const WaitAwaiter&) = delete;
+  WaitAwaiter& operator=(const WaitAwaiter&) = delete;
+  ~WaitAwaiter() {
+    cancel_.Unregister(registration_);
+    s_.waiter = nullptr;
+  }
+  bool await_ready() const { return s_.event || cancel_.cancelled(); }
+  void await_suspend(std::coroutine_handle<> h) {
+    s_.waiter = h;
+    if (!timeout_.is_infinite()) {
+      Shared<T>* s = &s_;
+      s_.timer = s_.executor.ScheduleAfter(timeout_, [s] {
+        s->timer = {};
+        s->Wake();
+      });
+    }
+    Shared<T>* s = &s_;
+    registration_ = cancel_.Register([s] { s->Notify(); });
+  }
+  void await_resume() const {}
+
+ private:
+  Shared<T>& s_;
+  Duration timeout_;
+  CancelToken cancel_;
+  uint64_t registration_ = 0;
+};
+
+template <typename T>
+Task<void> RunAttempt(Shared<T>* s, HedgeFnWithPushback<T>* fn, int index, CancelToken cancel) {
+  Slot<T>& slot = s->slots[static_cast<size_t>(index)];
+  Result<T> r = co_await (*fn)(index, std::move(cancel), slot.pushback);
+  slot.result.emplace(std::move(r));
+  slot.done = true;
+  s->Notify();
+}
+
+}  // namespace hedging_internal
+
+// Runs a hedged call; see the file comment. `executor`, `clock` and `budget` (nullptr: no budget)
+// must outlive the returned task; the policy is copied into it (it is small).
+template <typename T>
+Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
+                      RetryBudget* budget, Deadline deadline, HedgeFnWithPushback<T> fn,
+                      CancelToken cancel = {}, HedgeReport* report = nullptr) {
+  using hedging_internal::Shared;
+  HedgeReport local;
+  HedgeReport& rep = report != nullptr ? *report : local;
+  rep = HedgeReport{};
+  const HedgingOptions& opt = policy.options();
+
+  // Declaration order matters: `attempts` is destroyed first (tearing down attempts still in
+  // flight), then the cancel source, then the shared state they point to.
+  Shared<T> shared(executor);
+  CancelSource attempts_cancel;
+  TaskSet attempts;
+
+  Status last = DeadlineExceededError("hedge: no attempt fit before the deadline");
+  uint32_t started = 0;
+  uint32_t in_flight = 0;
+  bool stop_sending = false;
+  StopReason stop_cause = StopReason::kAttemptsExhausted;
+  MonoTime next_at = clock.Now();
+  if (budget != nullptr) budget->RecordRequest();
+
+  for (;;) {
+    shared.event = false;
+    const MonoTime now = clock.Now();
+    // 1. Look at attempts that finished since the last pass.
+    for (uint32_t k = 0; k < started; ++k) {
+      auto& slot = shared.slots[k];
+      if (!slot.done || slot.seen) continue;
+      slot.seen = true;
+      --in_flight;
+      Result<T>& r = *slot.result;
+      if (r.ok()) {
+        if (budget != nullptr) budget->RecordSuccess();
+        rep.winner = static_cast<int>(k);
+        rep.reason = StopReason::kSucceeded;
+        attempts_cancel.Cancel();
+        co_return std::move(r);
+      }
+      if (!policy.IsNonFatal(r.status().code())) {
+        rep.reason = StopReason::kNonRetryable;
+        attempts_cancel.Cancel();
+        co_return std::move(r).TakeStatus();
+      }
+      if (budget != nullptr) budget->RecordFailure();
+      last = std::move(r).TakeStatus();
+      if (slot.pushback.is_stop()) {
+        if (!stop_sending) stop_cause = StopReason::kPushbackStop;
+        stop_sending = true;
+      } else if (slot.pushback.is_delay()) {
+        next_at = now + slot.pushback.delay;
+      } else {
+        next_at = now;  // a non-fatal failure fires the next attempt at once
+      }
+    }
+    if (cancel.cancelled()) {
+      rep.reason = StopReason::kCancelled;
+      attempts_cancel.Cancel();
+      co_return CancelledError("hedge cancelled");
+    }
+    if (deadline.Expired(now)) {
+      rep.reason = StopReason::kDeadline;
+      attempts_cancel.Cancel();
+      co_return DeadlineExceededError("hedge: deadline exceeded");
+    }
+    // 2. Send the next attempt when it is due.
+    if (!stop_sending && started < opt.attempts_max && now >= next_at) {
+      if (deadline.Remaining(now) < opt.attempt_duration_min) {
+        stop_sending = true;
+        stop_cause = StopReason::kDeadline;
+      } else if (started > 0 && budget != nullptr && !budget->TryAcquireRetry()) {
+        ++rep.budget_denied;
+        stop_sending = true;
+        stop_cause = StopReason::kBudgetExhausted;
+      } else {
+        const uint32_t k = started++;
+        ++in_flight;
+        rep.attempts_started = started;
+        next_at = now + opt.hedge_delay;
+        // Runs until its first suspension (or to completion) before Spawn returns.
+        attempts.Spawn(hedging_internal::RunAttempt<T>(&shared, &fn, static_cast<int>(k),
+                                                       attempts_cancel.token()));
+        continue;  // it may already have finished
+      }
+    }
+    const bool more_to_send = !stop_sending && started < opt.attempts_max;
+    // 3. Nothing in flight and nothing more to send: every attempt failed non-fatally.
+    if (in_flight == 0 && !more_to_send) {
+      rep.reason = started == opt.attempts_max ? StopReason::kAttemptsExhausted : stop_cause;
+      co_return last;
+    }
+    // 4. Wait for an attempt to finish, the next hedge, or the deadline.
+    MonoTime wake_at = deadline.at();
+    if (more_to_send && next_at < wake_at) wake_at = next_at;
+    const Duration timeout = wake_at == MonoTime::Max() ? Duration::Infinite() : wake_at - now;
+    co_await hedging_internal::WaitAwaiter<T>(shared, timeout, cancel);
+  }
+}
+
+// The brief form: attempts that do not report pushback.
+template <typename T>
+Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
+                      RetryBudget* budget, Deadline deadline, HedgeFn<T> fn,
+                      CancelToken cancel = {}, HedgeReport* report = nullptr) {
+  return Hedge<T>(executor, clock, policy, budget, deadline,
+                  HedgeFnWithPushback<T>([f = std::move(fn)](int attempt, CancelToken token,
+                                                              Pushback&) {
+                    return f(attempt, std::move(token));
+                  }),
+                  std::move(cancel), report);
+}
+
+}  // namespace faultline

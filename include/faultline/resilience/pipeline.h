@@ -1,0 +1,174 @@
+// File: faultline/resilience/pipeline.h
+//
+// Pipeline: the resilience primitives composed outer -> inner, like a Polly v8 pipeline:
+//
+//   total timeout (Deadline) -> retry (RetryPolicy + RetryBudget, backoff, pushback)
+//     -> rate limiter (Gcra) -> circuit breaker -> bulkhead -> the call
+//
+// Every stage is optional (nullptr). Each attempt reads the clock once on entry — that reading
+// serves the deadline, the rate limiter and the breaker — and once on completion, for the
+// breaker's latency and the retry decision. Local rejections never reach the call and are classified
+// as overload (RESOURCE_EXHAUSTED from the limiter and the bulkhead, UNAVAILABLE "circuit open" from
+// the breaker is treated as overload too): the retry stage does not retry them, because retrying
+// into a protection that just said no only adds load.
+//
+//   Pipeline p(clock, {.retry = &policy, .budget = &budget, .breaker = breaker.get(), ...});
+//   Status s = p.Execute(deadline, [&](Duration attempt_timeout) { return CallBackend(attempt_timeout); },
+//                        [](Duration d) { std::this_thread::sleep_for(...); });
+//   // or, in a coroutine on an Executor (under the simulator):
+//   Status s = co_await p.ExecuteAsync(executor, deadline, [&](Duration t) -> Task<Status> {...});
+//
+// Thread safety: a Pipeline is immutable after construction and may be shared; the stages it
+// points to are thread-safe (see their headers). Execute allocates nothing and throws nothing
+// beyond what `fn` does.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+#include "faultline/env/clock.h"
+#include "faultline/env/task.h"
+#include "faultline/resilience/bulkhead.h"
+#include "faultline/resilience/circuit_breaker.h"
+#include "faultline/resilience/deadline.h"
+#include "faultline/resilience/rate_limiter.h"
+#include "faultline/resilience/retry.h"
+#include "faultline/resilience/retry_budget.h"
+
+namespace faultline {
+
+struct PipelineStages {
+  const RetryPolicy* retry = nullptr;  // nullptr: one attempt
+  RetryBudget* budget = nullptr;       // consulted before every retry
+  Gcra* limiter = nullptr;
+  CircuitBreaker* breaker = nullptr;
+  Bulkhead* bulkhead = nullptr;
+};
+
+class Pipeline {
+ public:
+  // `clock` and every stage must outlive the pipeline.
+  Pipeline(Clock& clock, PipelineStages stages) : clock_(clock), stages_(stages) {}
+
+  // One attempt through limiter, breaker and bulkhead. `now` is the attempt's single entry
+  // reading. Returns the call's status, or the local rejection.
+  template <typename Fn>
+  Status Attempt(MonoTime now, Duration attempt_timeout, Fn& fn) {
+    if (stages_.limiter != nullptr && !stages_.limiter->TryAcquire(now).admitted()) {
+      return ResourceExhaustedError("rate limited");
+    }
+    BreakerPermit permit;
+    if (stages_.breaker != nullptr) {
+      permit = stages_.breaker->TryAcquire(now);
+      if (!permit.admitted()) return ResourceExhaustedError("circuit open");
+    }
+    BulkheadPermit slot;
+    if (stages_.bulkhead != nullptr) {
+      slot = stages_.bulkhead->TryAcquire();
+      if (!slot) {
+        if (stages_.breaker != nullptr) stages_.breaker->Release(permit);
+        return ResourceExhaustedError("bulkhead full");
+      }
+    }
+    Status s = fn(attempt_timeout);
+    if (stages_.breaker != nullptr) stages_.breaker->Record(permit, BreakerOutcome(s));
+    return s;
+  }
+
+  // Runs `fn(Duration attempt_timeout) -> Status` until it succeeds or the retry stage stops;
+  // `sleep(Duration)` waits out backoffs (a thread sleep, or nothing in a test).
+  template <typename Fn, typename Sleeper>
+  Status Execute(Deadline deadline, Fn&& fn, Sleeper&& sleep, uint64_t jitter_seed = 0) {
+    MonoTime now = clock_.Now();
+    if (stages_.retry == nullptr) {
+      if (deadline.Expired(now)) return DeadlineExceededError("deadline passed");
+      return Attempt(now, deadline.Remaining(now), fn);
+    }
+    RetryState state(*stages_.retry, stages_.budget, deadline, jitter_seed);
+    Status last;  // ok until an attempt fails: an error Status allocates, the success path must not
+    while (true) {
+      const RetryState::Attempt a = state.StartAttempt(now);
+      if (!a.start) return last.ok() ? DeadlineExceededError("no attempt fit in the deadline") : last;
+      last = Attempt(now, a.timeout, fn);
+      now = clock_.Now();
+      const RetryState::Decision d = state.Decide(last, now);
+      if (!d.retry()) return last;
+      sleep(d.delay);
+      now = clock_.Now();
+    }
+  }
+
+  // The same as a coroutine: `fn(Duration) -> Task<Status>`, backoffs slept on `executor`.
+  template <typename Fn>
+  Task<Status> ExecuteAsync(Executor& executor, Deadline deadline, Fn fn,
+                            uint64_t jitter_seed = 0) {
+    MonoTime now = clock_.Now();
+    const uint32_t attempts_max = stages_.retry == nullptr ? 1 : UINT32_MAX;
+    RetryState* state = nullptr;
+    std::optional<RetryState> storage;
+    if (stages_.retry != nullptr) {
+      state = &storage.emplace(*stages_.retry, stages_.budget, deadline, jitter_seed);
+    }
+    Status last = DeadlineExceededError("no attempt fit in the deadline");
+    for (uint32_t n = 0; n < attempts_max; ++n) {
+      Duration timeout = deadline.Remaining(now);
+      if (state != nullptr) {
+        const RetryState::Attempt a = state->StartAttempt(now);
+        if (!a.start) co_return last;
+        timeout = a.timeout;
+      } else if (deadline.Expired(now)) {
+        co_return last;
+      }
+      last = co_await AttemptAsync(now, timeout, fn);
+      now = clock_.Now();
+      if (state == nullptr) co_return last;
+      const RetryState::Decision d = state->Decide(last, now);
+      if (!d.retry()) co_return last;
+      Status slept = co_await faultline::Sleep(executor, d.delay);
+      if (!slept.ok()) co_return CancelledError("cancelled");
+      now = clock_.Now();
+    }
+    co_return last;
+  }
+
+  const PipelineStages& stages() const { return stages_; }
+
+ private:
+  static CallOutcome BreakerOutcome(const Status& s) {
+    if (s.ok()) return CallOutcome::kSuccess;
+    // The callee shedding load or our own deadline passing says nothing about its health.
+    if (s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kCancelled) {
+      return CallOutcome::kIgnored;
+    }
+    return CallOutcome::kFailure;
+  }
+
+  template <typename Fn>
+  Task<Status> AttemptAsync(MonoTime now, Duration attempt_timeout, Fn& fn) {
+    if (stages_.limiter != nullptr && !stages_.limiter->TryAcquire(now).admitted()) {
+      co_return ResourceExhaustedError("rate limited");
+    }
+    BreakerPermit permit;
+    if (stages_.breaker != nullptr) {
+      permit = stages_.breaker->TryAcquire(now);
+      if (!permit.admitted()) co_return ResourceExhaustedError("circuit open");
+    }
+    BulkheadPermit slot;
+    if (stages_.bulkhead != nullptr) {
+      slot = stages_.bulkhead->TryAcquire();
+      if (!slot) {
+        if (stages_.breaker != nullptr) stages_.breaker->Release(permit);
+        co_return ResourceExhaustedError("bulkhead full");
+      }
+    }
+    Status s = co_await fn(attempt_timeout);
+    if (stages_.breaker != nullptr) stages_.breaker->Record(permit, BreakerOutcome(s));
+    co_return s;
+  }
+
+  Clock& clock_;
+  PipelineStages stages_;
+};
+
+}  // namespace faultline
