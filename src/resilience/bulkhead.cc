@@ -21,11 +21,7 @@ Result<std::unique_ptr<Bulkhead>> Bulkhead::Create(const BulkheadOptions& option
 }
 
 Bulkhead::Bulkhead(const BulkheadOptions& options)
-    : options_(options), concurrency_max_(options.concurrency_max) {
-  for (Stripe& s : stripes_) {
-    for (std::atomic<uint64_t>& v : s.v) v.store(0, std::memory_order_relaxed);
-  }
-}
+    : options_(options), concurrency_max_(options.concurrency_max) {}
 
 Bulkhead::~Bulkhead() {
   FL_ASSERT_MSG(head_ == nullptr, "Bulkhead destroyed with coroutines waiting in its queue");
@@ -33,17 +29,10 @@ Bulkhead::~Bulkhead() {
                 "Bulkhead destroyed with permits outstanding");
 }
 
-uint32_t Bulkhead::AssignStripe() {
-  static std::atomic<uint32_t> next{0};
-  return next.fetch_add(1, std::memory_order_relaxed) % kStripes + 1;
-}
-
 BulkheadCounters Bulkhead::counters() const {
   BulkheadCounters c;
-  for (const Stripe& s : stripes_) {
-    c.acquired += s.v[kAcquiredCounter].load(std::memory_order_relaxed);
-    c.rejected += s.v[kRejectedCounter].load(std::memory_order_relaxed);
-  }
+  c.acquired = stripes_.Sum(kAcquiredCounter);
+  c.rejected = stripes_.Sum(kRejectedCounter);
   c.queued = queued_.load(std::memory_order_relaxed);
   c.handed_off = handed_off_.load(std::memory_order_relaxed);
   c.queue_full = queue_full_.load(std::memory_order_relaxed);

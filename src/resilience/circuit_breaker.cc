@@ -193,31 +193,16 @@ CircuitBreaker::CircuitBreaker(Clock& clock, const CircuitBreakerOptions& option
       options_(options),
       rng_(options.jitter_seed, /*stream=*/0xb7ea),
       listener_(std::move(listener)),
-      stripes_(new Stripe[kStripes]) {
+      stripes_(std::make_unique<resilience_internal::StripedCounters<kCounterCount>>()) {
   if (options_.window_type == BreakerWindowType::kCountBased) {
     count_window_ = std::make_unique<breaker_internal::CountWindow>(options_.window_calls);
   } else {
     time_window_ = std::make_unique<breaker_internal::TimeWindow>(
         options_.window_buckets, options_.bucket_duration, clock_.Now());
   }
-  for (uint32_t s = 0; s < kStripes; ++s) {
-    for (uint32_t c = 0; c < kCounterCount; ++c)
-      stripes_[s].v[c].store(0, std::memory_order_relaxed);
-  }
 }
 
 CircuitBreaker::~CircuitBreaker() = default;
-
-uint32_t CircuitBreaker::AssignStripe() {
-  static std::atomic<uint32_t> next{0};
-  return next.fetch_add(1, std::memory_order_relaxed) % kStripes + 1;
-}
-
-uint64_t CircuitBreaker::Sum(Counter c) const {
-  uint64_t sum = 0;
-  for (uint32_t s = 0; s < kStripes; ++s) sum += stripes_[s].v[c].load(std::memory_order_relaxed);
-  return sum;
-}
 
 BreakerCounters CircuitBreaker::counters() const {
   BreakerCounters c;

@@ -31,27 +31,6 @@ std::string_view RateDecisionName(RateDecision decision) {
   return "unknown";
 }
 
-namespace limiter_internal {
-
-StripedCounters::StripedCounters() {
-  for (Stripe& s : stripes_) {
-    for (std::atomic<uint64_t>& v : s.v) v.store(0, std::memory_order_relaxed);
-  }
-}
-
-uint64_t StripedCounters::Sum(Counter c) const {
-  uint64_t sum = 0;
-  for (const Stripe& s : stripes_) sum += s.v[c].load(std::memory_order_relaxed);
-  return sum;
-}
-
-uint32_t StripedCounters::AssignStripe() {
-  static std::atomic<uint32_t> next{0};
-  return next.fetch_add(1, std::memory_order_relaxed) % kStripes + 1;
-}
-
-}  // namespace limiter_internal
-
 // ---- TokenBucket ------------------------------------------------------------------------------
 
 Status TokenBucketOptions::Validate() const {

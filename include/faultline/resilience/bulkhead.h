@@ -42,6 +42,7 @@
 #include "faultline/core/time.h"
 #include "faultline/env/cancel.h"
 #include "faultline/env/executor.h"
+#include "faultline/resilience/striped_counters.h"
 
 namespace faultline {
 
@@ -146,21 +147,7 @@ class Bulkhead {
   void Unlink(AcquireAwaiter* waiter);
 
   enum Counter : uint32_t { kAcquiredCounter, kRejectedCounter, kCounterCount };
-  static constexpr uint32_t kStripes = 16;
-  struct alignas(64) Stripe {
-    std::atomic<uint64_t> v[kCounterCount];
-  };
-  static uint32_t ThreadStripe() {
-    static thread_local uint32_t stripe_plus_one __attribute__((tls_model("initial-exec"))) = 0;
-    if (__builtin_expect(stripe_plus_one == 0, 0)) stripe_plus_one = AssignStripe();
-    return stripe_plus_one - 1;
-  }
-  static uint32_t AssignStripe();
-  // Relaxed load+store on this thread's stripe (see BreakerCounters for the exactness bound).
-  void Bump(Counter c) {
-    std::atomic<uint64_t>& v = stripes_[ThreadStripe()].v[c];
-    v.store(v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
+  void Bump(Counter c) { stripes_.Bump(c); }
 
   const BulkheadOptions options_;
   const uint32_t concurrency_max_;
@@ -174,7 +161,7 @@ class Bulkhead {
   std::atomic<uint64_t> queue_full_{0};
   std::atomic<uint64_t> timed_out_{0};
   std::atomic<uint64_t> cancelled_{0};
-  Stripe stripes_[kStripes];
+  resilience_internal::StripedCounters<kCounterCount> stripes_;
 };
 
 // The awaitable of Bulkhead::Acquire. Neither copyable nor movable: once suspended, the bulkhead

@@ -84,6 +84,7 @@
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
+#include "faultline/resilience/striped_counters.h"
 
 namespace faultline {
 
@@ -517,23 +518,8 @@ class CircuitBreaker {
     kDroppedCounter,
     kCounterCount,
   };
-  static constexpr uint32_t kStripes = 16;
-  struct alignas(64) Stripe {
-    std::atomic<uint64_t> v[kCounterCount];
-  };
-  static_assert(sizeof(Stripe) == 64);
-  // This thread's stripe: assigned round-robin on first use.
-  static uint32_t ThreadStripe() {
-    static thread_local uint32_t stripe_plus_one __attribute__((tls_model("initial-exec"))) = 0;
-    if (__builtin_expect(stripe_plus_one == 0, 0)) stripe_plus_one = AssignStripe();
-    return stripe_plus_one - 1;
-  }
-  static uint32_t AssignStripe();
-  void Bump(Counter c) {
-    std::atomic<uint64_t>& v = stripes_[ThreadStripe()].v[c];
-    v.store(v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
-  uint64_t Sum(Counter c) const;
+  void Bump(Counter c) { stripes_->Bump(c); }
+  uint64_t Sum(Counter c) const { return stripes_->Sum(c); }
 
   bool ShouldTrip(const breaker_internal::Tally& t) const {
     if (t.calls < static_cast<int64_t>(options_.min_calls)) return false;
@@ -573,7 +559,7 @@ class CircuitBreaker {
   std::atomic<uint64_t> dwell_expirations_{0};
   std::unique_ptr<breaker_internal::CountWindow> count_window_;
   std::unique_ptr<breaker_internal::TimeWindow> time_window_;
-  std::unique_ptr<Stripe[]> stripes_;
+  std::unique_ptr<resilience_internal::StripedCounters<kCounterCount>> stripes_;
 };
 
 // RAII for one call: records on Record(), Releases the permit (as abandoned) if destroyed

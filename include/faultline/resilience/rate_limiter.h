@@ -48,6 +48,7 @@
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
+#include "faultline/resilience/striped_counters.h"
 
 namespace faultline {
 
@@ -100,28 +101,9 @@ namespace limiter_internal {
 // Statistics in 16 per-thread stripes, incremented by relaxed load+store so that a call writes
 // only its own thread's cache line. Exact with up to 16 threads using one limiter; beyond that,
 // threads sharing a stripe may lose increments. Decisions never read them.
-class StripedCounters {
+class StripedCounters : public resilience_internal::StripedCounters<3> {
  public:
   enum Counter : uint32_t { kAdmitted, kRejected, kNever, kCount };
-  StripedCounters();
-  void Bump(Counter c) {
-    std::atomic<uint64_t>& v = stripes_[ThreadStripe()].v[c];
-    v.store(v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
-  uint64_t Sum(Counter c) const;
-
- private:
-  static constexpr uint32_t kStripes = 16;
-  struct alignas(64) Stripe {
-    std::atomic<uint64_t> v[kCount];
-  };
-  static uint32_t ThreadStripe() {
-    static thread_local uint32_t stripe_plus_one __attribute__((tls_model("initial-exec"))) = 0;
-    if (__builtin_expect(stripe_plus_one == 0, 0)) stripe_plus_one = AssignStripe();
-    return stripe_plus_one - 1;
-  }
-  static uint32_t AssignStripe();
-  Stripe stripes_[kStripes];
 };
 
 // One GCRA decision on a TAT. Admitted: returns 0 and sets *tat to tat'. Rejected: returns the
