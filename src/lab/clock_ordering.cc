@@ -166,7 +166,7 @@ class Workload {
   Rng& rng() { return world_.rng(sim::Stream::kWorkload); }
   Duration Think() { return rng().Range(Duration::Zero(), Duration::Millis(20)); }
   void Record(int64_t process, sim::OpType type, const char* f, const std::string& value) {
-    world_.history().Add(process, type, f, value, world_.now().nanos());
+    RecordOp(world_, process, type, f, value);
   }
   std::string WriteJson(const Client& c) const {
     return "{\"id\":" + std::to_string(c.request.id) + ",\"key\":" +

@@ -90,7 +90,7 @@ class Workload {
   };
 
   void Record(int64_t process, sim::OpType type, const char* f, const std::string& value) {
-    world_.history().Add(process, type, f, value, world_.now().nanos());
+    RecordOp(world_, process, type, f, value);
   }
 
   void ScheduleTick(uint32_t i) {
