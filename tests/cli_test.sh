@@ -45,6 +45,20 @@ expect 2 "replay unknown variant" -- replay selftest --variant nope --seed 1
 expect 2 "replay malformed seed" -- replay selftest --variant naive --seed 1x
 expect 2 "replay without variant" -- replay selftest --seed 1
 
+# check linearizable: verdicts as exit codes, malformed histories as line-numbered misuse.
+printf '%s\n' '{"process":0,"type":"invoke","f":"write","value":1,"time_ns":1}' \
+  '{"process":0,"type":"ok","f":"write","value":1,"time_ns":2}' \
+  '{"process":1,"type":"invoke","f":"read","value":null,"time_ns":3}' \
+  '{"process":1,"type":"ok","f":"read","value":1,"time_ns":4}' >"$tmp/good.jsonl"
+sed 's/"f":"read","value":1/"f":"read","value":0/' "$tmp/good.jsonl" >"$tmp/stale.jsonl"
+printf '%s\n' '{"process":0,"type":"invoke","f":"write","value":1,"time_ns":1}' '{"process":0,' >"$tmp/torn.jsonl"
+expect 0 "linearizable history" -- check linearizable --model register "$tmp/good.jsonl"
+expect 1 "non-linearizable history" -- check linearizable --model register "$tmp/stale.jsonl"
+expect 2 "malformed history" -- check linearizable --model register "$tmp/torn.jsonl"
+grep -q 'line 2' "$tmp/err" || { fails=$((fails + 1)); echo "FAIL: malformed history error names no line"; }
+expect 2 "unknown model" -- check linearizable --model queue "$tmp/good.jsonl"
+expect 2 "missing history file" -- check linearizable --model register "$tmp/none.jsonl"
+
 # A real lab run writes valid JSON with the documented fields and passes.
 expect 0 "lab selftest json" -- lab selftest --variant naive --variant hardened --seeds 4 --json "$tmp/out.json"
 if python3 - "$tmp/out.json" <<'PY'

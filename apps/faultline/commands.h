@@ -30,7 +30,16 @@ struct ReplayArgs {
   std::string history_path;
 };
 
+struct CheckArgs {
+  std::string model = "register";
+  std::string history_path;
+  uint32_t deadline_s = 60;
+};
+
 int RunLab(const LabArgs& args);
+// faultline check linearizable: 0 linearizable, 1 not (or unknown within the deadline), 2 misuse
+// or a malformed history.
+int RunCheck(const CheckArgs& args);
 int RunReplay(const ReplayArgs& args);
 
 // report.cc

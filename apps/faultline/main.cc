@@ -39,6 +39,16 @@ int main(int argc, char** argv) {
   replay_cmd->add_flag("--trace", replay.trace, "print every event");
   replay_cmd->add_option("--history", replay.history_path, "write the history as JSON lines");
 
+  CheckArgs check;
+  CLI::App* check_cmd = app.add_subcommand("check", "check a recorded history");
+  check_cmd->require_subcommand(1);
+  CLI::App* lin_cmd =
+      check_cmd->add_subcommand("linearizable", "is a register or key-value history linearizable?");
+  lin_cmd->add_option("--model", check.model, "register or kv")->required();
+  lin_cmd->add_option("history", check.history_path, "history as JSON lines")->required();
+  lin_cmd->add_option("--deadline", check.deadline_s, "give up (verdict unknown) after S seconds")
+      ->check(CLI::Range(1u, 86400u));
+
   app.add_subcommand("version", "print the version");
 
   try {
@@ -62,5 +72,6 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand(lab_cmd)) return RunLab(lab);
   if (app.got_subcommand(replay_cmd)) return RunReplay(replay);
+  if (app.got_subcommand(check_cmd) && check_cmd->got_subcommand(lin_cmd)) return RunCheck(check);
   return 2;
 }

@@ -1,0 +1,111 @@
+// File: faultline/check/linearizability.h
+//
+// A linearizability checker for register and key-value histories: Wing & Gong's search with
+// Lowe's memoisation, as in Porcupine, with P-compositionality (each key checked on its own).
+//
+// Operations are paired invoke -> completion by process:
+//   ok    the operation took effect, with the output recorded in the completion;
+//   fail  it certainly did not take effect: it is dropped;
+//   info  (or no completion at all) it may or may not have taken effect: its return time is +inf
+//         and its output unknown. Such an op may be linearised anywhere after its invocation, or
+//         never. A read with an unknown output constrains nothing and is dropped.
+//
+// Models (initial value of every register: CheckOptions::initial_value_json, null by default):
+//   kRegister  one register. f="read": the completion's value is the value read (null = the
+//              register was unset). f="write": value v. f="cas": value [expected, new]; an ok cas
+//              succeeded, so it requires state == expected and sets new.
+//   kKv        one register per key. read/write: value {"key":k,"value":v} (the read's value is
+//              taken from the completion); cas: {"key":k,"from":a,"to":b}.
+// Values are compared by their compact JSON text (so 1 and 1.0 are different values).
+//
+// Cost: exponential in the worst case (it is NP-complete); bounded by CheckOptions::deadline
+// (wall clock) and by the memo size, either of which yields kUnknown. Memory is about
+// memo entries x (ops in the partition / 8 + 24) bytes.
+//
+// Thread safety: Check is reentrant; it runs on the calling thread only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "faultline/core/status.h"
+#include "faultline/core/time.h"
+#include "faultline/sim/history.h"
+
+namespace faultline::check {
+
+enum class Model : uint8_t { kRegister, kKv };
+
+enum class Verdict : uint8_t {
+  kLinearizable,
+  kNotLinearizable,
+  kUnknown,  // deadline, memo limit, or a malformed history (see LinearizabilityResult::error)
+};
+const char* VerdictName(Verdict verdict);
+
+struct CheckOptions {
+  // Wall-clock budget for the whole check (std::chrono::steady_clock).
+  Duration deadline = Duration::Seconds(60);
+  // Memo entries per partition; reaching it gives kUnknown.
+  size_t memo_entries_max = 4'000'000;
+  // Memo bytes per partition (bitsets + bookkeeping); reaching it gives kUnknown.
+  size_t memo_bytes_max = size_t{1} << 30;
+  // Initial value of every register, as JSON text.
+  std::string initial_value_json = "null";
+  // After a violation, drop operations one at a time while the partition stays non-linearizable,
+  // to report a 1-minimal failing set. Only for partitions with at most this many ops; 0 = off.
+  size_t minimize_ops_max = 400;
+  // Wall-clock budget for that minimisation (within `deadline`); on expiry the unminimised
+  // explanation is reported.
+  Duration minimize_budget = Duration::Seconds(1);
+};
+
+struct PartitionResult {
+  std::string key;  // compact JSON text of the key; "" for kRegister
+  Verdict verdict = Verdict::kUnknown;
+  size_t ops = 0;  // operations checked (after dropping fail ops and unknown reads)
+  uint64_t states_explored = 0;
+  size_t memo_peak = 0;
+};
+
+// Why a partition is not linearizable. Op numbers are sim::HistoryOp::index of the invocations.
+struct Explanation {
+  std::string key;
+  // The longest linearisation found, in order, and the op that could not be placed after it
+  // before its return (Porcupine's partial linearisation).
+  std::vector<uint64_t> linearized_prefix;
+  uint64_t blocked_op = 0;
+  // A 1-minimal set of ops that cannot be linearised (removing any one of them makes the rest
+  // linearizable, except a write/cas that is the only source of a value a kept read/cas needs),
+  // sorted; when minimisation is off or ran out of time, the prefix plus the
+  // blocked op.
+  std::vector<uint64_t> minimal_ops;
+  bool minimized = false;
+  std::string text;  // human-readable rendering of the above
+};
+
+struct CheckStats {
+  size_t ops = 0;  // paired operations considered, across partitions
+  size_t partitions = 0;
+  uint64_t states_explored = 0;
+  size_t memo_peak = 0;  // largest memo of any partition
+  Duration elapsed;
+};
+
+struct LinearizabilityResult {
+  Verdict verdict = Verdict::kUnknown;
+  // Not ok (kInvalidArgument) when the history is malformed: a completion without an invocation,
+  // two invocations in flight on one process, an unknown f, a value of the wrong shape.
+  Status error;
+  std::vector<PartitionResult> partitions;  // sorted by key
+  std::optional<Explanation> explanation;   // set iff verdict == kNotLinearizable
+  CheckStats stats;
+};
+
+LinearizabilityResult Check(const sim::History& history, Model model,
+                            const CheckOptions& options = {});
+
+}  // namespace faultline::check

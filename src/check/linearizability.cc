@@ -1,0 +1,563 @@
+#include "faultline/check/linearizability.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "faultline/core/assert.h"
+
+namespace faultline::check {
+namespace {
+
+using nlohmann::json;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+enum class OpKind : uint8_t { kRead, kWrite, kCas };
+
+// One paired operation inside a partition. Values are interned ids (see Interner).
+struct POp {
+  uint64_t index = 0;           // history index of the invocation
+  size_t completion_pos = 0;    // position of the completion in the history (if !info)
+  int64_t call_ns = 0;
+  int64_t return_ns = 0;        // meaningless when info
+  bool info = false;            // return time +inf
+  OpKind kind = OpKind::kRead;
+  int64_t a = 0;                // read: value read; write: value; cas: expected
+  int64_t b = 0;                // cas: new
+};
+
+class Interner {
+ public:
+  int64_t Id(const std::string& text) {
+    auto [it, inserted] = ids_.emplace(text, static_cast<int64_t>(ids_.size()));
+    return it->second;
+  }
+
+ private:
+  std::unordered_map<std::string, int64_t> ids_;
+};
+
+std::string Compact(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+uint64_t Mix64(uint64_t x) {  // splitmix64 finaliser
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Open-addressing set of (bitset of linearised ops, state). The bitset hash is maintained
+// incrementally by the search (XOR of per-op keys, Zobrist style); equality is always confirmed
+// on the full bitset.
+class Memo {
+ public:
+  explicit Memo(size_t words) : words_(words) { slots_.assign(1024, 0); }
+
+  // Returns true when (bits, state) was not present and has been added.
+  bool Insert(const std::vector<uint64_t>& bits, uint64_t bits_hash, int64_t state) {
+    if ((states_.size() + 1) * 2 > slots_.size()) Grow();
+    const uint64_t h = bits_hash ^ Mix64(static_cast<uint64_t>(state));
+    size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      const uint32_t slot = slots_[i];
+      if (slot == 0) {
+        slots_[i] = static_cast<uint32_t>(states_.size() + 1);
+        hashes_.push_back(h);
+        states_.push_back(state);
+        pool_.insert(pool_.end(), bits.begin(), bits.end());
+        return true;
+      }
+      const size_t e = slot - 1;
+      if (hashes_[e] == h && states_[e] == state &&
+          std::equal(bits.begin(), bits.end(), pool_.begin() + static_cast<ptrdiff_t>(e * words_))) {
+        return false;
+      }
+    }
+  }
+  size_t size() const { return states_.size(); }
+  size_t bytes() const {
+    return pool_.size() * 8 + hashes_.size() * 8 + states_.size() * 8 + slots_.size() * 4;
+  }
+
+ private:
+  void Grow() {
+    std::vector<uint32_t> slots(slots_.size() * 2, 0);
+    const size_t mask = slots.size() - 1;
+    for (size_t e = 0; e < states_.size(); ++e) {
+      size_t i = hashes_[e] & mask;
+      while (slots[i] != 0) i = (i + 1) & mask;
+      slots[i] = static_cast<uint32_t>(e + 1);
+    }
+    slots_ = std::move(slots);
+  }
+
+  size_t words_;
+  std::vector<uint32_t> slots_;  // entry + 1, 0 = empty
+  std::vector<uint64_t> hashes_;
+  std::vector<int64_t> states_;
+  std::vector<uint64_t> pool_;  // words_ per entry
+};
+
+struct SearchLimits {
+  SteadyTime deadline;
+  size_t memo_entries_max = 0;
+  size_t memo_bytes_max = 0;
+};
+
+struct SearchOutcome {
+  Verdict verdict = Verdict::kUnknown;
+  uint64_t states_explored = 0;
+  size_t memo_peak = 0;
+  std::vector<size_t> best_prefix;  // positions in the partition's op vector
+  size_t blocked = 0;
+};
+
+bool Step(const POp& op, int64_t state, int64_t& next) {
+  switch (op.kind) {
+    case OpKind::kRead: next = state; return state == op.a;
+    case OpKind::kWrite: next = op.a; return true;
+    case OpKind::kCas:
+      if (state != op.a) return false;
+      next = op.b;
+      return true;
+  }
+  return false;
+}
+
+// Wing & Gong's search with Lowe's memo over a doubly linked list of call/return entries.
+// `ops` must be non-empty.
+SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim) {
+  SearchOutcome out;
+  const size_t n = ops.size();
+  // Entries: call of op i, and its return unless info. Sorted by time, calls before returns at
+  // equal times (equal timestamps are treated as concurrent, the permissive reading).
+  struct Entry {
+    int64_t time;
+    bool is_call;
+    uint32_t op;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    entries.push_back({ops[i].call_ns, true, static_cast<uint32_t>(i)});
+    if (!ops[i].info) entries.push_back({ops[i].return_ns, false, static_cast<uint32_t>(i)});
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& x, const Entry& y) {
+    if (x.time != y.time) return x.time < y.time;
+    return x.is_call && !y.is_call;
+  });
+  const size_t e_count = entries.size();
+  const int32_t head = static_cast<int32_t>(e_count);
+  std::vector<int32_t> next(e_count + 1, -1);
+  std::vector<int32_t> prev(e_count + 1, -1);
+  std::vector<int32_t> match(e_count, -1);
+  {
+    std::vector<int32_t> call_of(n, -1);
+    int32_t last = head;
+    for (size_t e = 0; e < e_count; ++e) {
+      const int32_t ei = static_cast<int32_t>(e);
+      next[static_cast<size_t>(last)] = ei;
+      prev[e] = last;
+      last = ei;
+      if (entries[e].is_call) {
+        call_of[entries[e].op] = ei;
+      } else {
+        match[static_cast<size_t>(call_of[entries[e].op])] = ei;
+      }
+    }
+  }
+  auto unlink = [&](int32_t x) {
+    const size_t xs = static_cast<size_t>(x);
+    next[static_cast<size_t>(prev[xs])] = next[xs];
+    if (next[xs] != -1) prev[static_cast<size_t>(next[xs])] = prev[xs];
+  };
+  auto relink = [&](int32_t x) {
+    const size_t xs = static_cast<size_t>(x);
+    next[static_cast<size_t>(prev[xs])] = x;
+    if (next[xs] != -1) prev[static_cast<size_t>(next[xs])] = x;
+  };
+  auto lift = [&](int32_t call) {
+    unlink(call);
+    if (match[static_cast<size_t>(call)] != -1) unlink(match[static_cast<size_t>(call)]);
+  };
+  auto unlift = [&](int32_t call) {
+    if (match[static_cast<size_t>(call)] != -1) relink(match[static_cast<size_t>(call)]);
+    relink(call);
+  };
+
+  std::vector<uint64_t> zobrist(n);
+  for (size_t i = 0; i < n; ++i) zobrist[i] = Mix64(0x5eed0000ULL + i);
+  const size_t words = (n + 63) / 64;
+  std::vector<uint64_t> bits(words, 0);
+  uint64_t bits_hash = 0;
+  Memo memo(words);
+
+  size_t finite_remaining = 0;
+  for (const POp& op : ops) finite_remaining += op.info ? 0 : 1;
+
+  struct Frame {
+    int32_t call;
+    int64_t state;
+  };
+  std::vector<Frame> stack;
+  stack.reserve(n);
+  int64_t state = initial_state;
+  int32_t entry = next[static_cast<size_t>(head)];
+  bool recorded = false;
+  uint64_t iterations = 0;
+
+  while (true) {
+    if (finite_remaining == 0) {
+      out.verdict = Verdict::kLinearizable;
+      break;
+    }
+    if ((++iterations & 0x3ff) == 0) {
+      if (std::chrono::steady_clock::now() >= lim.deadline) {
+        out.verdict = Verdict::kUnknown;
+        break;
+      }
+    }
+    // A finite op not yet linearised keeps its return in the list, so the walk meets it first.
+    FL_ASSERT(entry != -1);
+    const Entry& en = entries[static_cast<size_t>(entry)];
+    if (en.is_call) {
+      const POp& op = ops[en.op];
+      int64_t next_state = 0;
+      if (Step(op, state, next_state)) {
+        const size_t w = en.op / 64;
+        const uint64_t bit = uint64_t{1} << (en.op % 64);
+        FL_ASSERT((bits[w] & bit) == 0);
+        bits[w] |= bit;
+        const uint64_t h = bits_hash ^ zobrist[en.op];
+        if (memo.Insert(bits, h, next_state)) {
+          ++out.states_explored;
+          if (memo.size() >= lim.memo_entries_max || memo.bytes() >= lim.memo_bytes_max) {
+            out.verdict = Verdict::kUnknown;
+            break;
+          }
+          stack.push_back({entry, state});
+          state = next_state;
+          bits_hash = h;
+          lift(entry);
+          if (!op.info) --finite_remaining;
+          entry = next[static_cast<size_t>(head)];
+          continue;
+        }
+        bits[w] &= ~bit;
+      }
+      entry = next[static_cast<size_t>(entry)];
+      continue;
+    }
+    // A return whose call was not linearised: everything before it has been tried.
+    if (!recorded || stack.size() > out.best_prefix.size()) {
+      recorded = true;
+      out.best_prefix.clear();
+      for (const Frame& f : stack) out.best_prefix.push_back(entries[static_cast<size_t>(f.call)].op);
+      out.blocked = en.op;
+    }
+    if (stack.empty()) {
+      out.verdict = Verdict::kNotLinearizable;
+      break;
+    }
+    const Frame top = stack.back();
+    stack.pop_back();
+    const uint32_t top_op = entries[static_cast<size_t>(top.call)].op;
+    bits[top_op / 64] &= ~(uint64_t{1} << (top_op % 64));
+    bits_hash ^= zobrist[top_op];
+    state = top.state;
+    unlift(top.call);
+    if (!ops[top_op].info) ++finite_remaining;
+    entry = next[static_cast<size_t>(top.call)];
+  }
+  out.memo_peak = memo.size();
+  return out;
+}
+
+struct Partition {
+  std::vector<POp> ops;
+};
+
+struct Extracted {
+  Status error;
+  std::map<std::string, Partition> partitions;
+  size_t ops = 0;
+};
+
+Status OpError(const sim::HistoryOp& op, std::string_view why) {
+  return InvalidArgumentError("op " + std::to_string(op.index) + " (process " +
+                              std::to_string(op.process) + "): " + std::string(why));
+}
+
+// Pairs invocations with completions and splits the ops by key.
+Extracted Extract(const sim::History& history, Model model, Interner& interner) {
+  Extracted out;
+  const std::vector<sim::HistoryOp>& hops = history.ops();
+  std::unordered_map<int64_t, size_t> pending;  // process -> invocation position
+  std::vector<std::pair<size_t, std::optional<size_t>>> pairs;  // invocation, completion
+  for (size_t i = 0; i < hops.size(); ++i) {
+    const sim::HistoryOp& h = hops[i];
+    if (h.type == sim::OpType::kInvoke) {
+      if (pending.count(h.process) != 0) {
+        out.error = OpError(h, "invoked while the process has an operation in flight");
+        return out;
+      }
+      pending[h.process] = i;
+      continue;
+    }
+    auto it = pending.find(h.process);
+    if (it == pending.end()) {
+      out.error = OpError(h, "completion without an invocation");
+      return out;
+    }
+    const size_t inv = it->second;
+    pending.erase(it);
+    if (h.type == sim::OpType::kFail) continue;  // certainly did not take effect
+    pairs.emplace_back(inv, h.type == sim::OpType::kOk ? std::optional<size_t>(i) : std::nullopt);
+  }
+  for (const auto& [process, inv] : pending) pairs.emplace_back(inv, std::nullopt);
+  std::sort(pairs.begin(), pairs.end());
+
+  for (const auto& [inv, comp] : pairs) {
+    const sim::HistoryOp& h = hops[inv];
+    POp op;
+    op.index = h.index;
+    op.call_ns = h.time_ns;
+    op.info = !comp.has_value();
+    if (comp) {
+      op.completion_pos = *comp;
+      op.return_ns = hops[*comp].time_ns;
+    }
+    if (h.f == "read") {
+      op.kind = OpKind::kRead;
+    } else if (h.f == "write") {
+      op.kind = OpKind::kWrite;
+    } else if (h.f == "cas") {
+      op.kind = OpKind::kCas;
+    } else {
+      out.error = OpError(h, "unknown f \"" + h.f + "\" (expected read, write or cas)");
+      return out;
+    }
+    if (op.kind == OpKind::kRead && op.info) continue;  // unknown output: constrains nothing
+    json in = json::parse(h.value, nullptr, false);
+    json done = comp ? json::parse(hops[*comp].value, nullptr, false) : json();
+    if (in.is_discarded() || done.is_discarded()) {
+      out.error = OpError(h, "value is not valid JSON");
+      return out;
+    }
+    std::string key;
+    if (model == Model::kRegister) {
+      if (op.kind == OpKind::kRead) {
+        op.a = interner.Id(Compact(done));
+      } else if (op.kind == OpKind::kWrite) {
+        op.a = interner.Id(Compact(in));
+      } else {
+        if (!in.is_array() || in.size() != 2) {
+          out.error = OpError(h, "cas value must be [expected, new]");
+          return out;
+        }
+        op.a = interner.Id(Compact(in[0]));
+        op.b = interner.Id(Compact(in[1]));
+      }
+    } else {
+      const json& src = op.kind == OpKind::kRead ? done : in;
+      if (!in.is_object() || !in.contains("key") || !src.is_object()) {
+        out.error = OpError(h, "kv value must be an object with \"key\"");
+        return out;
+      }
+      key = Compact(in["key"]);
+      if (op.kind == OpKind::kCas) {
+        if (!in.contains("from") || !in.contains("to")) {
+          out.error = OpError(h, "kv cas value must have \"from\" and \"to\"");
+          return out;
+        }
+        op.a = interner.Id(Compact(in["from"]));
+        op.b = interner.Id(Compact(in["to"]));
+      } else {
+        auto v = src.find("value");
+        op.a = interner.Id(v == src.end() ? std::string("null") : Compact(*v));
+      }
+    }
+    out.partitions[key].ops.push_back(op);
+    ++out.ops;
+  }
+  return out;
+}
+
+std::string Describe(const sim::History& history, const POp& op) {
+  const sim::HistoryOp& h = history.ops()[op.index];
+  std::string s = "#" + std::to_string(op.index) + " p" + std::to_string(h.process) + " " + h.f +
+                  " " + h.value;
+  if (op.info) {
+    s += " -> info";
+  } else {
+    s += " -> " + history.ops()[op.completion_pos].value;
+  }
+  return s;
+}
+
+// Greedily drops ops while the partition stays non-linearizable: the result is 1-minimal among
+// sets in which every value consumed has a producer (see IsSoleNeededProducer).
+// Returns false when the limits ran out first.
+// An op that produces a value (write, cas) is kept while it is the only producer of a value some
+// remaining read or cas consumes: otherwise the set degenerates into "a read of a value nobody
+// wrote", which is 1-minimal but explains nothing.
+bool IsSoleNeededProducer(const std::vector<POp>& ops, size_t i, int64_t initial_state) {
+  const POp& p = ops[i];
+  if (p.kind == OpKind::kRead) return false;
+  const int64_t v = p.kind == OpKind::kWrite ? p.a : p.b;
+  if (v == initial_state) return false;
+  bool consumed = false;
+  for (size_t j = 0; j < ops.size(); ++j) {
+    if (j == i) continue;
+    const POp& q = ops[j];
+    if (q.kind != OpKind::kRead && (q.kind == OpKind::kWrite ? q.a : q.b) == v) return false;
+    if (q.kind != OpKind::kWrite && q.a == v) consumed = true;
+  }
+  return consumed;
+}
+
+bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim) {
+  for (size_t i = 0; i < ops.size();) {
+    if (std::chrono::steady_clock::now() >= lim.deadline) return false;
+    if (IsSoleNeededProducer(ops, i, initial_state)) {
+      ++i;
+      continue;
+    }
+    std::vector<POp> without = ops;
+    without.erase(without.begin() + static_cast<ptrdiff_t>(i));
+    const Verdict v = without.empty() ? Verdict::kLinearizable
+                                      : Search(without, initial_state, lim).verdict;
+    if (v == Verdict::kUnknown) return false;
+    if (v == Verdict::kNotLinearizable) {
+      ops = std::move(without);
+    } else {
+      ++i;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* VerdictName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kLinearizable: return "linearizable";
+    case Verdict::kNotLinearizable: return "not linearizable";
+    case Verdict::kUnknown: return "unknown";
+  }
+  return "?";
+}
+
+LinearizabilityResult Check(const sim::History& history, Model model,
+                            const CheckOptions& options) {
+  const SteadyTime start = std::chrono::steady_clock::now();
+  LinearizabilityResult result;
+  SearchLimits lim;
+  const int64_t budget_ns = options.deadline.nanos();
+  lim.deadline = options.deadline.is_infinite() || budget_ns > int64_t{1} << 62
+                     ? SteadyTime::max()
+                     : start + std::chrono::nanoseconds(std::max<int64_t>(budget_ns, 0));
+  lim.memo_entries_max = std::max<size_t>(options.memo_entries_max, 1);
+  lim.memo_bytes_max = options.memo_bytes_max;
+
+  auto finish = [&]() {
+    result.stats.elapsed =
+        Duration::Nanos(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - start)
+                            .count());
+    return result;
+  };
+
+  Interner interner;
+  Extracted ex;
+  int64_t initial = 0;
+  try {
+    json init = json::parse(options.initial_value_json, nullptr, false);
+    if (init.is_discarded()) {
+      result.error = InvalidArgumentError("initial_value_json is not valid JSON");
+      return finish();
+    }
+    initial = interner.Id(Compact(init));
+    ex = Extract(history, model, interner);
+  } catch (const std::exception& e) {
+    result.error = InvalidArgumentError(std::string("cannot read history: ") + e.what());
+    return finish();
+  }
+  if (!ex.error.ok()) {
+    result.error = ex.error;
+    return finish();
+  }
+  result.stats.ops = ex.ops;
+  result.stats.partitions = ex.partitions.size();
+
+  bool any_unknown = false;
+  for (auto& [key, part] : ex.partitions) {
+    PartitionResult pr;
+    pr.key = key;
+    pr.ops = part.ops.size();
+    SearchOutcome so = Search(part.ops, initial, lim);
+    pr.verdict = so.verdict;
+    pr.states_explored = so.states_explored;
+    pr.memo_peak = so.memo_peak;
+    result.stats.states_explored += so.states_explored;
+    result.stats.memo_peak = std::max(result.stats.memo_peak, so.memo_peak);
+    result.partitions.push_back(pr);
+    if (so.verdict == Verdict::kUnknown) any_unknown = true;
+    if (so.verdict != Verdict::kNotLinearizable || result.explanation.has_value()) continue;
+
+    Explanation ex_out;
+    ex_out.key = key;
+    for (size_t p : so.best_prefix) ex_out.linearized_prefix.push_back(part.ops[p].index);
+    ex_out.blocked_op = part.ops[so.blocked].index;
+    std::vector<POp> minimal;
+    if (options.minimize_ops_max > 0 && part.ops.size() <= options.minimize_ops_max) {
+      minimal = part.ops;
+      SearchLimits min_lim = lim;
+      const SteadyTime now = std::chrono::steady_clock::now();
+      const int64_t min_ns = std::clamp<int64_t>(options.minimize_budget.nanos(), 0, int64_t{1} << 50);
+      min_lim.deadline = std::min(lim.deadline, now + std::chrono::nanoseconds(min_ns));
+      ex_out.minimized = Minimize(minimal, initial, min_lim);
+    }
+    if (ex_out.minimized) {
+      for (const POp& op : minimal) ex_out.minimal_ops.push_back(op.index);
+    } else {
+      ex_out.minimal_ops = ex_out.linearized_prefix;
+      ex_out.minimal_ops.push_back(ex_out.blocked_op);
+    }
+    std::sort(ex_out.minimal_ops.begin(), ex_out.minimal_ops.end());
+
+    std::string text = "key " + (key.empty() ? std::string("(register)") : key) +
+                       ": longest linearisation [";
+    for (size_t i = 0; i < so.best_prefix.size(); ++i) {
+      if (i > 0) text += ", ";
+      text += Describe(history, part.ops[so.best_prefix[i]]);
+    }
+    text += "], then cannot place " + Describe(history, part.ops[so.blocked]) + " before it returns";
+    if (ex_out.minimized) {
+      text += "; minimal non-linearizable set: {";
+      for (size_t i = 0; i < minimal.size(); ++i) {
+        if (i > 0) text += ", ";
+        text += Describe(history, minimal[i]);
+      }
+      text += "}";
+    }
+    ex_out.text = std::move(text);
+    result.explanation = std::move(ex_out);
+  }
+  if (result.explanation.has_value()) {
+    result.verdict = Verdict::kNotLinearizable;
+  } else {
+    result.verdict = any_unknown ? Verdict::kUnknown : Verdict::kLinearizable;
+  }
+  return finish();
+}
+
+}  // namespace faultline::check
