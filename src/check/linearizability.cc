@@ -1,7 +1,8 @@
 #include "faultline/check/linearizability.h"
 
+#include "faultline/adapters/system_clock.h"
+
 #include <algorithm>
-#include <chrono>
 #include <exception>
 #include <map>
 #include <string>
@@ -18,7 +19,7 @@ namespace faultline::check {
 namespace {
 
 using nlohmann::json;
-using SteadyTime = std::chrono::steady_clock::time_point;
+using SteadyTime = MonoTime;
 
 enum class OpKind : uint8_t { kRead, kWrite, kCas };
 
@@ -107,6 +108,7 @@ class Memo {
 };
 
 struct SearchLimits {
+  Clock* clock = nullptr;
   SteadyTime deadline;
   size_t memo_entries_max = 0;
   size_t memo_bytes_max = 0;
@@ -220,7 +222,7 @@ SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const S
       break;
     }
     if ((++iterations & 0x3ff) == 0) {
-      if (std::chrono::steady_clock::now() >= lim.deadline) {
+      if (lim.clock->Now() >= lim.deadline) {
         out.verdict = Verdict::kUnknown;
         break;
       }
@@ -426,7 +428,7 @@ bool IsSoleNeededProducer(const std::vector<POp>& ops, size_t i, int64_t initial
 
 bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim) {
   for (size_t i = 0; i < ops.size();) {
-    if (std::chrono::steady_clock::now() >= lim.deadline) return false;
+    if (lim.clock->Now() >= lim.deadline) return false;
     if (IsSoleNeededProducer(ops, i, initial_state)) {
       ++i;
       continue;
@@ -458,21 +460,20 @@ const char* VerdictName(Verdict verdict) {
 
 LinearizabilityResult Check(const sim::History& history, Model model,
                             const CheckOptions& options) {
-  const SteadyTime start = std::chrono::steady_clock::now();
+  Clock& clock = options.clock != nullptr ? *options.clock : SystemClock::Default();
+  const SteadyTime start = clock.Now();
   LinearizabilityResult result;
   SearchLimits lim;
+  lim.clock = &clock;
   const int64_t budget_ns = options.deadline.nanos();
   lim.deadline = options.deadline.is_infinite() || budget_ns > int64_t{1} << 62
-                     ? SteadyTime::max()
-                     : start + std::chrono::nanoseconds(std::max<int64_t>(budget_ns, 0));
+                     ? SteadyTime::Max()
+                     : start + Duration::Nanos(std::max<int64_t>(budget_ns, 0));
   lim.memo_entries_max = std::max<size_t>(options.memo_entries_max, 1);
   lim.memo_bytes_max = options.memo_bytes_max;
 
   auto finish = [&]() {
-    result.stats.elapsed =
-        Duration::Nanos(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now() - start)
-                            .count());
+    result.stats.elapsed = clock.Now() - start;
     return result;
   };
 
@@ -521,9 +522,9 @@ LinearizabilityResult Check(const sim::History& history, Model model,
     if (options.minimize_ops_max > 0 && part.ops.size() <= options.minimize_ops_max) {
       minimal = part.ops;
       SearchLimits min_lim = lim;
-      const SteadyTime now = std::chrono::steady_clock::now();
+      const SteadyTime now = clock.Now();
       const int64_t min_ns = std::clamp<int64_t>(options.minimize_budget.nanos(), 0, int64_t{1} << 50);
-      min_lim.deadline = std::min(lim.deadline, now + std::chrono::nanoseconds(min_ns));
+      min_lim.deadline = std::min(lim.deadline, now + Duration::Nanos(min_ns));
       ex_out.minimized = Minimize(minimal, initial, min_lim);
     }
     if (ex_out.minimized) {

@@ -33,6 +33,7 @@
 
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
+#include "faultline/env/clock.h"
 #include "faultline/sim/history.h"
 
 namespace faultline::check {
@@ -47,8 +48,11 @@ enum class Verdict : uint8_t {
 const char* VerdictName(Verdict verdict);
 
 struct CheckOptions {
-  // Wall-clock budget for the whole check (std::chrono::steady_clock).
+  // Budget for the whole check, measured on `clock`.
   Duration deadline = Duration::Seconds(60);
+  // Time source for the budgets; nullptr: the process's SystemClock. Pass a ManualClock (or a
+  // simulated node's clock) to make the verdict independent of how fast the machine is.
+  Clock* clock = nullptr;
   // Memo entries per partition; reaching it gives kUnknown.
   size_t memo_entries_max = 4'000'000;
   // Memo bytes per partition (bitsets + bookkeeping); reaching it gives kUnknown.
