@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -293,13 +294,37 @@ struct Extracted {
   size_t ops = 0;
 };
 
+// An indeterminate (info) write or cas whose new value no operation ever observed — no ok read
+// returned it and no cas expected it — can be dropped without changing the verdict: if a
+// linearisation places it, no read or cas lies between it and the next write (each would have
+// observed its value), so removing it leaves every other operation's result unchanged; and any
+// linearisation without it is one the original allows (an info op may never take effect).
+// Histories from faulty runs carry many such timed-out writes, and each doubles the states the
+// search can reach. Returns the number dropped.
+size_t DropUnobservedInfoWrites(std::vector<POp>* ops) {
+  std::unordered_set<int64_t> observed;
+  for (const POp& op : *ops) {
+    if (op.kind == OpKind::kRead) observed.insert(op.a);  // only ok reads are kept
+    if (op.kind == OpKind::kCas) observed.insert(op.a);
+  }
+  const size_t before = ops->size();
+  std::erase_if(*ops, [&observed](const POp& op) {
+    if (!op.info) return false;
+    if (op.kind == OpKind::kWrite) return observed.count(op.a) == 0;
+    if (op.kind == OpKind::kCas) return observed.count(op.b) == 0;
+    return false;
+  });
+  return before - ops->size();
+}
+
 Status OpError(const sim::HistoryOp& op, std::string_view why) {
   return InvalidArgumentError("op " + std::to_string(op.index) + " (process " +
                               std::to_string(op.process) + "): " + std::string(why));
 }
 
 // Pairs invocations with completions and splits the ops by key.
-Extracted Extract(const sim::History& history, Model model, Interner& interner) {
+Extracted Extract(const sim::History& history, Model model, bool drop_unobserved_info,
+                  Interner& interner) {
   Extracted out;
   const std::vector<sim::HistoryOp>& hops = history.ops();
   std::unordered_map<int64_t, size_t> pending;  // process -> invocation position
@@ -389,6 +414,9 @@ Extracted Extract(const sim::History& history, Model model, Interner& interner) 
     }
     out.partitions[key].ops.push_back(op);
     ++out.ops;
+  }
+  if (drop_unobserved_info) {
+    for (auto& [key, partition] : out.partitions) out.ops -= DropUnobservedInfoWrites(&partition.ops);
   }
   return out;
 }
@@ -487,7 +515,7 @@ LinearizabilityResult Check(const sim::History& history, Model model,
       return finish();
     }
     initial = interner.Id(Compact(init));
-    ex = Extract(history, model, interner);
+    ex = Extract(history, model, options.drop_unobserved_info, interner);
   } catch (const std::exception& e) {
     result.error = InvalidArgumentError(std::string("cannot read history: ") + e.what());
     return finish();

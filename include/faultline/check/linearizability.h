@@ -8,7 +8,9 @@
 //   fail  it certainly did not take effect: it is dropped;
 //   info  (or no completion at all) it may or may not have taken effect: its return time is +inf
 //         and its output unknown. Such an op may be linearised anywhere after its invocation, or
-//         never. A read with an unknown output constrains nothing and is dropped.
+//         never. A read with an unknown output constrains nothing and is dropped; so is an info
+//         write (or cas) whose new value no read returned and no cas expected — placing it or
+//         not cannot change the verdict, and each one would double the search space.
 //
 // Models (initial value of every register: CheckOptions::initial_value_json, null by default):
 //   kRegister  one register. f="read": the completion's value is the value read (null = the
@@ -59,6 +61,9 @@ struct CheckOptions {
   size_t memo_bytes_max = size_t{1} << 30;
   // Initial value of every register, as JSON text.
   std::string initial_value_json = "null";
+  // Drop info writes/cas whose new value nobody observed before searching (verdict-preserving;
+  // off only to test that claim).
+  bool drop_unobserved_info = true;
   // After a violation, drop operations one at a time while the partition stays non-linearizable,
   // to report a 1-minimal failing set. Only for partitions with at most this many ops; 0 = off.
   size_t minimize_ops_max = 400;
@@ -70,7 +75,9 @@ struct CheckOptions {
 struct PartitionResult {
   std::string key;  // compact JSON text of the key; "" for kRegister
   Verdict verdict = Verdict::kUnknown;
-  size_t ops = 0;  // operations checked (after dropping fail ops and unknown reads)
+  // Operations checked: fail ops, info reads, and info writes/cas whose new value nobody observed
+  // are dropped first (none of them can change the verdict).
+  size_t ops = 0;
   uint64_t states_explored = 0;
   size_t memo_peak = 0;
 };
