@@ -20,6 +20,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kInternal: return "INTERNAL";
     case StatusCode::kUnavailable: return "UNAVAILABLE";
     case StatusCode::kDataLoss: return "DATA_LOSS";
+    case StatusCode::kFencedOut: return "FENCED_OUT";
   }
   return "UNKNOWN_CODE";
 }
@@ -62,5 +63,6 @@ Status UnimplementedError(std::string_view m) { return Status(StatusCode::kUnimp
 Status InternalError(std::string_view m) { return Status(StatusCode::kInternal, m); }
 Status UnavailableError(std::string_view m) { return Status(StatusCode::kUnavailable, m); }
 Status DataLossError(std::string_view m) { return Status(StatusCode::kDataLoss, m); }
+Status FencedOutError(std::string_view m) { return Status(StatusCode::kFencedOut, m); }
 
 }  // namespace faultline

@@ -27,6 +27,7 @@ constexpr StatusCode kAllCodes[] = {
     StatusCode::kInternal,
     StatusCode::kUnavailable,
     StatusCode::kDataLoss,
+    StatusCode::kFencedOut,
 };
 
 TEST(StatusTest, DefaultAndOkAreOkWithEmptyMessage) {
@@ -63,6 +64,7 @@ TEST(StatusTest, EveryCodeHasADistinctCanonicalName) {
   EXPECT_EQ(names.size(), std::size(kAllCodes));
   EXPECT_EQ(StatusCodeName(StatusCode::kDeadlineExceeded), "DEADLINE_EXCEEDED");
   EXPECT_EQ(StatusCodeName(StatusCode::kDataLoss), "DATA_LOSS");
+  EXPECT_EQ(StatusCodeName(StatusCode::kFencedOut), "FENCED_OUT");
   EXPECT_EQ(StatusCodeName(static_cast<StatusCode>(200)), "UNKNOWN_CODE");
 }
 
@@ -87,6 +89,7 @@ TEST(StatusTest, HelperConstructorsSetTheirCodeAndMessage) {
       {InternalError("m"), StatusCode::kInternal},
       {UnavailableError("m"), StatusCode::kUnavailable},
       {DataLossError("m"), StatusCode::kDataLoss},
+      {FencedOutError("m"), StatusCode::kFencedOut},
   };
   for (const Case& c : cases) {
     EXPECT_FALSE(c.status.ok());

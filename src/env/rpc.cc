@@ -109,7 +109,7 @@ void Rpc::OnResponse(std::span<const uint8_t> payload) {
   std::string body;
   if (!r.Varint(&call_id).ok() || !r.U8(&code).ok() ||
       !r.Bytes(&body, options_.body_bytes_max).ok() || !r.empty() ||
-      code > static_cast<uint8_t>(StatusCode::kDataLoss)) {
+      code > static_cast<uint8_t>(StatusCode::kFencedOut)) {
     return;
   }
   auto it = pending_.find(call_id);

@@ -230,7 +230,7 @@ TEST(RpcTest, HandlerErrorPropagatesWithCodeAndMessage) {
       return Status(static_cast<StatusCode>(next_code), "remote says " + std::to_string(next_code));
     });
   });
-  for (; next_code <= static_cast<uint8_t>(StatusCode::kDataLoss); ++next_code) {
+  for (; next_code <= static_cast<uint8_t>(StatusCode::kFencedOut); ++next_code) {
     CallProbe probe;
     StartCall(world, kN0, kN1, kFail, "", Duration::Millis(100), &probe);
     world.RunFor(Duration::Millis(200));

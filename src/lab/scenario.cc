@@ -45,8 +45,10 @@ Result<RunResult> RunOne(std::string_view scenario, std::string_view variant, ui
 }
 
 const std::vector<const Scenario*>& AllScenarios() {
-  static const std::vector<const Scenario*> all = {SelftestScenario(), ClockOrderingScenario(),
-                                                     RetryAmplificationScenario(), BackpressureScenario()};
+  static const std::vector<const Scenario*> all = {SelftestScenario(), SplitBrainScenario(),
+                                                     ClockOrderingScenario(),
+                                                     RetryAmplificationScenario(),
+                                                     BackpressureScenario()};
   return all;
 }
 

@@ -37,6 +37,9 @@ enum class StatusCode : uint8_t {
   kInternal = 13,
   kUnavailable = 14,
   kDataLoss = 15,
+  // A write carried a fencing token below the highest the resource has seen: its sender has been
+  // superseded (faultline-specific; not a gRPC code).
+  kFencedOut = 16,
 };
 
 // Returns the canonical name, e.g. "INVALID_ARGUMENT".
@@ -89,6 +92,7 @@ Status UnimplementedError(std::string_view message);
 Status InternalError(std::string_view message);
 Status UnavailableError(std::string_view message);
 Status DataLossError(std::string_view message);
+Status FencedOutError(std::string_view message);
 
 // Result<T> holds either a T or a non-ok Status. Accessing value() of an error is a programmer
 // error and fails FL_ASSERT.
