@@ -3,6 +3,7 @@
 #include "faultline/adapters/system_clock.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <map>
 #include <string>
@@ -322,36 +323,105 @@ Status OpError(const sim::HistoryOp& op, std::string_view why) {
                               std::to_string(op.process) + "): " + std::string(why));
 }
 
+// One operation value, decoded once per distinct JSON text: histories repeat the same few
+// texts thousands of times, and parsing them is most of the cost of a check otherwise.
+struct Decoded {
+  bool valid = false;
+  bool is_object = false;
+  bool has_key = false;
+  bool has_from_to = false;
+  bool is_pair = false;   // a two-element array (register cas)
+  std::string key;        // kv: compact text of "key"
+  int64_t whole = 0;      // register: the whole value
+  int64_t value = 0;      // kv: "value" (absent: null)
+  int64_t first = 0;      // register cas: [first, second]
+  int64_t second = 0;
+  int64_t from = 0;       // kv cas
+  int64_t to = 0;
+};
+
+class ValueCache {
+ public:
+  explicit ValueCache(Interner& interner) : interner_(interner), null_id_(interner.Id("null")) {}
+
+  // `text` must outlive the cache (it points into the history).
+  const Decoded& Decode(std::string_view text) {
+    auto [it, inserted] = cache_.try_emplace(text);
+    if (!inserted) return it->second;
+    Decoded& d = it->second;
+    const json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return d;
+    d.valid = true;
+    d.whole = interner_.Id(Compact(j));
+    if (j.is_array() && j.size() == 2) {
+      d.is_pair = true;
+      d.first = interner_.Id(Compact(j[0]));
+      d.second = interner_.Id(Compact(j[1]));
+    }
+    if (!j.is_object()) return d;
+    d.is_object = true;
+    if (auto k = j.find("key"); k != j.end()) {
+      d.has_key = true;
+      d.key = Compact(*k);
+    }
+    auto v = j.find("value");
+    d.value = v == j.end() ? null_id_ : interner_.Id(Compact(*v));
+    auto from = j.find("from");
+    auto to = j.find("to");
+    if (from != j.end() && to != j.end()) {
+      d.has_from_to = true;
+      d.from = interner_.Id(Compact(*from));
+      d.to = interner_.Id(Compact(*to));
+    }
+    return d;
+  }
+  int64_t null_id() const { return null_id_; }
+
+ private:
+  Interner& interner_;
+  int64_t null_id_;
+  std::unordered_map<std::string_view, Decoded> cache_;
+};
+
 // Pairs invocations with completions and splits the ops by key.
 Extracted Extract(const sim::History& history, Model model, bool drop_unobserved_info,
                   Interner& interner) {
   Extracted out;
   const std::vector<sim::HistoryOp>& hops = history.ops();
-  std::unordered_map<int64_t, size_t> pending;  // process -> invocation position
+  // Process ids are mapped to dense slots once; each slot holds its invocation in flight.
+  constexpr size_t kIdle = SIZE_MAX;
+  std::unordered_map<int64_t, size_t> slot_of;  // process -> slot
+  std::vector<size_t> pending;                  // slot -> invocation position, or kIdle
   std::vector<std::pair<size_t, std::optional<size_t>>> pairs;  // invocation, completion
+  pairs.reserve(hops.size() / 2 + 1);
   for (size_t i = 0; i < hops.size(); ++i) {
     const sim::HistoryOp& h = hops[i];
+    auto [slot, added] = slot_of.try_emplace(h.process, pending.size());
+    if (added) pending.push_back(kIdle);
+    size_t& in_flight = pending[slot->second];
     if (h.type == sim::OpType::kInvoke) {
-      if (pending.count(h.process) != 0) {
+      if (in_flight != kIdle) {
         out.error = OpError(h, "invoked while the process has an operation in flight");
         return out;
       }
-      pending[h.process] = i;
+      in_flight = i;
       continue;
     }
-    auto it = pending.find(h.process);
-    if (it == pending.end()) {
+    if (in_flight == kIdle) {
       out.error = OpError(h, "completion without an invocation");
       return out;
     }
-    const size_t inv = it->second;
-    pending.erase(it);
+    const size_t inv = in_flight;
+    in_flight = kIdle;
     if (h.type == sim::OpType::kFail) continue;  // certainly did not take effect
     pairs.emplace_back(inv, h.type == sim::OpType::kOk ? std::optional<size_t>(i) : std::nullopt);
   }
-  for (const auto& [process, inv] : pending) pairs.emplace_back(inv, std::nullopt);
+  for (const size_t inv : pending) {
+    if (inv != kIdle) pairs.emplace_back(inv, std::nullopt);
+  }
   std::sort(pairs.begin(), pairs.end());
 
+  ValueCache cache(interner);
   for (const auto& [inv, comp] : pairs) {
     const sim::HistoryOp& h = hops[inv];
     POp op;
@@ -373,46 +443,48 @@ Extracted Extract(const sim::History& history, Model model, bool drop_unobserved
       return out;
     }
     if (op.kind == OpKind::kRead && op.info) continue;  // unknown output: constrains nothing
-    json in = json::parse(h.value, nullptr, false);
-    json done = comp ? json::parse(hops[*comp].value, nullptr, false) : json();
-    if (in.is_discarded() || done.is_discarded()) {
+    const Decoded& in = cache.Decode(h.value);
+    const Decoded* done = comp ? &cache.Decode(hops[*comp].value) : nullptr;
+    if (!in.valid || (done != nullptr && !done->valid)) {
       out.error = OpError(h, "value is not valid JSON");
       return out;
     }
-    std::string key;
+    std::string_view key;
     if (model == Model::kRegister) {
       if (op.kind == OpKind::kRead) {
-        op.a = interner.Id(Compact(done));
+        op.a = done != nullptr ? done->whole : cache.null_id();
       } else if (op.kind == OpKind::kWrite) {
-        op.a = interner.Id(Compact(in));
+        op.a = in.whole;
       } else {
-        if (!in.is_array() || in.size() != 2) {
+        if (!in.is_pair) {
           out.error = OpError(h, "cas value must be [expected, new]");
           return out;
         }
-        op.a = interner.Id(Compact(in[0]));
-        op.b = interner.Id(Compact(in[1]));
+        op.a = in.first;
+        op.b = in.second;
       }
     } else {
-      const json& src = op.kind == OpKind::kRead ? done : in;
-      if (!in.is_object() || !in.contains("key") || !src.is_object()) {
+      // A read's value comes from its completion; an info op has none (JSON null).
+      const bool src_is_object = op.kind == OpKind::kRead
+                                     ? (done != nullptr && done->is_object)
+                                     : in.is_object;
+      if (!in.is_object || !in.has_key || !src_is_object) {
         out.error = OpError(h, "kv value must be an object with \"key\"");
         return out;
       }
-      key = Compact(in["key"]);
+      key = in.key;
       if (op.kind == OpKind::kCas) {
-        if (!in.contains("from") || !in.contains("to")) {
+        if (!in.has_from_to) {
           out.error = OpError(h, "kv cas value must have \"from\" and \"to\"");
           return out;
         }
-        op.a = interner.Id(Compact(in["from"]));
-        op.b = interner.Id(Compact(in["to"]));
+        op.a = in.from;
+        op.b = in.to;
       } else {
-        auto v = src.find("value");
-        op.a = interner.Id(v == src.end() ? std::string("null") : Compact(*v));
+        op.a = op.kind == OpKind::kRead ? done->value : in.value;
       }
     }
-    out.partitions[key].ops.push_back(op);
+    out.partitions[std::string(key)].ops.push_back(op);
     ++out.ops;
   }
   if (drop_unobserved_info) {
