@@ -210,6 +210,19 @@ Task<void> LeaderElector::Resign() {
   co_await StepDown();
 }
 
+Task<Result<LeaseInfo>> LeaderElector::Observe(FencingToken after, Duration poll,
+                                               CancelToken cancel) {
+  if (poll <= Duration::Zero()) co_return InvalidArgumentError("poll must be > 0");
+  // Unbounded by design (a watch): ends when a newer holder appears or on cancel.
+  while (!cancel.cancelled()) {
+    Result<LeaseInfo> info = co_await service_.Read(options_.name);
+    if (info.ok() && info->token > after) co_return info;
+    const Status slept = co_await Sleep(env_.executor(), poll, cancel);
+    if (!slept.ok()) break;
+  }
+  co_return CancelledError("observe cancelled");
+}
+
 Task<void> LeaderElector::StepDown() {
   std::optional<LeaseGrant> held;
   held.swap(grant_);

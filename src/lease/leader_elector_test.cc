@@ -129,7 +129,12 @@ class FakeLeaseService final : public LeaseService {
     co_return Status::Ok();
   }
 
-  Task<Result<LeaseInfo>> Read(std::string) override { co_return NotFoundError("not scripted"); }
+  Task<Result<LeaseInfo>> Read(std::string) override {
+    ++reads;
+    if (table == nullptr || !table->Live()) co_return NotFoundError("no live holder");
+    co_return LeaseInfo{table->holder, table->token};
+  }
+  uint64_t reads = 0;
 
  private:
   static StatusCode Next(std::deque<StatusCode>& script, StatusCode fallback) {
@@ -578,6 +583,46 @@ TEST(LeaderElectorTest, ClosedCampaignGateSkipsAttemptsUntilItOpens) {
   c.world.RunFor(Duration::Seconds(1));
   EXPECT_EQ(n.service.acquire_calls.size(), 1u);
   EXPECT_EQ(n.elector->state(), State::kLeader);
+}
+
+TEST(LeaderElectorTest, ObserveReturnsEachNewerHolderInTokenOrderAndStopsOnCancel) {
+  // An observer on node 1 sees node 0 elected, then, after node 0 steps down and node 2 takes
+  // over, the newer holder; it never returns an older or the same token twice.
+  Cluster c(Options(), 3);
+  SharedLeaseTable table;
+  table.world = &c.world;
+  for (uint32_t i = 0; i < 3; ++i) c.node(i).service.table = &table;
+  std::vector<LeaseInfo> seen;
+  bool cancelled = false;
+  CancelSource stop;
+  ElectorNode& observer = c.node(1);
+  auto observe = [&](FencingToken after) -> Task<void> {
+    while (true) {
+      Result<LeaseInfo> info =
+          co_await observer.elector->Observe(after, Duration::Millis(50), stop.token());
+      if (!info.ok()) {
+        cancelled = info.status().code() == StatusCode::kCancelled;
+        co_return;
+      }
+      seen.push_back(*info);
+      after = info->token;
+    }
+  };
+  c.world.env(NodeId(1)).Spawn(observe(FencingToken()));
+  c.node(0).StartCampaign();
+  c.world.RunFor(Duration::Seconds(1));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].holder, NodeId(0));
+  c.node(0).cancel.Cancel();  // steps down and revokes
+  c.node(2).StartCampaign();
+  c.world.RunFor(Duration::Seconds(2));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].holder, NodeId(2));
+  EXPECT_GT(seen[1].token, seen[0].token);
+  stop.Cancel();
+  c.world.RunFor(Duration::Millis(100));
+  EXPECT_TRUE(cancelled);
+  EXPECT_EQ(seen.size(), 2u);
 }
 
 TEST(LeaderElectorTest, CancelWhileLeadingRevokesAndReturnsToFollower) {

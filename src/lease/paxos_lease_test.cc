@@ -240,6 +240,62 @@ TEST(PaxosLeaseTest, AcquireRetriedByTheHolderKeepsItsToken) {
   EXPECT_EQ(c.Acquire(4).status().code(), StatusCode::kAlreadyExists);
 }
 
+TEST(PaxosLeaseTest, CandidatesPollingAHeldNameDoNotOutBallotTheHolder) {
+  // Four candidates try to acquire while node 0 holds the lease. Each acceptor refuses them
+  // without promising, so the promise stays at the holder's ballot: every renewal goes through
+  // at the first ballot, and a re-acquire by the holder keeps its token.
+  Cluster c(11);
+  Result<LeaseGrant> g = c.Acquire(0);
+  ASSERT_TRUE(g.ok());
+  LeaseGrant held = *g;
+  for (int i = 0; i < 12; ++i) {
+    for (uint32_t n = 1; n < 5; ++n) {
+      Result<LeaseGrant> other = c.Acquire(n);
+      EXPECT_EQ(other.status().code(), StatusCode::kAlreadyExists) << other.status().ToString();
+      EXPECT_TRUE(Contains(other.status(), "node 0")) << other.status().ToString();
+    }
+    Result<LeaseGrant> renewed = c.KeepAlive(0, held);
+    ASSERT_TRUE(renewed.ok()) << i << ": " << renewed.status().ToString();
+    held = *renewed;
+  }
+  uint64_t refusals = 0;
+  for (uint32_t n = 0; n < 5; ++n) refusals += c.node(n).acceptor()->stats().held_refusals;
+  EXPECT_GE(refusals, 12u * 4u * 3u);  // every candidate refused by at least a majority
+  // No candidate's promise sits above the holder's accepted value: its re-acquire (a retry after
+  // a lost reply) keeps the token.
+  Result<LeaseGrant> again = c.Acquire(0);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->token, g->token);
+}
+
+TEST(PaxosLeaseTest, ForgedGrantsWithTokensFromTheFutureAreRefused) {
+  // A grant whose token no acceptor ever granted (a forged or corrupted sequencer, here from the
+  // "future") neither renews the real lease nor revokes it.
+  Cluster c(12);
+  Result<LeaseGrant> g = c.Acquire(0);
+  ASSERT_TRUE(g.ok());
+  LeaseGrant forged = *g;
+  forged.token = FencingToken(g->token.value() + (uint64_t{1} << 40));
+  Result<LeaseGrant> renewed = c.KeepAlive(0, forged);
+  EXPECT_EQ(renewed.status().code(), StatusCode::kFailedPrecondition) << renewed.status().ToString();
+  const Status revoked = c.Revoke(0, forged);
+  revoked.IgnoreError();
+  // The real lease is untouched: still held under the real token.
+  EXPECT_EQ(c.Acquire(3).status().code(), StatusCode::kAlreadyExists);
+  Result<LeaseInfo> info = c.Read(2);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->token, g->token);
+  // And a proposal whose token exceeds its own ballot is rejected outright by the acceptor.
+  pli::Request req;
+  req.name = kName;
+  req.ballot = MakeBallot(1, NodeId(1));
+  req.holder = NodeId(1);
+  req.token = FencingToken(MakeBallot(1u << 30, NodeId(1)));
+  req.ttl = kTtl;
+  Result<Bytes> raw = c.Raw(1, 2, pli::Method::kPropose, req);
+  EXPECT_EQ(raw.status().code(), StatusCode::kInvalidArgument) << raw.status().ToString();
+}
+
 TEST(PaxosLeaseTest, KeepAliveKeepsTheTokenAndExtendsValidity) {
   // Renewing every ttl/3 holds the name for many TTLs under one token while others are refused.
   Cluster c(3);

@@ -87,6 +87,12 @@ class LeaderElector {
   // Revokes the lease (clean release, no lock-delay) and returns to kFollower.
   Task<void> Resign();
 
+  // Observe: waits until the service reports a holder with a token above `after` (pass the last
+  // one seen; FencingToken() for any) and returns it — revision-monotone like etcd's Observe, and
+  // it returns the latest holder, not every one in between. Polls Read() every `poll`; returns
+  // kCancelled when `cancel` fires. Needs no campaign: any node may observe.
+  Task<Result<LeaseInfo>> Observe(FencingToken after, Duration poll, CancelToken cancel);
+
   LeaderState state() const { return state_; }
   // True iff kLeader and the grant is valid on this node's monotonic clock now.
   bool CanAct() const;
