@@ -59,6 +59,16 @@ grep -q 'line 2' "$tmp/err" || { fails=$((fails + 1)); echo "FAIL: malformed his
 expect 2 "unknown model" -- check linearizable --model queue "$tmp/good.jsonl"
 expect 2 "missing history file" -- check linearizable --model register "$tmp/none.jsonl"
 
+# End to end: a split-brain run's client history, checked by the CLI. The naive design's (seed 1)
+# has a stale read from a deposed leader; the hardened design's is linearizable.
+for variant in naive hardened; do
+  "$bin" replay split-brain --variant "$variant" --seed 1 --history "$tmp/sb-$variant.jsonl" >/dev/null
+  grep -E '"f":"(read|write)"' "$tmp/sb-$variant.jsonl" >"$tmp/sb-$variant-clients.jsonl"
+done
+expect 1 "split-brain naive history" -- check linearizable --model kv "$tmp/sb-naive-clients.jsonl"
+expect 0 "split-brain hardened history" -- check linearizable --model kv "$tmp/sb-hardened-clients.jsonl"
+expect 0 "split-brain lab, hardened" -- lab split-brain --variant hardened --seeds 10
+
 # A real lab run writes valid JSON with the documented fields and passes.
 expect 0 "lab selftest json" -- lab selftest --variant naive --variant hardened --seeds 4 --json "$tmp/out.json"
 if python3 - "$tmp/out.json" <<'PY'
