@@ -260,6 +260,19 @@ class LeaderCache {
   }
 
  public:
+  // A client's request at this node: refused unless `acting`; reads from the cache; writes
+  // through to the store with `token`.
+  void Serve(Env& env, bool acting, uint64_t token, const ClientRequest& request,
+             ClientCallback done) {
+    if (!acting) {
+      done(ClientReply{});
+    } else if (!request.write) {
+      done(Read(request.key));
+    } else {
+      env.Spawn(Write(token, request, std::move(done)));
+    }
+  }
+
   ClientReply Read(uint32_t key) const {
     ClientReply reply;
     reply.outcome = Outcome::kOk;
@@ -345,15 +358,7 @@ class NaiveNode : public ClusterNode {
   }
 
   void ClientOp(const ClientRequest& request, ClientCallback done) override {
-    if (!ActingLeader()) {
-      done(ClientReply{});
-      return;
-    }
-    if (!request.write) {
-      done(cache_.Read(request.key));
-      return;
-    }
-    env_.Spawn(cache_.Write(term_, request, std::move(done)));
+    cache_.Serve(env_, ActingLeader(), term_, request, std::move(done));
   }
 
   bool ActingLeader() const override { return leader_ && cache_.ready(); }
@@ -460,15 +465,7 @@ class LeaseNode : public ClusterNode {
   }
 
   void ClientOp(const ClientRequest& request, ClientCallback done) override {
-    if (!ActingLeader()) {
-      done(ClientReply{});
-      return;
-    }
-    if (!request.write) {
-      done(cache_.Read(request.key));
-      return;
-    }
-    env_.Spawn(cache_.Write(elector_->token().value(), request, std::move(done)));
+    cache_.Serve(env_, ActingLeader(), elector_->token().value(), request, std::move(done));
   }
 
   // Self-fencing: a lease valid on this node's own monotonic clock, checked at every use.
