@@ -21,9 +21,15 @@
 // Parsing never crashes and never throws, whatever the bytes.
 //
 // Thread safety: the function is reentrant; the stream is read by the calling thread only.
+//
+// Cost: one pass over the bytes for the common lines (printable-ASCII strings without escapes,
+// integers, true/false/null, arrays, objects); a line outside that subset (floats, escapes,
+// non-ASCII, duplicate keys inside "value") or with any error is re-parsed into a full
+// nlohmann::json DOM, several times slower, with the same result either way.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <istream>
 
 #include "faultline/core/status.h"
@@ -41,5 +47,25 @@ struct HistoryParseLimits {
 };
 
 Result<sim::History> ParseHistoryJsonl(std::istream& in, const HistoryParseLimits& limits = {});
+
+namespace internal {
+
+// For tests only: ParseHistoryJsonl must return exactly what these return (same ops, same error
+// status and message) for every input, and history_io_test checks that differentially.
+
+// The previous implementation, kept as the oracle: every line through a full nlohmann::json DOM.
+Result<sim::History> ParseHistoryJsonlReference(std::istream& in,
+                                                const HistoryParseLimits& limits = {});
+
+// How ParseHistoryJsonl handled the non-blank lines it looked at: by the single-pass scanner, or
+// by the DOM parser it falls back to (so that tests can show both paths are exercised).
+struct HistoryParseCounters {
+  uint64_t fast_lines = 0;
+  uint64_t dom_lines = 0;
+};
+Result<sim::History> ParseHistoryJsonlCounting(std::istream& in, const HistoryParseLimits& limits,
+                                               HistoryParseCounters& counters);
+
+}  // namespace internal
 
 }  // namespace faultline::check
