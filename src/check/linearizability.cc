@@ -59,54 +59,68 @@ uint64_t Mix64(uint64_t x) {  // splitmix64 finaliser
 
 // Open-addressing set of (bitset of linearised ops, state). The bitset hash is maintained
 // incrementally by the search (XOR of per-op keys, Zobrist style); equality is always confirmed
-// on the full bitset.
+// on the bitset itself. A bitset is stored compressed, as the number of leading all-ones words
+// plus the words after them up to the last non-zero one: ops are sorted by call time and mostly
+// linearised in that order, so the set is a long run of ones and a short tail, and storing and
+// comparing the tail alone keeps large partitions cheap.
 class Memo {
  public:
-  explicit Memo(size_t words) : words_(words) { slots_.assign(1024, 0); }
+  Memo() { slots_.assign(1024, 0); }
 
-  // Returns true when (bits, state) was not present and has been added.
-  bool Insert(const std::vector<uint64_t>& bits, uint64_t bits_hash, int64_t state) {
-    if ((states_.size() + 1) * 2 > slots_.size()) Grow();
+  // (bits, state), where words [0, full) of `bits` are all ones and [end, ...) all zero, both
+  // canonical (full is the first word that is not all ones; end is one past the last non-zero
+  // word, or full). Returns true when it was not present and has been added.
+  bool Insert(const std::vector<uint64_t>& bits, size_t full, size_t end, uint64_t bits_hash,
+              int64_t state) {
+    if ((entries_.size() + 1) * 2 > slots_.size()) Grow();
     const uint64_t h = bits_hash ^ Mix64(static_cast<uint64_t>(state));
-    size_t mask = slots_.size() - 1;
+    const auto first = bits.begin() + static_cast<ptrdiff_t>(full);
+    const auto last = bits.begin() + static_cast<ptrdiff_t>(end);
+    const size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
       const uint32_t slot = slots_[i];
       if (slot == 0) {
-        slots_[i] = static_cast<uint32_t>(states_.size() + 1);
-        hashes_.push_back(h);
-        states_.push_back(state);
-        pool_.insert(pool_.end(), bits.begin(), bits.end());
+        slots_[i] = static_cast<uint32_t>(entries_.size() + 1);
+        entries_.push_back({h, state, pool_.size(), static_cast<uint32_t>(full),
+                            static_cast<uint32_t>(end - full)});
+        pool_.insert(pool_.end(), first, last);
         return true;
       }
-      const size_t e = slot - 1;
-      if (hashes_[e] == h && states_[e] == state &&
-          std::equal(bits.begin(), bits.end(), pool_.begin() + static_cast<ptrdiff_t>(e * words_))) {
+      const Entry& e = entries_[slot - 1];
+      if (e.hash == h && e.state == state && e.full == full && e.len == end - full &&
+          std::equal(first, last, pool_.begin() + static_cast<ptrdiff_t>(e.offset))) {
         return false;
       }
     }
   }
-  size_t size() const { return states_.size(); }
+  size_t size() const { return entries_.size(); }
   size_t bytes() const {
-    return pool_.size() * 8 + hashes_.size() * 8 + states_.size() * 8 + slots_.size() * 4;
+    return pool_.size() * 8 + entries_.size() * sizeof(Entry) + slots_.size() * 4;
   }
 
  private:
+  struct Entry {
+    uint64_t hash;
+    int64_t state;
+    size_t offset;  // into pool_
+    uint32_t full;
+    uint32_t len;
+  };
+
   void Grow() {
     std::vector<uint32_t> slots(slots_.size() * 2, 0);
     const size_t mask = slots.size() - 1;
-    for (size_t e = 0; e < states_.size(); ++e) {
-      size_t i = hashes_[e] & mask;
+    for (size_t e = 0; e < entries_.size(); ++e) {
+      size_t i = entries_[e].hash & mask;
       while (slots[i] != 0) i = (i + 1) & mask;
       slots[i] = static_cast<uint32_t>(e + 1);
     }
     slots_ = std::move(slots);
   }
 
-  size_t words_;
   std::vector<uint32_t> slots_;  // entry + 1, 0 = empty
-  std::vector<uint64_t> hashes_;
-  std::vector<int64_t> states_;
-  std::vector<uint64_t> pool_;  // words_ per entry
+  std::vector<Entry> entries_;
+  std::vector<uint64_t> pool_;  // the stored tails, back to back
 };
 
 struct SearchLimits {
@@ -202,7 +216,10 @@ SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const S
   const size_t words = (n + 63) / 64;
   std::vector<uint64_t> bits(words, 0);
   uint64_t bits_hash = 0;
-  Memo memo(words);
+  Memo memo;
+  // Canonical bounds of `bits` for the memo: [0, full) all ones, [end, words) all zero.
+  size_t full = 0;
+  size_t end = 0;
 
   size_t finite_remaining = 0;
   for (const POp& op : ops) finite_remaining += op.info ? 0 : 1;
@@ -240,8 +257,12 @@ SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const S
         const uint64_t bit = uint64_t{1} << (en.op % 64);
         FL_ASSERT((bits[w] & bit) == 0);
         bits[w] |= bit;
+        const size_t full_before = full;
+        const size_t end_before = end;
+        while (full < words && bits[full] == ~uint64_t{0}) ++full;
+        end = std::max({end, w + 1, full});
         const uint64_t h = bits_hash ^ zobrist[en.op];
-        if (memo.Insert(bits, h, next_state)) {
+        if (memo.Insert(bits, full, end, h, next_state)) {
           ++out.states_explored;
           if (memo.size() >= lim.memo_entries_max || memo.bytes() >= lim.memo_bytes_max) {
             out.verdict = Verdict::kUnknown;
@@ -256,6 +277,8 @@ SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const S
           continue;
         }
         bits[w] &= ~bit;
+        full = full_before;
+        end = end_before;
       }
       entry = next[static_cast<size_t>(entry)];
       continue;
@@ -274,7 +297,10 @@ SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const S
     const Frame top = stack.back();
     stack.pop_back();
     const uint32_t top_op = entries[static_cast<size_t>(top.call)].op;
-    bits[top_op / 64] &= ~(uint64_t{1} << (top_op % 64));
+    const size_t top_word = top_op / 64;
+    bits[top_word] &= ~(uint64_t{1} << (top_op % 64));
+    full = std::min(full, top_word);
+    while (end > full && bits[end - 1] == 0) --end;
     bits_hash ^= zobrist[top_op];
     state = top.state;
     unlift(top.call);
