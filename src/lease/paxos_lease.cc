@@ -1,13 +1,13 @@
 #include "faultline/lease/paxos_lease.h"
 
 #include <algorithm>
-#include <coroutine>
 #include <optional>
 #include <utility>
 
 #include "faultline/core/bytes.h"
 #include "faultline/core/crc32c.h"
 #include "faultline/core/options.h"
+#include "faultline/env/quorum_call.h"
 
 namespace faultline::lease {
 
@@ -603,99 +603,38 @@ Result<Bytes> PaxosLeaseAcceptor::OnRequest(uint16_t method_offset, NodeId from,
 
 namespace {
 
-class QuorumAwaiter;
-
-// One phase's answers, shared by the per-acceptor calls and the coroutine waiting for a majority.
-// Shared ownership keeps it alive for calls that answer after the waiter has moved on.
+// One phase's decoded answers, by acceptor index (the QuorumCall's result, decoded again).
 struct Round {
-  Round(size_t acceptors, size_t majority_in, std::shared_ptr<const bool> client_alive_in)
-      : replies(acceptors), majority(majority_in), client_alive(std::move(client_alive_in)) {
-    FL_ASSERT(majority > acceptors / 2 && majority <= acceptors);
-  }
-  // Decided once a majority said yes or a majority can no longer say yes.
-  bool Decided() const { return yes >= majority || rejects + failures > replies.size() - majority; }
-  void Record(size_t index, Result<Bytes> result);
-
-  std::vector<std::optional<Reply>> replies;  // by acceptor index; decoded answers only
-  size_t majority;
+  std::vector<std::optional<Reply>> replies;  // decoded answers only
   size_t yes = 0;
   size_t rejects = 0;
-  size_t failures = 0;  // errors, timeouts, undecodable replies
   uint64_t ballot_seen_max = 0;
-  Status last_error;
-  QuorumAwaiter* waiter = nullptr;
-  std::shared_ptr<const bool> client_alive;
+  Status last_error;  // the last error, timeout or undecodable reply
 };
 
-// co_await QuorumAwaiter(executor, round, timeout): resumes once the round is decided or after
-// `timeout`, on a later turn of the loop. Never resumes after the client was destroyed.
-class [[nodiscard]] QuorumAwaiter {
- public:
-  QuorumAwaiter(Executor& executor, std::shared_ptr<Round> round, Duration timeout)
-      : executor_(executor), round_(std::move(round)), timeout_(timeout) {}
-  QuorumAwaiter(const QuorumAwaiter&) = delete;
-  QuorumAwaiter& operator=(const QuorumAwaiter&) = delete;
-  ~QuorumAwaiter() {
-    if (timer_) executor_.Cancel(timer_);
-    if (round_->waiter == this) round_->waiter = nullptr;
-  }
-
-  bool await_ready() const { return round_->Decided() || timeout_ <= Duration::Zero(); }
-  void await_suspend(std::coroutine_handle<> h) {
-    handle_ = h;
-    round_->waiter = this;
-    timer_ = executor_.ScheduleAfter(timeout_, [this] {
-      timer_ = {};
-      Resume();
-    });
-  }
-  void await_resume() const {}
-
-  void Wake() {
-    round_->waiter = nullptr;
-    if (timer_) executor_.Cancel(timer_);
-    timer_ = executor_.Post([this] {
-      timer_ = {};
-      Resume();
-    });
-  }
-
- private:
-  void Resume() {
-    round_->waiter = nullptr;
-    if (*round_->client_alive) handle_.resume();
-  }
-  Executor& executor_;
-  std::shared_ptr<Round> round_;
-  Duration timeout_;
-  TimerId timer_;
-  std::coroutine_handle<> handle_;
-};
-
-void Round::Record(size_t index, Result<Bytes> result) {
-  FL_ASSERT(index < replies.size() && !replies[index].has_value());
-  if (!result.ok()) {
-    ++failures;
-    last_error = result.status();
-  } else if (Result<Reply> reply = paxos_lease_internal::DecodeReply(*result); !reply.ok()) {
-    ++failures;
-    last_error = reply.status();
-  } else {
-    ballot_seen_max = std::max({ballot_seen_max, reply->promised, reply->accepted_ballot});
-    if (reply->ok) {
-      ++yes;
-    } else {
-      ++rejects;
-    }
-    replies[index] = std::move(reply).value();
-  }
-  if (waiter != nullptr && Decided()) waiter->Wake();
+QuorumVerdict ClassifyReply(const Result<Bytes>& result) {
+  if (!result.ok()) return QuorumVerdict::Failure(result.status());
+  Result<Reply> reply = paxos_lease_internal::DecodeReply(*result);
+  if (!reply.ok()) return QuorumVerdict::Failure(reply.status());
+  return reply->ok ? QuorumVerdict::Yes() : QuorumVerdict::Reject();
 }
 
-Task<void> CallAcceptor(Rpc* rpc, std::shared_ptr<Round> round, size_t index, NodeId to,
-                        uint16_t method, Bytes request, Duration timeout) {
-  Result<Bytes> reply = co_await rpc->Call(to, method, request, timeout);
-  round->Record(index, std::move(reply));
+Round DecodeRound(QuorumResult result) {
+  Round round;
+  round.replies.resize(result.replies.size());
+  round.yes = result.tally.yes;
+  round.rejects = result.tally.rejects;
+  round.last_error = std::move(result.last_failure);
+  for (size_t i = 0; i < result.replies.size(); ++i) {
+    const std::optional<Result<Bytes>>& raw = result.replies[i].reply;
+    if (!raw.has_value() || result.replies[i].vote == QuorumVote::kFailure) continue;
+    Result<Reply> reply = paxos_lease_internal::DecodeReply(**raw);
+    FL_ASSERT(reply.ok());  // the classifier decoded it
+    round.ballot_seen_max =
+        std::max({round.ballot_seen_max, reply->promised, reply->accepted_ballot});
+    round.replies[i] = std::move(reply).value();
+  }
+  return round;
 }
 
 std::string NodeName(NodeId id) { return "node " + std::to_string(id.value()); }
@@ -775,16 +714,21 @@ struct PaxosLeaseClient::Impl {
     return std::min(options.round_timeout, deadline - env.clock().Now());
   }
 
-  Task<std::shared_ptr<Round>> RunPhase(Method method, Bytes request, Duration timeout) {
-    auto round_state = std::make_shared<Round>(options.acceptors.size(), majority, alive);
-    const auto rpc_method =
-        static_cast<uint16_t>(options.method_base + static_cast<uint16_t>(method));
-    for (size_t i = 0; i < options.acceptors.size(); ++i) {
-      calls.Spawn(
-          CallAcceptor(&rpc, round_state, i, options.acceptors[i], rpc_method, request, timeout));
-    }
-    co_await QuorumAwaiter(env.executor(), round_state, timeout);
-    co_return round_state;
+  // One phase: `request` to every acceptor, until a majority said yes or no longer can, or
+  // `timeout`. The calls live in `calls` and are not cancelled when the phase ends.
+  Task<Round> RunPhase(Method method, Bytes request, Duration timeout) {
+    QuorumCallOptions call;
+    call.targets = options.acceptors;
+    call.method = static_cast<uint16_t>(options.method_base + static_cast<uint16_t>(method));
+    call.request = std::move(request);
+    call.needed = majority;
+    call.timeout = timeout;
+    call.classify = ClassifyReply;
+    call.cancel_stragglers = false;  // they finish on their own timeout (recorded seeds rely on it)
+    call.tasks = &calls;
+    call.alive = alive;
+    QuorumResult result = co_await QuorumCall(env, rpc, std::move(call));
+    co_return DecodeRound(std::move(result));
   }
 
   Task<Result<LeaseGrant>> Run(std::string name, Duration ttl, std::optional<LeaseGrant> renewing);
@@ -821,8 +765,9 @@ Task<Result<LeaseGrant>> PaxosLeaseClient::Impl::Run(std::string name, Duration 
     req.name = name;
     req.ballot = *ballot;
     Bytes prepare_bytes = paxos_lease_internal::EncodeRequest(Method::kPrepare, req);
-    std::shared_ptr<Round> prepare =
+    const Round prepare_round =
         co_await RunPhase(Method::kPrepare, std::move(prepare_bytes), PhaseTimeout(deadline));
+    const Round* prepare = &prepare_round;
     Learn(*prepare);
     if (clock.Now() >= deadline) {
       co_return DeadlineExceededError("prepare did not finish within the lease's validity");
@@ -858,8 +803,9 @@ Task<Result<LeaseGrant>> PaxosLeaseClient::Impl::Run(std::string name, Duration 
     req.holder = self;
     req.ttl = ttl;
     Bytes propose_bytes = paxos_lease_internal::EncodeRequest(Method::kPropose, req);
-    std::shared_ptr<Round> propose =
+    const Round propose_round =
         co_await RunPhase(Method::kPropose, std::move(propose_bytes), PhaseTimeout(deadline));
+    const Round* propose = &propose_round;
     Learn(*propose);
     if (clock.Now() >= deadline) {
       co_return DeadlineExceededError("propose did not finish within the lease's validity");
@@ -931,10 +877,10 @@ Task<Status> PaxosLeaseClient::Revoke(LeaseGrant grant) {
   req.holder = grant.holder;
   req.token = grant.token;
   Bytes bytes = paxos_lease_internal::EncodeRequest(Method::kRevoke, req);
-  std::shared_ptr<Round> round =
+  const Round round =
       co_await impl.RunPhase(Method::kRevoke, std::move(bytes), impl.options.round_timeout);
-  impl.Learn(*round);
-  if (round->yes < impl.majority) {
+  impl.Learn(round);
+  if (round.yes < impl.majority) {
     co_return UnavailableError("revoke reached no majority; the lease will expire on its own");
   }
   co_return Status::Ok();
@@ -947,12 +893,12 @@ Task<Result<LeaseInfo>> PaxosLeaseClient::Read(std::string name) {
   Request req;
   req.name = std::move(name);
   Bytes bytes = paxos_lease_internal::EncodeRequest(Method::kQuery, req);
-  std::shared_ptr<Round> round =
+  const Round round =
       co_await impl.RunPhase(Method::kQuery, std::move(bytes), impl.options.round_timeout);
-  impl.Learn(*round);
-  if (round->yes < impl.majority) co_return UnavailableError("no majority answered the read");
+  impl.Learn(round);
+  if (round.yes < impl.majority) co_return UnavailableError("no majority answered the read");
   const Reply* best = nullptr;
-  for (const std::optional<Reply>& r : round->replies) {
+  for (const std::optional<Reply>& r : round.replies) {
     if (!r.has_value() || !r->live) continue;
     if (best == nullptr || r->accepted_ballot > best->accepted_ballot) best = &*r;
   }

@@ -1,7 +1,6 @@
 #include "faultline/lease/quorum_register.h"
 
 #include <algorithm>
-#include <coroutine>
 #include <map>
 #include <set>
 #include <utility>
@@ -9,7 +8,7 @@
 #include "faultline/core/assert.h"
 #include "faultline/core/bytes.h"
 #include "faultline/core/options.h"
-#include "faultline/env/cancel.h"
+#include "faultline/env/quorum_call.h"
 
 namespace faultline::lease {
 
@@ -321,111 +320,19 @@ namespace {
 
 enum class ReplyKind : uint8_t { kQuery, kAck };
 
-class RoundAwaiter;
-
-// Shared by the waiting operation and the per-replica call tasks, so that whichever finishes or is
-// destroyed first (a crash destroys all of them in some order) leaves nothing dangling.
+// One phase's outcome: the QuorumCall's result, with query replies decoded again.
 struct Round {
-  ReplyKind kind = ReplyKind::kAck;
-  quorum_wire::Limits limits;
-  Bytes request;
   uint32_t targets = 0;
   uint32_t needed = 0;
-  uint32_t answered = 0;
   uint32_t acked = 0;
-  bool fenced = false;
+  bool fenced = false;  // a replica answered kFencedOut: final
   bool timed_out = false;
-  bool finished = false;  // the waiter has taken the outcome; later replies are ignored
   Status fenced_status;
   Status last_error;
   std::vector<std::optional<quorum_wire::QueryReply>> queries;  // by target slot (kQuery)
-  std::vector<bool> ok;                                         // by target slot
-  CancelSource cancel;  // releases the stragglers once the round is decided
-  RoundAwaiter* waiter = nullptr;
 
-  bool Decided() const {
-    return acked >= needed || fenced || timed_out || acked + (targets - answered) < needed;
-  }
-  void Record(uint32_t slot, Result<Bytes> reply);
   Status Outcome(std::string_view phase) const;
 };
-
-// Suspends the operation until its round is decided, or round_timeout passes.
-class [[nodiscard]] RoundAwaiter {
- public:
-  RoundAwaiter(Executor& executor, std::shared_ptr<Round> round, Duration timeout)
-      : executor_(executor), round_(std::move(round)), timeout_(timeout) {}
-  RoundAwaiter(const RoundAwaiter&) = delete;
-  RoundAwaiter& operator=(const RoundAwaiter&) = delete;
-  ~RoundAwaiter() {
-    if (timer_) executor_.Cancel(timer_);
-    if (round_->waiter == this) round_->waiter = nullptr;
-  }
-
-  bool await_ready() const { return round_->Decided(); }
-  void await_suspend(std::coroutine_handle<> h) {
-    handle_ = h;
-    round_->waiter = this;
-    timer_ = executor_.ScheduleAfter(timeout_, [this] {
-      timer_ = {};
-      round_->waiter = nullptr;
-      round_->timed_out = true;
-      handle_.resume();
-    });
-  }
-  void await_resume() const { FL_ASSERT(round_->Decided()); }
-
-  // Called by the round when it is decided: resumes the operation on a later turn, never inside
-  // the replying call's stack.
-  void Wake() {
-    FL_ASSERT(round_->waiter == this);
-    round_->waiter = nullptr;
-    executor_.Cancel(timer_);
-    timer_ = executor_.Post([this] {
-      timer_ = {};
-      handle_.resume();
-    });
-  }
-
- private:
-  Executor& executor_;
-  std::shared_ptr<Round> round_;
-  Duration timeout_;
-  TimerId timer_;
-  std::coroutine_handle<> handle_;
-};
-
-void Round::Record(uint32_t slot, Result<Bytes> reply) {
-  FL_ASSERT(slot < targets);
-  if (finished) return;
-  FL_ASSERT(answered < targets);
-  ++answered;
-  if (reply.ok()) {
-    Status valid;
-    if (kind == ReplyKind::kQuery) {
-      auto decoded = quorum_wire::DecodeQueryReply(*reply, limits);
-      if (decoded.ok()) {
-        queries[slot] = std::move(decoded).value();
-      } else {
-        valid = std::move(decoded).TakeStatus();
-      }
-    } else {
-      valid = quorum_wire::DecodeAck(*reply);
-    }
-    if (valid.ok()) {
-      ok[slot] = true;
-      ++acked;
-    } else {
-      last_error = std::move(valid);
-    }
-  } else if (reply.status().code() == StatusCode::kFencedOut) {
-    fenced = true;
-    fenced_status = reply.status();
-  } else {
-    last_error = reply.status();
-  }
-  if (waiter != nullptr && Decided()) waiter->Wake();
-}
 
 Status Round::Outcome(std::string_view phase) const {
   if (acked >= needed) return Status::Ok();
@@ -437,34 +344,59 @@ Status Round::Outcome(std::string_view phase) const {
   return UnavailableError(message);
 }
 
-Task<void> CallReplica(Rpc* rpc, std::shared_ptr<Round> round, uint32_t slot, NodeId to,
-                       uint16_t method, Duration timeout) {
-  const CancelToken token = round->cancel.token();
-  Result<Bytes> reply = co_await rpc->Call(to, method, round->request, timeout, token);
-  round->Record(slot, std::move(reply));
+// An ack (or a decodable query reply) is a yes, kFencedOut a reject that ends the round, anything
+// else a failure.
+QuorumVerdict Classify(ReplyKind kind, const quorum_wire::Limits& limits,
+                       const Result<Bytes>& reply) {
+  if (!reply.ok()) {
+    if (reply.status().code() == StatusCode::kFencedOut) {
+      return QuorumVerdict::Reject(reply.status());
+    }
+    return QuorumVerdict::Failure(reply.status());
+  }
+  Status valid;
+  if (kind == ReplyKind::kQuery) {
+    valid = quorum_wire::DecodeQueryReply(*reply, limits).status();
+  } else {
+    valid = quorum_wire::DecodeAck(*reply);
+  }
+  if (!valid.ok()) return QuorumVerdict::Failure(std::move(valid));
+  return QuorumVerdict::Yes();
 }
 
 // Sends `request` to every replica in `targets` (one detached task each) and waits until `needed`
 // of them acked, one reported kFencedOut, the quorum became unreachable, or round_timeout passed.
-Task<std::shared_ptr<Round>> RunRound(Env& env, Rpc& rpc, const QuorumOptions& options,
-                                      uint16_t method, ReplyKind kind, Bytes request,
-                                      std::vector<NodeId> targets, uint32_t needed) {
+// The calls still in flight then are cancelled.
+Task<Round> RunRound(Env& env, Rpc& rpc, const QuorumOptions& options, uint16_t method,
+                     ReplyKind kind, Bytes request, std::vector<NodeId> targets, uint32_t needed) {
   FL_ASSERT(needed >= 1 && needed <= targets.size());
-  auto round = std::make_shared<Round>();
-  round->kind = kind;
-  round->limits = WireLimits(options);
-  round->request = std::move(request);
-  round->targets = static_cast<uint32_t>(targets.size());
-  round->needed = needed;
-  round->queries.resize(targets.size());
-  round->ok.resize(targets.size(), false);
-  const uint16_t full_method = options.method_base + method;
-  for (uint32_t i = 0; i < targets.size(); ++i) {
-    env.Spawn(CallReplica(&rpc, round, i, targets[i], full_method, options.round_timeout));
+  const quorum_wire::Limits limits = WireLimits(options);
+  QuorumCallOptions call;
+  call.targets = std::move(targets);
+  call.method = static_cast<uint16_t>(options.method_base + method);
+  call.request = std::move(request);
+  call.needed = needed;
+  call.timeout = options.round_timeout;
+  call.classify = [kind, limits](const Result<Bytes>& reply) {
+    return Classify(kind, limits, reply);
+  };
+  call.decided_early = [](const QuorumTally& tally) { return tally.rejects > 0; };
+  QuorumResult result = co_await QuorumCall(env, rpc, std::move(call));
+  Round round;
+  round.targets = static_cast<uint32_t>(result.tally.targets);
+  round.needed = needed;
+  round.acked = static_cast<uint32_t>(result.tally.yes);
+  round.fenced = result.tally.rejects > 0;
+  round.timed_out = result.timed_out;
+  round.fenced_status = std::move(result.last_reject);
+  round.last_error = std::move(result.last_failure);
+  round.queries.resize(result.replies.size());
+  for (size_t i = 0; kind == ReplyKind::kQuery && i < result.replies.size(); ++i) {
+    if (result.replies[i].vote != QuorumVote::kYes || !result.replies[i].reply) continue;
+    auto decoded = quorum_wire::DecodeQueryReply(**result.replies[i].reply, limits);
+    FL_ASSERT(decoded.ok());  // the classifier decoded it
+    round.queries[i] = std::move(decoded).value();
   }
-  co_await RoundAwaiter(env.executor(), round, options.round_timeout);
-  round->finished = true;
-  round->cancel.Cancel();
   co_return round;
 }
 
@@ -502,21 +434,21 @@ Task<Result<std::optional<std::string>>> QuorumRegisterClient::Read(std::string 
   ++stats_.reads;
   if (key.size() > options_.key_bytes_max) co_return InvalidArgumentError("key too long");
   quorum_wire::QueryRequest query{key};
-  std::shared_ptr<Round> q = co_await RunRound(env_, rpc_, options_, kQuorumQueryMethod,
-                                               ReplyKind::kQuery, quorum_wire::Encode(query),
-                                               options_.replicas, options_.effective_read_quorum());
-  Status status = q->Outcome("read query");
+  Round q = co_await RunRound(env_, rpc_, options_, kQuorumQueryMethod, ReplyKind::kQuery,
+                              quorum_wire::Encode(query), options_.replicas,
+                              options_.effective_read_quorum());
+  Status status = q.Outcome("read query");
   if (!status.ok()) {
     ++stats_.unavailable;
     co_return status;
   }
-  std::optional<VersionedValue> best = Largest(*q);
+  std::optional<VersionedValue> best = Largest(q);
   if (!best) co_return std::optional<std::string>();  // every answer: never written
   // Replicas known to hold the largest version already count towards the write-back quorum.
   std::vector<NodeId> others;
   uint32_t holding = 0;
-  for (uint32_t i = 0; i < q->targets; ++i) {
-    const auto& a = q->queries[i];
+  for (uint32_t i = 0; i < q.targets; ++i) {
+    const auto& a = q.queries[i];
     if (a && a->stored && a->stored->version == best->version) {
       ++holding;
     } else {
@@ -530,10 +462,9 @@ Task<Result<std::optional<std::string>>> QuorumRegisterClient::Read(std::string 
     // inversion between two reads).
     ++stats_.repairs;
     quorum_wire::StoreRequest store{key, *best, /*repair=*/true};
-    std::shared_ptr<Round> s =
-        co_await RunRound(env_, rpc_, options_, kQuorumStoreMethod, ReplyKind::kAck,
-                          quorum_wire::Encode(store), std::move(others), w - holding);
-    status = s->Outcome("read write-back");
+    Round s = co_await RunRound(env_, rpc_, options_, kQuorumStoreMethod, ReplyKind::kAck,
+                                quorum_wire::Encode(store), std::move(others), w - holding);
+    status = s.Outcome("read write-back");
     if (!status.ok()) {
       ++stats_.unavailable;
       co_return status;
@@ -547,17 +478,17 @@ Task<Status> QuorumRegisterClient::Write(std::string key, std::string value, Fen
   if (key.size() > options_.key_bytes_max) co_return InvalidArgumentError("key too long");
   if (value.size() > options_.value_bytes_max) co_return InvalidArgumentError("value too long");
   quorum_wire::QueryRequest query{key};
-  std::shared_ptr<Round> q = co_await RunRound(env_, rpc_, options_, kQuorumQueryMethod,
-                                               ReplyKind::kQuery, quorum_wire::Encode(query),
-                                               options_.replicas, options_.effective_read_quorum());
-  Status status = q->Outcome("write query");
+  Round q = co_await RunRound(env_, rpc_, options_, kQuorumQueryMethod, ReplyKind::kQuery,
+                              quorum_wire::Encode(query), options_.replicas,
+                              options_.effective_read_quorum());
+  Status status = q.Outcome("write query");
   if (!status.ok()) {
     ++stats_.unavailable;
     co_return status;
   }
-  const std::optional<VersionedValue> best = Largest(*q);
+  const std::optional<VersionedValue> best = Largest(q);
   const Version seen = best ? best->version : Version{};
-  const uint64_t superseding = std::max(seen.token, HighestFence(*q));
+  const uint64_t superseding = std::max(seen.token, HighestFence(q));
   if (token.value() < superseding) {
     ++stats_.fenced_out;
     co_return FenceError(token.value(), superseding);
@@ -570,10 +501,10 @@ Task<Status> QuorumRegisterClient::Write(std::string key, std::string value, Fen
   VersionedValue stored{Version{token.value(), last_seq_, env_.self().value()}, std::move(value)};
   FL_ASSERT(seen < stored.version);
   quorum_wire::StoreRequest store{std::move(key), std::move(stored), /*repair=*/false};
-  std::shared_ptr<Round> s = co_await RunRound(
-      env_, rpc_, options_, kQuorumStoreMethod, ReplyKind::kAck, quorum_wire::Encode(store),
-      options_.replicas, options_.effective_write_quorum());
-  status = s->Outcome("write store");
+  Round s = co_await RunRound(env_, rpc_, options_, kQuorumStoreMethod, ReplyKind::kAck,
+                              quorum_wire::Encode(store), options_.replicas,
+                              options_.effective_write_quorum());
+  status = s.Outcome("write store");
   if (status.code() == StatusCode::kFencedOut) ++stats_.fenced_out;
   if (status.code() == StatusCode::kUnavailable) ++stats_.unavailable;
   co_return status;
@@ -582,10 +513,9 @@ Task<Status> QuorumRegisterClient::Write(std::string key, std::string value, Fen
 Task<Status> QuorumRegisterClient::Fence(FencingToken token) {
   ++stats_.fences;
   quorum_wire::FenceRequest fence{token.value()};
-  std::shared_ptr<Round> f =
-      co_await RunRound(env_, rpc_, options_, kQuorumFenceMethod, ReplyKind::kAck,
-                        quorum_wire::Encode(fence), options_.replicas, options_.majority());
-  Status status = f->Outcome("fence");
+  Round f = co_await RunRound(env_, rpc_, options_, kQuorumFenceMethod, ReplyKind::kAck,
+                              quorum_wire::Encode(fence), options_.replicas, options_.majority());
+  Status status = f.Outcome("fence");
   if (status.code() == StatusCode::kFencedOut) ++stats_.fenced_out;
   if (status.code() == StatusCode::kUnavailable) ++stats_.unavailable;
   co_return status;
