@@ -578,6 +578,9 @@ class Harness {
   void Marker(std::string_view f, const std::string& json) {
     RecordOp(world_, kNemesisProcess, sim::OpType::kOk, f, json);
   }
+  // Leader-aimed faults that found a leader to aim at.
+  void CountLeaderFault() { ++leader_faults_; }
+  int64_t leader_faults() const { return leader_faults_; }
 
  private:
   struct Client {
@@ -665,6 +668,7 @@ class Harness {
   uint64_t values_ = 0;
   std::vector<uint32_t> last_acting_;
   bool probed_ = false;
+  int64_t leader_faults_ = 0;
 };
 
 enum class LeaderFault : uint8_t { kDeaf, kPause, kIsolate, kDelayedWrite };
@@ -682,17 +686,19 @@ const char* LeaderFaultName(LeaderFault f) {
 
 struct AimedFault {
   Duration at;
-  LeaderFault kind = LeaderFault::kDeaf;
   Duration length;
+  LeaderFault kind = LeaderFault::kDeaf;
+  // When nobody leads at `at`, the fault waits for a leader, 250 ms at a time, this many times.
+  uint8_t waits_left = 8;
 };
 
 // Faults aimed at whoever leads when they fire: drawn per seed, before the run.
 std::vector<AimedFault> DrawAimedFaults(Rng& rng) {
   std::vector<AimedFault> faults;
   Duration at = kFaultStart + Duration::Seconds(1);
-  const Duration end = kFaultStart + kFaultDuration - Duration::Seconds(5);
+  const Duration end = kFaultStart + kFaultDuration - Duration::Seconds(4);
   while (true) {
-    at = at + Duration::Millis(1500 + static_cast<int64_t>(rng.Uniform(3000)));
+    at = at + Duration::Millis(500 + static_cast<int64_t>(rng.Uniform(1500)));
     if (at >= end) break;
     AimedFault f;
     f.at = at;
@@ -705,10 +711,18 @@ std::vector<AimedFault> DrawAimedFaults(Rng& rng) {
   return faults;
 }
 
-void ApplyAimedFault(sim::World& world, Harness& harness, const AimedFault& fault) {
+void ApplyAimedFault(sim::World& world, Harness& harness, AimedFault fault) {
   const std::vector<uint32_t> acting = harness.ActingLeaders();
-  if (acting.empty()) return;
+  if (acting.empty()) {
+    if (fault.waits_left == 0) return;
+    --fault.waits_left;
+    sim::World* w = &world;
+    Harness* h = &harness;
+    world.Schedule(Duration::Millis(250), [w, h, fault] { ApplyAimedFault(*w, *h, fault); });
+    return;
+  }
   const uint32_t leader = acting.back();
+  harness.CountLeaderFault();
   harness.Marker(LeaderFaultName(fault.kind), "{\"node\":" + std::to_string(leader) +
                                                   ",\"length_ms\":" +
                                                   std::to_string(fault.length.millis()) + "}");
@@ -842,6 +856,7 @@ class SplitBrain final : public Scenario {
     RunResult result;
     CheckSplitBrainHistory(world.history(), &result);
     result.metrics["faults"] = static_cast<double>(schedule.size() + aimed.size());
+    result.metrics["leader_faults"] = static_cast<double>(harness.leader_faults());
     FinishRun(world, ctx, &result);
     return result;
   }
