@@ -91,7 +91,7 @@ void State::Record(size_t index, Result<Bytes> reply) {
   if (ended) return;  // `result` may have been moved out
   QuorumReply& slot = result.replies[index];
   FL_ASSERT(!slot.reply.has_value());
-  QuorumVerdict verdict = options.classify(reply);
+  QuorumVerdict verdict = options.classify(index, reply);
   QuorumTally& tally = result.tally;
   switch (verdict.vote) {
     case QuorumVote::kYes:

@@ -53,7 +53,7 @@ class VoteNode final : public sim::Node {
   Rpc rpc_;
 };
 
-QuorumVerdict Classify(const Result<Bytes>& reply) {
+QuorumVerdict Classify(size_t /*target*/, const Result<Bytes>& reply) {
   if (!reply.ok()) return QuorumVerdict::Failure(reply.status());
   if (reply->size() == 1 && (*reply)[0] == 'y') return QuorumVerdict::Yes();
   if (reply->size() == 1 && (*reply)[0] == 'n') return QuorumVerdict::Reject(AbortedError("no"));

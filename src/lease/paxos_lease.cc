@@ -603,7 +603,7 @@ Result<Bytes> PaxosLeaseAcceptor::OnRequest(uint16_t method_offset, NodeId from,
 
 namespace {
 
-// One phase's decoded answers, by acceptor index (the QuorumCall's result, decoded again).
+// One phase's decoded answers, by acceptor index.
 struct Round {
   std::vector<std::optional<Reply>> replies;  // decoded answers only
   size_t yes = 0;
@@ -612,28 +612,28 @@ struct Round {
   Status last_error;  // the last error, timeout or undecodable reply
 };
 
-QuorumVerdict ClassifyReply(const Result<Bytes>& result) {
+// Decodes a reply into `decoded[target]` (kept for the round) and votes on it.
+QuorumVerdict ClassifyReply(std::vector<std::optional<Reply>>& decoded, size_t target,
+                            const Result<Bytes>& result) {
   if (!result.ok()) return QuorumVerdict::Failure(result.status());
   Result<Reply> reply = paxos_lease_internal::DecodeReply(*result);
   if (!reply.ok()) return QuorumVerdict::Failure(reply.status());
-  return reply->ok ? QuorumVerdict::Yes() : QuorumVerdict::Reject();
+  const bool yes = reply->ok;
+  decoded[target] = std::move(reply).value();
+  return yes ? QuorumVerdict::Yes() : QuorumVerdict::Reject();
 }
 
-Round DecodeRound(QuorumResult result) {
+Round MakeRound(QuorumResult result, std::vector<std::optional<Reply>> decoded) {
   Round round;
-  round.replies.resize(result.replies.size());
   round.yes = result.tally.yes;
   round.rejects = result.tally.rejects;
   round.last_error = std::move(result.last_failure);
-  for (size_t i = 0; i < result.replies.size(); ++i) {
-    const std::optional<Result<Bytes>>& raw = result.replies[i].reply;
-    if (!raw.has_value() || result.replies[i].vote == QuorumVote::kFailure) continue;
-    Result<Reply> reply = paxos_lease_internal::DecodeReply(**raw);
-    FL_ASSERT(reply.ok());  // the classifier decoded it
+  for (const std::optional<Reply>& reply : decoded) {
+    if (!reply.has_value()) continue;
     round.ballot_seen_max =
         std::max({round.ballot_seen_max, reply->promised, reply->accepted_ballot});
-    round.replies[i] = std::move(reply).value();
   }
+  round.replies = std::move(decoded);
   return round;
 }
 
@@ -723,12 +723,15 @@ struct PaxosLeaseClient::Impl {
     call.request = std::move(request);
     call.needed = majority;
     call.timeout = timeout;
-    call.classify = ClassifyReply;
+    auto decoded = std::make_shared<std::vector<std::optional<Reply>>>(options.acceptors.size());
+    call.classify = [decoded](size_t target, const Result<Bytes>& reply) {
+      return ClassifyReply(*decoded, target, reply);
+    };
     call.cancel_stragglers = false;  // they finish on their own timeout (recorded seeds rely on it)
     call.tasks = &calls;
     call.alive = alive;
     QuorumResult result = co_await QuorumCall(env, rpc, std::move(call));
-    co_return DecodeRound(std::move(result));
+    co_return MakeRound(std::move(result), std::move(*decoded));
   }
 
   Task<Result<LeaseGrant>> Run(std::string name, Duration ttl, std::optional<LeaseGrant> renewing);

@@ -320,7 +320,7 @@ namespace {
 
 enum class ReplyKind : uint8_t { kQuery, kAck };
 
-// One phase's outcome: the QuorumCall's result, with query replies decoded again.
+// One phase's outcome: the QuorumCall's result, with the query replies as decoded on arrival.
 struct Round {
   uint32_t targets = 0;
   uint32_t needed = 0;
@@ -344,9 +344,10 @@ Status Round::Outcome(std::string_view phase) const {
   return UnavailableError(message);
 }
 
-// An ack (or a decodable query reply) is a yes, kFencedOut a reject that ends the round, anything
-// else a failure.
+// An ack (or a decodable query reply, kept in `queries[target]`) is a yes, kFencedOut a reject
+// that ends the round, anything else a failure.
 QuorumVerdict Classify(ReplyKind kind, const quorum_wire::Limits& limits,
+                       std::vector<std::optional<quorum_wire::QueryReply>>& queries, size_t target,
                        const Result<Bytes>& reply) {
   if (!reply.ok()) {
     if (reply.status().code() == StatusCode::kFencedOut) {
@@ -354,12 +355,13 @@ QuorumVerdict Classify(ReplyKind kind, const quorum_wire::Limits& limits,
     }
     return QuorumVerdict::Failure(reply.status());
   }
-  Status valid;
   if (kind == ReplyKind::kQuery) {
-    valid = quorum_wire::DecodeQueryReply(*reply, limits).status();
-  } else {
-    valid = quorum_wire::DecodeAck(*reply);
+    auto decoded = quorum_wire::DecodeQueryReply(*reply, limits);
+    if (!decoded.ok()) return QuorumVerdict::Failure(decoded.status());
+    queries[target] = std::move(decoded).value();
+    return QuorumVerdict::Yes();
   }
+  Status valid = quorum_wire::DecodeAck(*reply);
   if (!valid.ok()) return QuorumVerdict::Failure(std::move(valid));
   return QuorumVerdict::Yes();
 }
@@ -377,8 +379,10 @@ Task<Round> RunRound(Env& env, Rpc& rpc, const QuorumOptions& options, uint16_t 
   call.request = std::move(request);
   call.needed = needed;
   call.timeout = options.round_timeout;
-  call.classify = [kind, limits](const Result<Bytes>& reply) {
-    return Classify(kind, limits, reply);
+  auto queries =
+      std::make_shared<std::vector<std::optional<quorum_wire::QueryReply>>>(call.targets.size());
+  call.classify = [kind, limits, queries](size_t target, const Result<Bytes>& reply) {
+    return Classify(kind, limits, *queries, target, reply);
   };
   call.decided_early = [](const QuorumTally& tally) { return tally.rejects > 0; };
   QuorumResult result = co_await QuorumCall(env, rpc, std::move(call));
@@ -390,13 +394,7 @@ Task<Round> RunRound(Env& env, Rpc& rpc, const QuorumOptions& options, uint16_t 
   round.timed_out = result.timed_out;
   round.fenced_status = std::move(result.last_reject);
   round.last_error = std::move(result.last_failure);
-  round.queries.resize(result.replies.size());
-  for (size_t i = 0; kind == ReplyKind::kQuery && i < result.replies.size(); ++i) {
-    if (result.replies[i].vote != QuorumVote::kYes || !result.replies[i].reply) continue;
-    auto decoded = quorum_wire::DecodeQueryReply(**result.replies[i].reply, limits);
-    FL_ASSERT(decoded.ok());  // the classifier decoded it
-    round.queries[i] = std::move(decoded).value();
-  }
+  round.queries = std::move(*queries);
   co_return round;
 }
 

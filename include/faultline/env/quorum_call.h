@@ -74,8 +74,10 @@ struct QuorumCallOptions {
   size_t needed = 1;  // yes votes that decide the call; 1 .. targets.size()
   // Bounds both each Rpc call and the wait; <= 0 ends the wait at once (the calls still start).
   Duration timeout = Duration::Millis(100);
-  // Required. Called once per reply (an Rpc error included) that arrives before the call ends.
-  std::function<QuorumVerdict(const Result<Bytes>& reply)> classify;
+  // Required. Called once per reply (an Rpc error included) that arrives before the call ends,
+  // with the index of its target: a classifier that decodes the reply can keep what it decoded
+  // (by target) so the caller never decodes it twice.
+  std::function<QuorumVerdict(size_t target, const Result<Bytes>& reply)> classify;
   // Optional: also decides the call when it returns true (e.g. "any reject is final").
   std::function<bool(const QuorumTally& tally)> decided_early;
   // true: the calls still in flight when the call ends are cancelled at once (each finishes with
