@@ -10,9 +10,11 @@ int64_t RunResult::violation_count() const {
   return n;
 }
 
-void RunResult::Violate(const std::string& name, int64_t count) {
+void RunResult::Violate(const std::string& name, int64_t count, std::string_view detail) {
   FL_ASSERT(count >= 0);
-  if (count > 0) violations[name] += count;
+  if (count == 0) return;
+  violations[name] += count;
+  if (!detail.empty()) violation_details.try_emplace(name, detail);
 }
 
 void ObserveRun(sim::World& world, const RunContext& context) {

@@ -49,13 +49,17 @@ struct RunContext {
 
 struct RunResult {
   std::map<std::string, int64_t> violations;
+  // For each violated check, the first instance in words: what was expected and what was seen,
+  // e.g. "3700 ms > 2520 ms after the crash of n2 at 25.000 s". Empty when the checker gave none.
+  std::map<std::string, std::string> violation_details;
   std::map<std::string, double> metrics;
   uint64_t hash = 0;
   uint64_t events = 0;
   Duration simulated;
   int64_t violation_count() const;
-  // Adds `count` (> 0) to the named violation; zero counts are not recorded.
-  void Violate(const std::string& name, int64_t count = 1);
+  // Adds `count` (> 0) to the named violation; zero counts are not recorded. `detail` describes
+  // the instance (expected vs seen); the first non-empty detail per name is kept.
+  void Violate(const std::string& name, int64_t count = 1, std::string_view detail = {});
 };
 
 class Scenario {
