@@ -213,6 +213,7 @@ class Client final : public sim::Node {
       ok = r.ok();
     }
     UserRequest& r = obs_->requests[entry];
+    FL_ASSERT(r.id == id && r.outcome == Outcome::kPending);
     r.outcome = ok ? Outcome::kOk : Outcome::kFail;
     r.end_ns = world_->now().nanos();
   }

@@ -156,6 +156,7 @@ class Client final : public sim::Node {
       outcome = co_await Hardened(req);
     }
     UserRequest& r = obs_->requests[entry];
+    FL_ASSERT(r.id == id && r.outcome == Outcome::kPending);
     r.outcome = outcome.ok() ? Outcome::kOk : Outcome::kFail;
     r.end_ns = world_->now().nanos();
   }

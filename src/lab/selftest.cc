@@ -68,7 +68,7 @@ class Workload {
   // Called by node code when an increment is durable (ok) or certainly failed.
   void Complete(uint32_t node, uint64_t op_id, bool ok) {
     Client& c = clients_[node];
-    if (c.op_id != op_id) return;  // already timed out: the history says "info"
+    if (c.op_id != op_id) return;  // already timed out: recorded as info
     world_.Cancel(c.timeout);
     End(c, ok ? Outcome::kOk : Outcome::kFail);
     c.op_id = 0;
@@ -95,6 +95,7 @@ class Workload {
 
   void End(const Client& c, Outcome outcome) {
     CounterIncrement& inc = observations_.increments[c.increment];
+    FL_ASSERT(inc.process == c.process && inc.outcome == Outcome::kPending);
     inc.outcome = outcome;
     inc.end_ns = world_.now().nanos();
   }
