@@ -13,7 +13,8 @@
 //             rest shed at once), a circuit breaker on dependency failures, a bounded dependency
 //             queue (100) that sheds when full, and no blind client retries.
 //
-// The checker reads the history: requests, the capacity markers, and queue-depth samples.
+// The checker (backpressure_checker.cc) reads the typed observations: requests and their outcomes,
+// the capacity phases, and queue-depth samples.
 #include <coroutine>
 #include <deque>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "faultline/lab/scenario.h"
 #include "faultline/resilience/bulkhead.h"
 #include "faultline/resilience/circuit_breaker.h"
+#include "src/lab/backpressure_check.h"
 #include "src/lab/scenarios.h"
 
 namespace faultline::lab {
@@ -87,8 +89,14 @@ class WorkerPool {
 
 class Dependency final : public sim::Node {
  public:
-  Dependency(Env& env, sim::World* world, const Conditions* conditions, bool hardened)
-      : env_(env), rpc_(env), world_(world), conditions_(conditions), hardened_(hardened),
+  Dependency(Env& env, sim::World* world, const Conditions* conditions, bool hardened,
+             BackpressureObservations* obs)
+      : env_(env),
+        rpc_(env),
+        world_(world),
+        conditions_(conditions),
+        hardened_(hardened),
+        obs_(obs),
         pool_(env.executor()) {}
   void Start() override {
     rpc_.HandleAsync(kMethodCall, [this](NodeId, Bytes, MonoTime deadline) { return Serve(deadline); });
@@ -112,8 +120,8 @@ class Dependency final : public sim::Node {
   Task<void> Sampler() {
     while ((co_await Sleep(env_.executor(), kSampleInterval)).ok()) {
       const size_t depth = std::max(depth_max_, pool_.queued());
-      RecordOp(*world_, -3, sim::OpType::kInfo, "queue-depth",
-             "{\"depth\":" + std::to_string(depth) + ",\"bound\":" + std::to_string(kQueueBound) + "}");
+      obs_->queue_samples.push_back(QueueSample{world_->now().nanos(), static_cast<int64_t>(depth),
+                                                static_cast<int64_t>(kQueueBound)});
       depth_max_ = 0;
     }
   }
@@ -123,6 +131,7 @@ class Dependency final : public sim::Node {
   sim::World* world_;
   const Conditions* conditions_;
   bool hardened_;
+  BackpressureObservations* obs_;
   WorkerPool pool_;
   size_t depth_max_ = 0;
 };
@@ -178,8 +187,8 @@ class Frontend final : public sim::Node {
 
 class Client final : public sim::Node {
  public:
-  Client(Env& env, sim::World* world, bool hardened)
-      : env_(env), rpc_(env), world_(world), hardened_(hardened) {}
+  Client(Env& env, sim::World* world, bool hardened, BackpressureObservations* obs)
+      : env_(env), rpc_(env), world_(world), hardened_(hardened), obs_(obs) {}
   void Start() override { env_.Spawn(Arrivals()); }
 
  private:
@@ -192,8 +201,8 @@ class Client final : public sim::Node {
   }
 
   Task<void> Request(uint64_t id) {
-    const std::string v = "{\"req\":" + std::to_string(id) + "}";
-    RecordOp(*world_, static_cast<int64_t>(id), sim::OpType::kInvoke, "request", v);
+    const size_t entry = obs_->requests.size();
+    obs_->requests.push_back(UserRequest{id, world_->now().nanos()});
     // Naive: give up after 1 s and try again, up to 3 times. Hardened: one call whose 1 s
     // deadline travels with it.
     const int attempts = hardened_ ? 1 : 3;
@@ -203,13 +212,17 @@ class Client final : public sim::Node {
       Result<Bytes> r = co_await rpc_.Call(NodeId(kFrontend), kMethodCall, req, kClientTimeout);
       ok = r.ok();
     }
-    RecordOp(*world_, static_cast<int64_t>(id), ok ? sim::OpType::kOk : sim::OpType::kFail, "request", v);
+    UserRequest& r = obs_->requests[entry];
+    FL_ASSERT(r.id == id && r.outcome == Outcome::kPending);
+    r.outcome = ok ? Outcome::kOk : Outcome::kFail;
+    r.end_ns = world_->now().nanos();
   }
 
   Env& env_;
   Rpc rpc_;
   sim::World* world_;
   bool hardened_;
+  BackpressureObservations* obs_;
 };
 
 class Backpressure final : public Scenario {
@@ -236,26 +249,26 @@ class Backpressure final : public Scenario {
     sim::World world(ctx.seed, sim::WorldOptions::Nodes(3));
     ObserveRun(world, ctx);
     Conditions conditions;
+    BackpressureObservations obs;
     sim::World* w = &world;
     Conditions* c = &conditions;
-    world.Boot(NodeId(kDependency), [w, c, hardened](Env& env) -> std::unique_ptr<sim::Node> {
-      return std::make_unique<Dependency>(env, w, c, hardened);
+    BackpressureObservations* o = &obs;
+    world.Boot(NodeId(kDependency), [w, c, hardened, o](Env& env) -> std::unique_ptr<sim::Node> {
+      return std::make_unique<Dependency>(env, w, c, hardened, o);
     });
     world.Boot(NodeId(kFrontend), [hardened](Env& env) -> std::unique_ptr<sim::Node> {
       return std::make_unique<Frontend>(env, hardened);
     });
-    world.Boot(NodeId(kClient), [w, hardened](Env& env) -> std::unique_ptr<sim::Node> {
-      return std::make_unique<Client>(env, w, hardened);
+    world.Boot(NodeId(kClient), [w, hardened, o](Env& env) -> std::unique_ptr<sim::Node> {
+      return std::make_unique<Client>(env, w, hardened, o);
     });
-    // Capacity markers: the dependency's throughput in each phase, for the checker.
-    auto phase = [w, c](Duration at, int64_t slowdown) {
-      w->ScheduleAt(sim::SimTime::FromNanos(at.nanos()), [w, c, slowdown] {
+    // The dependency's capacity in each phase, for the checker.
+    auto phase = [w, c, o](Duration at, int64_t slowdown) {
+      w->ScheduleAt(sim::SimTime::FromNanos(at.nanos()), [w, c, o, slowdown] {
         c->slowdown = slowdown;
         w->Trace("nemesis dependency latency x" + std::to_string(slowdown));
         const int64_t capacity = kWorkers * 1'000'000'000LL / (kServiceTime * slowdown).nanos();
-        RecordOp(*w, -2, sim::OpType::kInfo, "capacity",
-               "{\"rps\":" + std::to_string(capacity) + ",\"trigger\":" +
-                   (slowdown > 1 ? "true" : "false") + "}");
+        o->phases.push_back(CapacityPhase{w->now().nanos(), capacity, slowdown > 1});
       });
     };
     phase(Duration::Zero(), 1);
@@ -265,7 +278,8 @@ class Backpressure final : public Scenario {
     world.RunUntil(sim::SimTime::FromNanos(kRunEnd.nanos()));
 
     RunResult result;
-    CheckBackpressureHistory(world.history(), &result);
+    CheckBackpressureHistory(obs, &result);
+    if (ctx.history_out != nullptr) world.history() = BackpressureHistory(obs);
     FinishRun(world, ctx, &result);
     return result;
   }

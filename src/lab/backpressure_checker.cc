@@ -1,20 +1,12 @@
-// The backpressure checker. From the history alone:
-//   goodput_ratio    requests completed successfully while the trigger is on, divided by what the
-//                    dependency could have served then: the integral of min(offered rate,
-//                    capacity) over the trigger's phases (capacity from the "capacity" markers)
-//   p99_latency_ms   99th percentile latency of successful requests, whole run
-//   max_queue_depth  the largest sampled dependency queue, against its declared bound
-//   recovery_s       from the trigger's end until every later 1 s window of requests succeeds at
-//                    >= 90% (requests still pending at the end count as failed)
-// Violations: "goodput-collapse" (ratio < 0.7), "queue-over-bound", "not-recovered" (30 s).
+// The backpressure checker: goodput against capacity, latency, queue depth and recovery, from the
+// typed observations alone (see backpressure_check.h).
 #include <algorithm>
-#include <map>
+#include <climits>
+#include <cstdio>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "src/lab/scenarios.h"
+#include "src/lab/backpressure_check.h"
 
 namespace faultline::lab {
 namespace {
@@ -24,111 +16,167 @@ constexpr double kHealthyRatio = 0.9;
 constexpr double kGoodputMin = 0.7;
 constexpr double kRecoveryLimitS = 30.0;
 
-struct Request {
-  int64_t invoke_ns = -1;
-  int64_t done_ns = -1;
-  bool ok = false;
-};
+bool Succeeded(const UserRequest& r) { return r.outcome == Outcome::kOk; }
 
-struct Phase {
-  int64_t start_ns;
-  double capacity_rps;
-  bool trigger;
-};
+int64_t LastInvoke(const BackpressureObservations& obs) {
+  int64_t last = 0;
+  for (const UserRequest& r : obs.requests) last = std::max(last, r.invoke_ns);
+  return last;
+}
 
-}  // namespace
-
-void CheckBackpressureHistory(const sim::History& history, RunResult* result) {
-  std::map<uint64_t, Request> requests;
-  std::vector<Phase> phases;
-  int64_t max_depth = 0;
-  int64_t bound = INT64_MAX;
-  int64_t last_invoke = 0;
-  for (const sim::HistoryOp& op : history.ops()) {
-    if (op.f != "request" && op.f != "capacity" && op.f != "queue-depth") continue;
-    const nlohmann::json v = nlohmann::json::parse(op.value, nullptr, false);
-    FL_ASSERT_MSG(!v.is_discarded(), "history value is not JSON");
-    if (op.f == "capacity") {
-      phases.push_back({op.time_ns, v.at("rps").get<double>(), v.at("trigger").get<bool>()});
-    } else if (op.f == "queue-depth") {
-      max_depth = std::max(max_depth, v.at("depth").get<int64_t>());
-      bound = v.at("bound").get<int64_t>();
-    } else {
-      Request& r = requests[v.at("req").get<uint64_t>()];
-      if (op.type == sim::OpType::kInvoke) {
-        r.invoke_ns = op.time_ns;
-        last_invoke = std::max(last_invoke, op.time_ns);
-      } else {
-        r.done_ns = op.time_ns;
-        r.ok = op.type == sim::OpType::kOk;
-      }
-    }
-  }
-  FL_ASSERT_MSG(!phases.empty(), "history lacks capacity markers");
-
-  // Goodput against capacity, phase by phase while the trigger is on.
+// Goodput against capacity, phase by phase while the trigger is on.
+struct Goodput {
   double served = 0;
   double possible = 0;
-  int64_t trigger_end = -1;
+  int64_t trigger_end_ns = -1;  // -1: the trigger never ended
+  double ratio() const { return possible > 0 ? served / possible : 1.0; }
+};
+
+Goodput MeasureGoodput(const BackpressureObservations& obs, int64_t last_invoke) {
+  Goodput g;
+  const std::vector<CapacityPhase>& phases = obs.phases;
   for (size_t i = 0; i < phases.size(); ++i) {
     const int64_t start = phases[i].start_ns;
     const int64_t end = i + 1 < phases.size() ? phases[i + 1].start_ns : last_invoke;
     if (!phases[i].trigger) {
-      if (trigger_end < 0 && i > 0 && phases[i - 1].trigger) trigger_end = start;
+      if (g.trigger_end_ns < 0 && i > 0 && phases[i - 1].trigger) g.trigger_end_ns = start;
       continue;
     }
     int64_t offered = 0;
-    for (const auto& [id, r] : requests) {
+    for (const UserRequest& r : obs.requests) {
       if (r.invoke_ns >= start && r.invoke_ns < end) ++offered;
-      if (r.ok && r.done_ns >= start && r.done_ns < end) served += 1;
+      if (Succeeded(r) && r.end_ns >= start && r.end_ns < end) g.served += 1;
     }
     const double seconds = static_cast<double>(end - start) / 1e9;
-    possible += std::min(static_cast<double>(offered), phases[i].capacity_rps * seconds);
+    g.possible += std::min(static_cast<double>(offered),
+                           static_cast<double>(phases[i].capacity_rps) * seconds);
   }
-  const double goodput_ratio = possible > 0 ? served / possible : 1.0;
+  return g;
+}
 
+double P99LatencyMs(const BackpressureObservations& obs) {
   std::vector<int64_t> latencies;
-  for (const auto& [id, r] : requests) {
-    if (r.ok) latencies.push_back(r.done_ns - r.invoke_ns);
+  for (const UserRequest& r : obs.requests) {
+    if (Succeeded(r)) latencies.push_back(r.end_ns - r.invoke_ns);
   }
   std::sort(latencies.begin(), latencies.end());
-  const double p99_ms =
-      latencies.empty() ? 0.0
-                        : static_cast<double>(latencies[latencies.size() * 99 / 100]) / 1e6;
+  return latencies.empty() ? 0.0
+                           : static_cast<double>(latencies[latencies.size() * 99 / 100]) / 1e6;
+}
 
-  // Recovery after the trigger ends.
-  double recovery_s = 0;
+// Recovery after the trigger's end: success per 1 s window of invocations up to the last one.
+struct Recovery {
+  double seconds = 0;
   bool recovered = true;
-  if (trigger_end >= 0) {
-    const size_t windows = static_cast<size_t>((last_invoke - trigger_end) / kWindowNs + 1);
-    std::vector<int64_t> ok(windows, 0);
-    std::vector<int64_t> all(windows, 0);
-    for (const auto& [id, r] : requests) {
-      if (r.invoke_ns < trigger_end) continue;
-      const size_t w = static_cast<size_t>((r.invoke_ns - trigger_end) / kWindowNs);
-      if (w >= windows) continue;
-      ++all[w];
-      ok[w] += r.ok ? 1 : 0;
-    }
-    size_t first_healthy = windows;
-    for (size_t w = windows; w-- > 0;) {
-      if (all[w] != 0 && static_cast<double>(ok[w]) < kHealthyRatio * static_cast<double>(all[w])) {
-        break;
-      }
-      first_healthy = w;
-    }
-    recovered = first_healthy < windows;
-    recovery_s = static_cast<double>(recovered ? first_healthy : windows) * kWindowNs / 1e9;
-  }
+  std::string unhealthy;  // the last unhealthy window, in words
+};
 
-  if (goodput_ratio < kGoodputMin) result->Violate("goodput-collapse");
-  if (max_depth > bound) result->Violate("queue-over-bound");
-  if (!recovered || recovery_s > kRecoveryLimitS) result->Violate("not-recovered");
-  result->metrics["goodput_ratio"] = goodput_ratio;
-  result->metrics["p99_latency_ms"] = p99_ms;
+Recovery MeasureRecovery(const BackpressureObservations& obs, int64_t trigger_end,
+                         int64_t last_invoke) {
+  Recovery rec;
+  if (trigger_end < 0) return rec;
+  const size_t windows = static_cast<size_t>((last_invoke - trigger_end) / kWindowNs + 1);
+  std::vector<int64_t> ok(windows, 0);
+  std::vector<int64_t> all(windows, 0);
+  for (const UserRequest& r : obs.requests) {
+    if (r.invoke_ns < trigger_end) continue;
+    const size_t w = static_cast<size_t>((r.invoke_ns - trigger_end) / kWindowNs);
+    if (w >= windows) continue;
+    ++all[w];
+    ok[w] += Succeeded(r) ? 1 : 0;
+  }
+  auto unhealthy = [&](size_t w) {
+    return all[w] != 0 && static_cast<double>(ok[w]) < kHealthyRatio * static_cast<double>(all[w]);
+  };
+  size_t unhealthy_count = 0;
+  for (size_t w = 0; w < windows; ++w) unhealthy_count += unhealthy(w) ? 1 : 0;
+  size_t first_healthy = windows;
+  for (size_t w = windows; w-- > 0;) {
+    if (unhealthy(w)) {
+      rec.unhealthy = "the last unhealthy 1 s window, at " +
+                      FormatSeconds(trigger_end + static_cast<int64_t>(w) * kWindowNs) +
+                      " s, was " +
+                      FormatPercent(static_cast<double>(ok[w]) / static_cast<double>(all[w])) +
+                      " successful (" + std::to_string(ok[w]) + " of " + std::to_string(all[w]) +
+                      ") < 90%; " + std::to_string(unhealthy_count) + " of " +
+                      std::to_string(windows) + " windows were unhealthy";
+      break;
+    }
+    first_healthy = w;
+  }
+  rec.recovered = first_healthy < windows;
+  rec.seconds = static_cast<double>(rec.recovered ? first_healthy : windows) * kWindowNs / 1e9;
+  return rec;
+}
+
+void ReportGoodput(const Goodput& g, RunResult* result) {
+  if (g.ratio() >= kGoodputMin) return;
+  char buf[200];
+  std::snprintf(buf, sizeof(buf),
+                "goodput while the trigger was on was %s of what capacity allowed < 70%% (%.0f "
+                "served of %.0f possible)",
+                FormatPercent(g.ratio()).c_str(), g.served, g.possible);
+  result->Violate("goodput-collapse", 1, buf);
+}
+
+void CheckQueue(const BackpressureObservations& obs, RunResult* result) {
+  const QueueSample* deepest = nullptr;
+  for (const QueueSample& s : obs.queue_samples) {
+    if (deepest == nullptr || s.depth > deepest->depth) deepest = &s;
+  }
+  const int64_t max_depth = deepest == nullptr ? 0 : std::max<int64_t>(0, deepest->depth);
+  const int64_t bound = obs.queue_samples.empty() ? INT64_MAX : obs.queue_samples.back().bound;
+  if (max_depth > bound) {
+    result->Violate("queue-over-bound", 1,
+                    "dependency queue held " + std::to_string(max_depth) + " at " +
+                        FormatSeconds(deepest->time_ns) + " s > bound " + std::to_string(bound));
+  }
   result->metrics["max_queue_depth"] = static_cast<double>(max_depth);
-  result->metrics["recovery_s"] = recovery_s;
-  result->metrics["requests"] = static_cast<double>(requests.size());
+}
+
+}  // namespace
+
+void CheckBackpressureHistory(const BackpressureObservations& obs, RunResult* result) {
+  FL_ASSERT_MSG(!obs.phases.empty(), "observations lack capacity phases");
+  const int64_t last_invoke = LastInvoke(obs);
+  const Goodput goodput = MeasureGoodput(obs, last_invoke);
+  const Recovery rec = MeasureRecovery(obs, goodput.trigger_end_ns, last_invoke);
+
+  ReportGoodput(goodput, result);
+  CheckQueue(obs, result);
+  if (!rec.recovered || rec.seconds > kRecoveryLimitS) {
+    result->Violate(
+        "not-recovered", 1,
+        (rec.recovered ? "recovered " + FormatSeconds(static_cast<int64_t>(rec.seconds * 1e9)) +
+                             " s after the trigger's end > 30 s: "
+                       : std::string("never recovered after the trigger's end: ")) +
+            rec.unhealthy);
+  }
+  result->metrics["goodput_ratio"] = goodput.ratio();
+  result->metrics["p99_latency_ms"] = P99LatencyMs(obs);
+  result->metrics["recovery_s"] = rec.seconds;
+  result->metrics["requests"] = static_cast<double>(obs.requests.size());
+}
+
+sim::History BackpressureHistory(const BackpressureObservations& obs) {
+  HistoryExport out;
+  for (const UserRequest& r : obs.requests) {
+    const std::string v = "{\"req\":" + std::to_string(r.id) + "}";
+    out.Add(static_cast<int64_t>(r.id), sim::OpType::kInvoke, "request", v, r.invoke_ns);
+    out.End(static_cast<int64_t>(r.id), r.outcome, "request", v, r.end_ns);
+  }
+  for (const CapacityPhase& p : obs.phases) {
+    out.Add(-2, sim::OpType::kInfo, "capacity",
+            "{\"rps\":" + std::to_string(p.capacity_rps) +
+                ",\"trigger\":" + (p.trigger ? "true" : "false") + "}",
+            p.start_ns);
+  }
+  for (const QueueSample& s : obs.queue_samples) {
+    out.Add(-3, sim::OpType::kInfo, "queue-depth",
+            "{\"depth\":" + std::to_string(s.depth) + ",\"bound\":" + std::to_string(s.bound) + "}",
+            s.time_ns);
+  }
+  return out.Build();
 }
 
 }  // namespace faultline::lab

@@ -1,31 +1,19 @@
-// The clock-ordering checker. It reads only the history (JSON values of write, read and final
-// operations) and judges three properties:
-//
-//   causality          a write that depends on another (its client had read it) must carry a
-//                      larger timestamp: (ts, node) of the effect > (ts, node) of the cause.
-//   no lost updates    an acknowledged write W must be visible where it was acknowledged: the
-//                      read-back right after the ack (a read with "after": W) must return W or a
-//                      value whose causal past contains W. And after the replicas converge, W must
-//                      be a surviving value or in the causal past of one. Otherwise W was lost: to
-//                      a causally earlier write ("lost-update", the LWW-under-skew bug), to a
-//                      concurrent one ("concurrent-write-lost", what siblings prevent), or to
-//                      nothing at all ("write-vanished"). Each write is counted once.
-//   external           a write invoked after another was acknowledged (in true time) must carry a
-//   consistency        larger timestamp (what commit-wait buys).
-// Replicas whose final values differ are reported as "replicas-diverged".
+// The clock-ordering checker: causality, lost updates (by kind), external consistency and replica
+// divergence, judged from the typed observations alone (see clock_check.h for the properties).
+// Each property is one named step below; each counts its violations and describes the first.
 #include <algorithm>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "src/lab/scenarios.h"
+#include "faultline/time/hlc.h"
+#include "src/lab/clock_check.h"
 
 namespace faultline::lab {
 namespace {
 
+// The total order of acknowledged writes: timestamp, then the acknowledging replica.
 struct Stamp {
   uint64_t ts = 0;
   uint64_t node = 0;
@@ -34,14 +22,34 @@ struct Stamp {
   }
 };
 
-struct Write {
-  uint64_t key = 0;
-  std::vector<uint64_t> deps;
-  bool acked = false;
-  Stamp stamp;
-  int64_t invoke_ns = 0;
-  int64_t ack_ns = 0;
+Stamp StampOf(const ClockWrite& w) { return Stamp{w.ts, w.node}; }
+bool Acked(const ClockWrite& w) { return w.outcome == Outcome::kOk; }
+
+using WritesById = std::map<uint64_t, const ClockWrite*>;
+
+// A violation's count and the words for its first instance.
+struct Finding {
+  int64_t count = 0;
+  std::string first;
+  void Add(const std::string& detail) {
+    if (count++ == 0) first = detail;
+  }
 };
+
+// "ts 12.004500" (seconds since the origin), with "+c" for a non-zero logical counter.
+std::string Ts(uint64_t raw, int64_t origin_us) {
+  const HlcTimestamp ts = HlcTimestamp::FromRaw(raw);
+  std::string s =
+      "ts " + FormatSeconds((static_cast<int64_t>(ts.physical_us()) - origin_us) * 1000);
+  if (ts.logical() != 0) s += "+" + std::to_string(ts.logical());
+  return s;
+}
+
+// "w17 (n2, ts 12.004500)"
+std::string Describe(const ClockWrite& w, int64_t origin_us) {
+  return "w" + std::to_string(w.id) + " (n" + std::to_string(w.node) + ", " + Ts(w.ts, origin_us) +
+         ")";
+}
 
 // Bitset over write ids: the transitive causal past of one write.
 using Past = std::vector<uint64_t>;
@@ -55,145 +63,223 @@ void Or(Past& into, const Past& from) {
   for (size_t i = 0; i < from.size(); ++i) into[i] |= from[i];
 }
 
-}  // namespace
-
-void CheckClockHistory(const sim::History& history, RunResult* result) {
-  std::map<uint64_t, Write> writes;  // by id; ids grow with invoke time
-  std::map<uint64_t, std::map<uint64_t, std::set<uint64_t>>> finals;  // key -> node -> ids
-  std::vector<std::pair<uint64_t, std::vector<uint64_t>>> read_backs;   // (write id, ids read)
-  for (const sim::HistoryOp& op : history.ops()) {
-    const nlohmann::json v = nlohmann::json::parse(op.value, nullptr, false);
-    FL_ASSERT_MSG(!v.is_discarded(), "history value is not JSON");
-    if (op.f == "write") {
-      Write& w = writes[v.at("id").get<uint64_t>()];
-      if (op.type == sim::OpType::kInvoke) {
-        w.key = v.at("key").get<uint64_t>();
-        w.deps = v.at("deps").get<std::vector<uint64_t>>();
-        w.invoke_ns = op.time_ns;
-      } else if (op.type == sim::OpType::kOk) {
-        w.acked = true;
-        w.stamp = Stamp{v.at("ts").get<uint64_t>(), v.at("node").get<uint64_t>()};
-        w.ack_ns = op.time_ns;
-      }
-    } else if (op.f == "read" && op.type == sim::OpType::kOk && v.contains("after")) {
-      read_backs.emplace_back(v.at("after").get<uint64_t>(),
-                              v.at("ids").get<std::vector<uint64_t>>());
-    } else if (op.f == "final" && op.type == sim::OpType::kOk) {
-      auto ids = v.at("ids").get<std::vector<uint64_t>>();
-      finals[v.at("key").get<uint64_t>()][v.at("node").get<uint64_t>()] =
-          std::set<uint64_t>(ids.begin(), ids.end());
-    }
-  }
-
-  // Causality: every dependency with a known stamp must be ordered before its effect.
-  int64_t causality = 0;
+// Causality: every acknowledged dependency must be ordered before its acknowledged effect.
+Finding CheckCausality(const WritesById& writes, int64_t origin_us) {
+  Finding f;
   for (const auto& [id, w] : writes) {
-    if (!w.acked) continue;
-    for (uint64_t d : w.deps) {
+    if (!Acked(*w)) continue;
+    for (uint64_t d : w->deps) {
       auto it = writes.find(d);
-      if (it != writes.end() && it->second.acked && !(it->second.stamp < w.stamp)) ++causality;
+      if (it == writes.end() || !Acked(*it->second) || StampOf(*it->second) < StampOf(*w)) continue;
+      f.Add("write " + Describe(*w, origin_us) + " not above its cause " +
+            Describe(*it->second, origin_us));
     }
   }
+  return f;
+}
 
-  // Transitive causal pasts, in id order (a dependency always has a smaller id).
+// Transitive causal pasts, in id order (a dependency always has a smaller id).
+std::map<uint64_t, Past> CausalPasts(const WritesById& writes) {
   std::map<uint64_t, Past> past;
   for (const auto& [id, w] : writes) {
     Past p;
-    for (uint64_t d : w.deps) {
+    for (uint64_t d : w->deps) {
       FL_ASSERT(d < id);
       Set(p, d);
       if (auto it = past.find(d); it != past.end()) Or(p, it->second);
     }
     past.emplace(id, std::move(p));
   }
+  return past;
+}
 
-  // Classifies a write W missing from `seen` (what a read returned): nothing if a returned value
-  // saw W, else which kind of loss.
-  enum class Loss { kNone, kEarlierWon, kConcurrent, kVanished };
-  auto classify = [&past](uint64_t w, const std::vector<uint64_t>& seen) {
+enum class Loss { kNone, kEarlierWon, kConcurrent, kVanished };
+
+// Finds the writes lost where they should be visible: in their read-back and in the final values.
+class LossFinder {
+ public:
+  LossFinder(const WritesById& writes, int64_t origin_us)
+      : writes_(writes), past_(CausalPasts(writes)), origin_us_(origin_us) {}
+
+  // The read-back of write `read.after` at the replica that acknowledged it.
+  void ReadBack(const ClockRead& read) {
+    Judge(read.after, read.ids, "read back there as " + FormatIds(read.ids));
+  }
+
+  // The union of the replicas' final values of `key` against every acknowledged write of it.
+  void Final(uint64_t key, const std::vector<uint64_t>& survivors) {
+    for (const auto& [id, w] : writes_) {
+      if (!Acked(*w) || w->key != key) continue;
+      Judge(id, survivors, "missing from the final values " + FormatIds(survivors));
+    }
+  }
+
+  void Report(RunResult* result) const {
+    Finding earlier;
+    Finding concurrent;
+    Finding vanished;
+    for (const auto& [id, loss] : lost_) {
+      Finding& f = loss.kind == Loss::kEarlierWon   ? earlier
+                   : loss.kind == Loss::kConcurrent ? concurrent
+                                                    : vanished;
+      f.Add(loss.detail);
+    }
+    result->Violate("lost-update", earlier.count, earlier.first);
+    result->Violate("concurrent-write-lost", concurrent.count, concurrent.first);
+    result->Violate("write-vanished", vanished.count, vanished.first);
+    result->metrics["lost_updates"] = static_cast<double>(earlier.count);
+    result->metrics["concurrent_writes_lost"] = static_cast<double>(concurrent.count);
+  }
+
+ private:
+  struct Lost {
+    Loss kind;
+    std::string detail;
+  };
+
+  // Nothing if a value in `seen` is w or saw w; else which kind of loss.
+  Loss Classify(uint64_t w, const std::vector<uint64_t>& seen) const {
     if (std::find(seen.begin(), seen.end(), w) != seen.end()) return Loss::kNone;
     for (uint64_t r : seen) {
-      if (auto it = past.find(r); it != past.end() && Has(it->second, w)) return Loss::kNone;
+      if (auto it = past_.find(r); it != past_.end() && Has(it->second, w)) return Loss::kNone;
     }
     if (seen.empty()) return Loss::kVanished;
-    const Past& pw = past[w];
+    auto it = past_.find(w);
     for (uint64_t r : seen) {
-      if (!Has(pw, r)) return Loss::kConcurrent;
+      if (it == past_.end() || !Has(it->second, r)) return Loss::kConcurrent;
     }
     return Loss::kEarlierWon;
-  };
-  std::map<uint64_t, Loss> lost;  // each write counted once, by its first detection
-  for (const auto& [w, seen] : read_backs) {
-    const Loss l = classify(w, seen);
-    if (l != Loss::kNone) lost.emplace(w, l);
   }
 
-  int64_t diverged = 0;
-  for (const auto& [key, by_node] : finals) {
+  // Records w's first loss only.
+  void Judge(uint64_t w, const std::vector<uint64_t>& seen, const std::string& where) {
+    const Loss kind = Classify(w, seen);
+    if (kind == Loss::kNone || lost_.count(w) != 0) return;
+    std::string detail = "write w" + std::to_string(w);
+    if (auto it = writes_.find(w); it != writes_.end() && Acked(*it->second)) {
+      detail += " (key " + std::to_string(it->second->key) + ", acked by n" +
+                std::to_string(it->second->node) + " at " + FormatSeconds(it->second->end_ns) +
+                " s, " + Ts(it->second->ts, origin_us_) + ")";
+    }
+    detail += " " + where;
+    if (kind == Loss::kEarlierWon) detail += ", all in its causal past";
+    if (kind == Loss::kConcurrent) detail += ", some concurrent with it";
+    lost_.emplace(w, Lost{kind, std::move(detail)});
+  }
+
+  const WritesById& writes_;
+  const std::map<uint64_t, Past> past_;
+  const int64_t origin_us_;
+  std::map<uint64_t, Lost> lost_;  // by write id
+};
+
+// Divergence: per key, each replica whose final values differ from the first replica's. Feeds the
+// union of the final values to `losses`.
+Finding CheckFinals(const std::vector<ClockFinal>& finals, LossFinder& losses) {
+  std::map<uint64_t, std::map<uint32_t, std::set<uint64_t>>> by_key;  // key -> node -> ids
+  for (const ClockFinal& f : finals) by_key[f.key][f.node] = {f.ids.begin(), f.ids.end()};
+  Finding diverged;
+  for (const auto& [key, by_node] : by_key) {
     std::set<uint64_t> survivors;
+    const auto& [first_node, first_ids] = *by_node.begin();
     for (const auto& [node, ids] : by_node) {
-      if (ids != by_node.begin()->second) ++diverged;
+      if (ids != first_ids) {
+        diverged.Add("key " + std::to_string(key) + ": n" + std::to_string(node) + " ended with " +
+                     FormatIds({ids.begin(), ids.end()}) + ", n" + std::to_string(first_node) +
+                     " with " + FormatIds({first_ids.begin(), first_ids.end()}));
+      }
       survivors.insert(ids.begin(), ids.end());
     }
-    const std::vector<uint64_t> seen(survivors.begin(), survivors.end());
-    for (const auto& [id, w] : writes) {
-      if (!w.acked || w.key != key) continue;
-      const Loss l = classify(id, seen);
-      if (l != Loss::kNone) lost.emplace(id, l);
-    }
+    losses.Final(key, std::vector<uint64_t>(survivors.begin(), survivors.end()));
   }
-  int64_t lost_update = 0;
-  int64_t concurrent_lost = 0;
-  int64_t vanished = 0;
-  for (const auto& [id, l] : lost) {
-    lost_update += l == Loss::kEarlierWon ? 1 : 0;
-    concurrent_lost += l == Loss::kConcurrent ? 1 : 0;
-    vanished += l == Loss::kVanished ? 1 : 0;
-  }
+  return diverged;
+}
 
-  // External consistency: sweep invocations in time order against the largest stamp acknowledged
-  // strictly before each.
+// External consistency: sweeps invocations in time order against the largest stamp acknowledged
+// strictly before each.
+Finding CheckExternalConsistency(const WritesById& writes, int64_t origin_us) {
   struct Event {
     int64_t t;
     int kind;  // 0 = invoke, 1 = ack. At equal times invokes sort first: an ack at the same
                // instant is not "before" the invocation.
-    uint64_t id;
+    const ClockWrite* w;
   };
   std::vector<Event> events;
   for (const auto& [id, w] : writes) {
-    if (!w.acked) continue;
-    events.push_back({w.invoke_ns, 0, id});
-    events.push_back({w.ack_ns, 1, id});
+    if (!Acked(*w)) continue;
+    events.push_back({w->invoke_ns, 0, w});
+    events.push_back({w->end_ns, 1, w});
   }
   std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
     return a.t != b.t ? a.t < b.t : a.kind < b.kind;
   });
-  int64_t external = 0;
-  bool any_acked = false;
-  Stamp max_acked;
+  Finding f;
+  const ClockWrite* max_acked = nullptr;
   for (const Event& e : events) {
-    const Write& w = writes[e.id];
     if (e.kind == 1) {
-      if (!any_acked || max_acked < w.stamp) max_acked = w.stamp;
-      any_acked = true;
-    } else if (any_acked && !(max_acked < w.stamp)) {
-      ++external;
+      if (max_acked == nullptr || StampOf(*max_acked) < StampOf(*e.w)) max_acked = e.w;
+    } else if (max_acked != nullptr && !(StampOf(*max_acked) < StampOf(*e.w))) {
+      f.Add("write " + Describe(*e.w, origin_us) + ", invoked at " + FormatSeconds(e.w->invoke_ns) +
+            " s, not above " + Describe(*max_acked, origin_us) + ", acked at " +
+            FormatSeconds(max_acked->end_ns) + " s");
     }
   }
+  return f;
+}
 
-  result->Violate("causality-violation", causality);
-  result->Violate("lost-update", lost_update);
-  result->Violate("concurrent-write-lost", concurrent_lost);
-  result->Violate("write-vanished", vanished);
-  result->Violate("external-consistency-violation", external);
-  result->Violate("replicas-diverged", diverged);
+}  // namespace
+
+void CheckClockHistory(const ClockObservations& observations, RunResult* result) {
+  const int64_t origin_us = observations.ts_origin_us;
+  WritesById writes;
+  for (const ClockWrite& w : observations.writes) {
+    FL_ASSERT(w.id > 0);
+    FL_ASSERT(writes.emplace(w.id, &w).second);
+  }
+  const Finding causality = CheckCausality(writes, origin_us);
+  LossFinder losses(writes, origin_us);
+  for (const ClockRead& read : observations.reads) {
+    if (read.after != 0) losses.ReadBack(read);
+  }
+  const Finding diverged = CheckFinals(observations.finals, losses);
+  const Finding external = CheckExternalConsistency(writes, origin_us);
+
+  result->Violate("causality-violation", causality.count, causality.first);
+  losses.Report(result);
+  result->Violate("external-consistency-violation", external.count, external.first);
+  result->Violate("replicas-diverged", diverged.count, diverged.first);
   int64_t acked = 0;
-  for (const auto& [id, w] : writes) acked += w.acked ? 1 : 0;
+  for (const ClockWrite& w : observations.writes) acked += Acked(w) ? 1 : 0;
   result->metrics["writes_acked"] = static_cast<double>(acked);
-  result->metrics["causality_violations"] = static_cast<double>(causality);
-  result->metrics["lost_updates"] = static_cast<double>(lost_update);
-  result->metrics["concurrent_writes_lost"] = static_cast<double>(concurrent_lost);
-  result->metrics["external_consistency_violations"] = static_cast<double>(external);
+  result->metrics["causality_violations"] = static_cast<double>(causality.count);
+  result->metrics["external_consistency_violations"] = static_cast<double>(external.count);
+}
+
+sim::History ClockHistory(const ClockObservations& observations) {
+  HistoryExport out;
+  for (const ClockWrite& w : observations.writes) {
+    const std::string base = "{\"id\":" + std::to_string(w.id) +
+                             ",\"key\":" + std::to_string(w.key) + ",\"deps\":" + IdsJson(w.deps);
+    out.Add(w.process, sim::OpType::kInvoke, "write", base + "}", w.invoke_ns);
+    const std::string stamp = w.outcome == Outcome::kOk ? ",\"ts\":" + std::to_string(w.ts) +
+                                                              ",\"node\":" + std::to_string(w.node)
+                                                        : std::string();
+    out.End(w.process, w.outcome, "write", base + stamp + "}", w.end_ns);
+  }
+  for (const ClockRead& r : observations.reads) {
+    std::string k = "{\"key\":" + std::to_string(r.key);
+    if (r.after != 0) k += ",\"after\":" + std::to_string(r.after);
+    out.Add(r.process, sim::OpType::kInvoke, "read", k + "}", r.time_ns);
+    out.Add(r.process, sim::OpType::kOk, "read", k + ",\"ids\":" + IdsJson(r.ids) + "}", r.time_ns);
+  }
+  for (const ClockFinal& f : observations.finals) {
+    const std::string v =
+        "{\"node\":" + std::to_string(f.node) + ",\"key\":" + std::to_string(f.key);
+    out.Add(2000 + f.node, sim::OpType::kInvoke, "final", v + "}", f.time_ns);
+    out.Add(2000 + f.node, sim::OpType::kOk, "final", v + ",\"ids\":" + IdsJson(f.ids) + "}",
+            f.time_ns);
+  }
+  return out.Build();
 }
 
 }  // namespace faultline::lab

@@ -11,8 +11,8 @@
 //             RESOURCE_EXHAUSTED never retried, and a 1 s deadline that travels with every call.
 //             Inner layers make one attempt and fail fast, within the remaining deadline.
 //
-// The checker reads the history: user requests (invoke / ok / fail), every database attempt
-// (tagged with its user request) and the blip's start and end.
+// The checker (retry_checker.cc) reads the typed observations: user requests and their outcomes,
+// every database attempt (tagged with its user request) and the blip's start and end.
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +23,7 @@
 #include "faultline/resilience/retry.h"
 #include "faultline/resilience/retry_after.h"
 #include "faultline/resilience/retry_budget.h"
+#include "src/lab/retry_check.h"
 #include "src/lab/scenarios.h"
 
 namespace faultline::lab {
@@ -89,8 +90,8 @@ class Layer final : public sim::Node {
 
 class Database final : public sim::Node {
  public:
-  Database(Env& env, sim::World* world, const Conditions* conditions)
-      : env_(env), rpc_(env), world_(world), conditions_(conditions) {}
+  Database(Env& env, sim::World* world, const Conditions* conditions, RetryObservations* obs)
+      : env_(env), rpc_(env), world_(world), conditions_(conditions), obs_(obs) {}
   void Start() override {
     rpc_.HandleAsync(kMethodCall, [this](NodeId, Bytes req, MonoTime) { return Serve(std::move(req)); });
   }
@@ -99,7 +100,7 @@ class Database final : public sim::Node {
   Task<Result<Bytes>> Serve(Bytes req) {
     uint64_t id = 0;
     if (!ByteReader(req).U64(&id).ok()) co_return InvalidArgumentError("bad request");
-    RecordOp(*world_, -1, sim::OpType::kInfo, "db-attempt", "{\"req\":" + std::to_string(id) + "}");
+    obs_->db_attempts.push_back(DbAttempt{id, world_->now().nanos()});
     if (inflight_ >= kDbConcurrencyMax) co_return ResourceExhaustedError("overloaded");
     ++inflight_;
     const bool failing = conditions_->blip;
@@ -113,13 +114,14 @@ class Database final : public sim::Node {
   Rpc rpc_;
   sim::World* world_;
   const Conditions* conditions_;
+  RetryObservations* obs_;
   uint32_t inflight_ = 0;
 };
 
 class Client final : public sim::Node {
  public:
-  Client(Env& env, sim::World* world, bool naive)
-      : env_(env), rpc_(env), world_(world), naive_(naive) {
+  Client(Env& env, sim::World* world, bool naive, RetryObservations* obs)
+      : env_(env), rpc_(env), world_(world), naive_(naive), obs_(obs) {
     RetryOptions retry;
     retry.attempts_max = 3;
     retry.backoff.delay_initial = Duration::Millis(50);
@@ -143,8 +145,8 @@ class Client final : public sim::Node {
   }
 
   Task<void> Request(uint64_t id) {
-    const std::string v = "{\"req\":" + std::to_string(id) + "}";
-    RecordOp(*world_, static_cast<int64_t>(id), sim::OpType::kInvoke, "request", v);
+    const size_t entry = obs_->requests.size();
+    obs_->requests.push_back(UserRequest{id, world_->now().nanos()});
     const Bytes req = RequestBytes(id);
     // (Not a conditional expression: GCC 12 miscompiles co_await inside ?:.)
     Status outcome;
@@ -153,8 +155,10 @@ class Client final : public sim::Node {
     } else {
       outcome = co_await Hardened(req);
     }
-    RecordOp(*world_, static_cast<int64_t>(id), outcome.ok() ? sim::OpType::kOk : sim::OpType::kFail,
-           "request", v);
+    UserRequest& r = obs_->requests[entry];
+    FL_ASSERT(r.id == id && r.outcome == Outcome::kPending);
+    r.outcome = outcome.ok() ? Outcome::kOk : Outcome::kFail;
+    r.end_ns = world_->now().nanos();
   }
 
   Task<Status> Naive(const Bytes& req) {
@@ -196,6 +200,7 @@ class Client final : public sim::Node {
   Rpc rpc_;
   sim::World* world_;
   bool naive_;
+  RetryObservations* obs_;
   std::unique_ptr<RetryPolicy> policy_;
   std::unique_ptr<TokenRetryBudget> budget_;
   std::unique_ptr<RetryAfterParser> parser_;
@@ -226,10 +231,12 @@ class RetryAmplification final : public Scenario {
     sim::World world(ctx.seed, sim::WorldOptions::Nodes(4));
     ObserveRun(world, ctx);
     Conditions conditions;
+    RetryObservations obs;
     sim::World* w = &world;
     const Conditions* c = &conditions;
-    world.Boot(NodeId(kDatabase), [w, c](Env& env) -> std::unique_ptr<sim::Node> {
-      return std::make_unique<Database>(env, w, c);
+    RetryObservations* o = &obs;
+    world.Boot(NodeId(kDatabase), [w, c, o](Env& env) -> std::unique_ptr<sim::Node> {
+      return std::make_unique<Database>(env, w, c, o);
     });
     world.Boot(NodeId(kService), [naive](Env& env) -> std::unique_ptr<sim::Node> {
       return std::make_unique<Layer>(env, NodeId(kDatabase), naive);
@@ -237,24 +244,25 @@ class RetryAmplification final : public Scenario {
     world.Boot(NodeId(kGateway), [naive](Env& env) -> std::unique_ptr<sim::Node> {
       return std::make_unique<Layer>(env, NodeId(kService), naive);
     });
-    world.Boot(NodeId(kClient), [w, naive](Env& env) -> std::unique_ptr<sim::Node> {
-      return std::make_unique<Client>(env, w, naive);
+    world.Boot(NodeId(kClient), [w, naive, o](Env& env) -> std::unique_ptr<sim::Node> {
+      return std::make_unique<Client>(env, w, naive, o);
     });
     Conditions* mc = &conditions;
-    world.ScheduleAt(sim::SimTime::FromNanos(kBlipStart.nanos()), [w, mc] {
+    world.ScheduleAt(sim::SimTime::FromNanos(kBlipStart.nanos()), [w, mc, o] {
       mc->blip = true;
       w->Trace("nemesis database blip starts");
-      RecordOp(*w, -2, sim::OpType::kInfo, "blip-start", "null");
+      o->blip_start_ns = w->now().nanos();
     });
-    world.ScheduleAt(sim::SimTime::FromNanos(kBlipEnd.nanos()), [w, mc] {
+    world.ScheduleAt(sim::SimTime::FromNanos(kBlipEnd.nanos()), [w, mc, o] {
       mc->blip = false;
       w->Trace("nemesis database blip ends");
-      RecordOp(*w, -2, sim::OpType::kInfo, "blip-end", "null");
+      o->blip_end_ns = w->now().nanos();
     });
     world.RunUntil(sim::SimTime::FromNanos(kRunEnd.nanos()));
 
     RunResult result;
-    CheckRetryHistory(world.history(), &result);
+    CheckRetryHistory(obs, &result);
+    if (ctx.history_out != nullptr) world.history() = RetryHistory(obs);
     FinishRun(world, ctx, &result);
     return result;
   }

@@ -1,18 +1,12 @@
-// The retry-amplification checker. From the history alone it measures:
-//   db_amplification    database attempts per failed user request (the seed's 3 x 3 x 3 = 27)
-//   db_peak_load_per_s  the busiest 100 ms of database attempts, per second
-//   recovery_s          from the blip's end until every later 500 ms window of user requests
-//                       succeeds at >= 90% (requests still pending at the end count as failed)
-// and counts a violation when amplification exceeds 1.5 ("retry-amplification") or the system has
-// not recovered 10 s after the blip ends ("not-recovered").
+// The retry-amplification checker: amplification, peak database load and recovery, from the typed
+// observations alone (see retry_check.h).
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "src/lab/scenarios.h"
+#include "src/lab/retry_check.h"
 
 namespace faultline::lab {
 namespace {
@@ -23,82 +17,129 @@ constexpr double kHealthyRatio = 0.9;
 constexpr double kRecoveryLimitS = 10.0;
 constexpr double kAmplificationMax = 1.5;
 
-struct Request {
-  int64_t invoke_ns = 0;
-  bool done = false;
-  bool ok = false;
-  int64_t db_attempts = 0;
+bool Succeeded(const UserRequest& r) { return r.outcome == Outcome::kOk; }
+
+// Success counts per 500 ms window of invocations, from the blip's end to the last invocation,
+// and the earliest window after which every window is healthy.
+struct Recovery {
+  std::vector<int64_t> ok;
+  std::vector<int64_t> all;
+  size_t recovered = 0;  // == all.size(): never
+  size_t unhealthy = 0;  // when recovered > 0: the last unhealthy window
+  size_t unhealthy_count = 0;
 };
+
+bool Healthy(int64_t ok, int64_t all) {
+  return all == 0 || static_cast<double>(ok) >= kHealthyRatio * static_cast<double>(all);
+}
+
+Recovery MeasureRecovery(const RetryObservations& obs) {
+  int64_t last_invoke = 0;
+  for (const UserRequest& r : obs.requests) last_invoke = std::max(last_invoke, r.invoke_ns);
+  const int64_t windows = (last_invoke - obs.blip_end_ns) / kWindowNs + 1;
+  Recovery rec;
+  rec.ok.assign(static_cast<size_t>(std::max<int64_t>(windows, 1)), 0);
+  rec.all.assign(rec.ok.size(), 0);
+  for (const UserRequest& r : obs.requests) {
+    if (r.invoke_ns < obs.blip_end_ns) continue;
+    const size_t w = static_cast<size_t>((r.invoke_ns - obs.blip_end_ns) / kWindowNs);
+    if (w >= rec.all.size()) continue;
+    ++rec.all[w];
+    rec.ok[w] += Succeeded(r) ? 1 : 0;
+  }
+  for (size_t w = 0; w < rec.all.size(); ++w) {
+    rec.unhealthy_count += Healthy(rec.ok[w], rec.all[w]) ? 0 : 1;
+  }
+  rec.recovered = rec.all.size();
+  for (size_t w = rec.all.size(); w-- > 0;) {
+    if (!Healthy(rec.ok[w], rec.all[w])) {
+      rec.unhealthy = w;
+      break;
+    }
+    rec.recovered = w;
+  }
+  return rec;
+}
+
+// "the last unhealthy 500 ms window, at 14.500000 s, was 41% successful (20 of 49) < 90%; 3 of 30
+// windows were unhealthy"
+std::string DescribeUnhealthy(const Recovery& rec, int64_t blip_end_ns) {
+  const size_t w = rec.unhealthy;
+  return "the last unhealthy 500 ms window, at " +
+         FormatSeconds(blip_end_ns + static_cast<int64_t>(w) * kWindowNs) + " s, was " +
+         FormatPercent(static_cast<double>(rec.ok[w]) / static_cast<double>(rec.all[w])) +
+         " successful (" + std::to_string(rec.ok[w]) + " of " + std::to_string(rec.all[w]) +
+         ") < 90%; " + std::to_string(rec.unhealthy_count) + " of " +
+         std::to_string(rec.all.size()) + " windows were unhealthy";
+}
 
 }  // namespace
 
-void CheckRetryHistory(const sim::History& history, RunResult* result) {
-  std::map<uint64_t, Request> requests;
+void CheckRetryHistory(const RetryObservations& obs, RunResult* result) {
+  FL_ASSERT_MSG(obs.blip_start_ns >= 0 && obs.blip_end_ns > obs.blip_start_ns,
+                "observations lack the blip");
+  std::map<uint64_t, int64_t> attempts_by_request;
   std::map<int64_t, int64_t> db_buckets;
-  int64_t blip_start = -1;
-  int64_t blip_end = -1;
-  int64_t last_invoke = 0;
-  for (const sim::HistoryOp& op : history.ops()) {
-    if (op.f == "blip-start") blip_start = op.time_ns;
-    if (op.f == "blip-end") blip_end = op.time_ns;
-    if (op.f != "request" && op.f != "db-attempt") continue;
-    const nlohmann::json v = nlohmann::json::parse(op.value, nullptr, false);
-    FL_ASSERT_MSG(!v.is_discarded(), "history value is not JSON");
-    Request& r = requests[v.at("req").get<uint64_t>()];
-    if (op.f == "db-attempt") {
-      ++r.db_attempts;
-      ++db_buckets[op.time_ns / kBucketNs];
-    } else if (op.type == sim::OpType::kInvoke) {
-      r.invoke_ns = op.time_ns;
-      last_invoke = std::max(last_invoke, op.time_ns);
-    } else {
-      r.done = true;
-      r.ok = op.type == sim::OpType::kOk;
-    }
+  for (const DbAttempt& a : obs.db_attempts) {
+    ++attempts_by_request[a.request];
+    ++db_buckets[a.time_ns / kBucketNs];
   }
-  FL_ASSERT_MSG(blip_start >= 0 && blip_end > blip_start, "history lacks the blip");
-
   int64_t failed = 0;
   int64_t failed_attempts = 0;
-  for (const auto& [id, r] : requests) {
-    if (r.done && r.ok) continue;
+  for (const UserRequest& r : obs.requests) {
+    if (Succeeded(r)) continue;
     ++failed;
-    failed_attempts += r.db_attempts;
+    if (auto it = attempts_by_request.find(r.id); it != attempts_by_request.end()) {
+      failed_attempts += it->second;
+    }
   }
   const double amplification =
       failed == 0 ? 0.0 : static_cast<double>(failed_attempts) / static_cast<double>(failed);
   int64_t peak = 0;
   for (const auto& [bucket, n] : db_buckets) peak = std::max(peak, n);
 
-  // Success ratio per 500 ms window of invocations from the blip's end to the last invocation.
-  const int64_t windows = (last_invoke - blip_end) / kWindowNs + 1;
-  std::vector<int64_t> ok(std::max<int64_t>(windows, 1), 0);
-  std::vector<int64_t> all(ok.size(), 0);
-  for (const auto& [id, r] : requests) {
-    if (r.invoke_ns < blip_end) continue;
-    const size_t w = static_cast<size_t>((r.invoke_ns - blip_end) / kWindowNs);
-    if (w >= all.size()) continue;
-    ++all[w];
-    ok[w] += r.done && r.ok ? 1 : 0;
-  }
-  // The earliest window after which every window is healthy.
-  size_t recovered = all.size();
-  for (size_t w = all.size(); w-- > 0;) {
-    const bool healthy = all[w] == 0 || static_cast<double>(ok[w]) >= kHealthyRatio * static_cast<double>(all[w]);
-    if (!healthy) break;
-    recovered = w;
-  }
-  const double recovery_s = recovered == all.size()
-                                ? static_cast<double>(all.size()) * kWindowNs / 1e9
-                                : static_cast<double>(recovered) * kWindowNs / 1e9;
+  const Recovery rec = MeasureRecovery(obs);
+  const bool never = rec.recovered == rec.all.size();
+  const double recovery_s = static_cast<double>(rec.recovered) * kWindowNs / 1e9;
 
-  if (amplification > kAmplificationMax) result->Violate("retry-amplification");
-  if (recovered == all.size() || recovery_s > kRecoveryLimitS) result->Violate("not-recovered");
+  if (amplification > kAmplificationMax) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf),
+                  "%.1f database attempts per failed request > %.1f (%lld attempts for %lld failed "
+                  "requests)",
+                  amplification, kAmplificationMax, static_cast<long long>(failed_attempts),
+                  static_cast<long long>(failed));
+    result->Violate("retry-amplification", 1, buf);
+  }
+  if (never || recovery_s > kRecoveryLimitS) {
+    result->Violate(
+        "not-recovered", 1,
+        (never ? std::string("never recovered after the blip: ")
+               : "recovered " + FormatSeconds(static_cast<int64_t>(rec.recovered) * kWindowNs) +
+                     " s after the blip's end > 10 s: ") +
+            DescribeUnhealthy(rec, obs.blip_end_ns));
+  }
   result->metrics["db_amplification"] = amplification;
   result->metrics["db_peak_load_per_s"] = static_cast<double>(peak) * 1e9 / kBucketNs;
   result->metrics["recovery_s"] = recovery_s;
-  result->metrics["requests"] = static_cast<double>(requests.size());
+  result->metrics["requests"] = static_cast<double>(obs.requests.size());
   result->metrics["requests_failed"] = static_cast<double>(failed);
+}
+
+sim::History RetryHistory(const RetryObservations& obs) {
+  HistoryExport out;
+  for (const UserRequest& r : obs.requests) {
+    const std::string v = "{\"req\":" + std::to_string(r.id) + "}";
+    out.Add(static_cast<int64_t>(r.id), sim::OpType::kInvoke, "request", v, r.invoke_ns);
+    out.End(static_cast<int64_t>(r.id), r.outcome, "request", v, r.end_ns);
+  }
+  for (const DbAttempt& a : obs.db_attempts) {
+    out.Add(-1, sim::OpType::kInfo, "db-attempt", "{\"req\":" + std::to_string(a.request) + "}",
+            a.time_ns);
+  }
+  out.Add(-2, sim::OpType::kInfo, "blip-start", "null", obs.blip_start_ns);
+  out.Add(-2, sim::OpType::kInfo, "blip-end", "null", obs.blip_end_ns);
+  return out.Build();
 }
 
 }  // namespace faultline::lab

@@ -14,9 +14,10 @@
 //   hardened  the same G-counter, but a node persists its own slot in a LogStore and acknowledges
 //             only after the commit is durable.
 //
-// The checker reads only the history: every acknowledged increment must be in every replica's final
-// value (no lost acknowledged write), no replica may count more increments than were attempted (no
-// phantom), and after the faults heal all replicas must agree (convergence).
+// The checker (counter_checker.cc) reads only the recorded increments and final reads: every
+// acknowledged increment must be in every replica's final value (no lost acknowledged write), no
+// replica may count more increments than were attempted (no phantom), and after the faults heal all
+// replicas must agree (convergence).
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
 #include "faultline/store/log_store.h"
+#include "src/lab/counter_check.h"
 #include "src/lab/scenarios.h"
 
 namespace faultline::lab {
@@ -52,7 +54,7 @@ class CounterNode : public sim::Node {
   virtual int64_t Value() const = 0;
 };
 
-// Drives one client per node and records the Jepsen-shaped history.
+// Drives one client per node and records what each saw.
 class Workload {
  public:
   explicit Workload(sim::World& world) : world_(world), clients_(world.node_count()) {
@@ -66,9 +68,9 @@ class Workload {
   // Called by node code when an increment is durable (ok) or certainly failed.
   void Complete(uint32_t node, uint64_t op_id, bool ok) {
     Client& c = clients_[node];
-    if (c.op_id != op_id) return;  // already timed out: the history says "info"
+    if (c.op_id != op_id) return;  // already timed out: recorded as info
     world_.Cancel(c.timeout);
-    Record(c.process, ok ? sim::OpType::kOk : sim::OpType::kFail, "inc", "1");
+    End(c, ok ? Outcome::kOk : Outcome::kFail);
     c.op_id = 0;
   }
 
@@ -76,21 +78,26 @@ class Workload {
     for (uint32_t i = 0; i < clients_.size(); ++i) {
       auto* node = world_.node_as<CounterNode>(NodeId(i));
       FL_ASSERT(node != nullptr);  // HealAll restarted everyone
-      const int64_t process = 1000 + i;
-      Record(process, sim::OpType::kInvoke, "read", "null");
-      Record(process, sim::OpType::kOk, "read", std::to_string(node->Value()));
+      observations_.final_reads.push_back(
+          CounterRead{1000 + i, i, node->Value(), world_.now().nanos()});
     }
   }
+
+  const CounterObservations& observations() const { return observations_; }
 
  private:
   struct Client {
     int64_t process = 0;
     uint64_t op_id = 0;  // 0: idle
+    size_t increment = 0;  // its entry in observations_.increments
     sim::EventId timeout;
   };
 
-  void Record(int64_t process, sim::OpType type, const char* f, const std::string& value) {
-    RecordOp(world_, process, type, f, value);
+  void End(const Client& c, Outcome outcome) {
+    CounterIncrement& inc = observations_.increments[c.increment];
+    FL_ASSERT(inc.process == c.process && inc.outcome == Outcome::kPending);
+    inc.outcome = outcome;
+    inc.end_ns = world_.now().nanos();
   }
 
   void ScheduleTick(uint32_t i) {
@@ -107,9 +114,10 @@ class Workload {
   void Invoke(uint32_t i) {
     Client& c = clients_[i];
     const uint64_t op_id = ++next_op_id_;
-    Record(c.process, sim::OpType::kInvoke, "inc", "1");
+    c.increment = observations_.increments.size();
+    observations_.increments.push_back(CounterIncrement{c.process, world_.now().nanos()});
     if (world_.state(NodeId(i)) == sim::ProcessState::kDown) {
-      Record(c.process, sim::OpType::kFail, "inc", "1");  // connection refused: never applied
+      End(c, Outcome::kFail);  // connection refused: never applied
       return;
     }
     c.op_id = op_id;
@@ -125,7 +133,7 @@ class Workload {
   void TimedOut(uint32_t i, uint64_t op_id) {
     Client& c = clients_[i];
     if (c.op_id != op_id) return;
-    Record(c.process, sim::OpType::kInfo, "inc", "1");
+    End(c, Outcome::kInfo);
     c.op_id = 0;
     c.process += clients_.size();  // an indeterminate op ends its process, as in Jepsen
   }
@@ -133,6 +141,7 @@ class Workload {
   sim::World& world_;
   std::vector<Client> clients_;
   uint64_t next_op_id_ = 0;
+  CounterObservations observations_;
 };
 
 class NaiveCounter final : public CounterNode {
@@ -262,40 +271,6 @@ class GCounter final : public CounterNode {
   std::vector<uint64_t> slots_;
 };
 
-}  // namespace
-
-// The checker: judges only the history.
-void CheckCounterHistory(const sim::History& history, RunResult* result) {
-  int64_t acked = 0;
-  int64_t attempted = 0;  // invoked and not definitely failed
-  std::vector<int64_t> reads;
-  for (const sim::HistoryOp& op : history.ops()) {
-    if (op.f == "inc") {
-      if (op.type == sim::OpType::kInvoke) ++attempted;
-      if (op.type == sim::OpType::kFail) --attempted;
-      if (op.type == sim::OpType::kOk) ++acked;
-    } else if (op.f == "read" && op.type == sim::OpType::kOk) {
-      reads.push_back(std::stoll(op.value));
-    }
-  }
-  FL_ASSERT(!reads.empty());
-  int64_t lo = reads[0];
-  int64_t hi = reads[0];
-  for (int64_t v : reads) {
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-    if (v < acked) result->Violate("lost-acknowledged-increment");
-    if (v > attempted) result->Violate("phantom-increment");
-  }
-  if (lo != hi) result->Violate("replicas-diverged");
-  result->metrics["acked_increments"] = static_cast<double>(acked);
-  result->metrics["lost_increments"] = static_cast<double>(std::max<int64_t>(0, acked - lo));
-  result->metrics["phantom_increments"] = static_cast<double>(std::max<int64_t>(0, hi - attempted));
-  result->metrics["replica_spread"] = static_cast<double>(hi - lo);
-}
-
-namespace {
-
 class Selftest final : public Scenario {
  public:
   std::string_view id() const override { return "selftest"; }
@@ -346,7 +321,8 @@ class Selftest final : public Scenario {
     workload.FinalReads();
 
     RunResult result;
-    CheckCounterHistory(world.history(), &result);
+    CheckCounterHistory(workload.observations(), &result);
+    if (ctx.history_out != nullptr) world.history() = CounterHistory(workload.observations());
     const sim::NetworkStats& net = world.network().stats();
     result.metrics["faults"] = static_cast<double>(schedule.size());
     result.metrics["messages_sent"] = static_cast<double>(net.sent);

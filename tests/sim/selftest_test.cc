@@ -6,6 +6,7 @@
 
 #include "faultline/lab/runner.h"
 #include "faultline/lab/scenario.h"
+#include "src/lab/counter_check.h"
 #include "src/lab/scenarios.h"
 
 namespace faultline::lab {
@@ -13,6 +14,11 @@ namespace {
 
 RunResult RunSeed(std::string_view variant, uint64_t seed) {
   return RunOne("selftest", variant, seed).value();
+}
+
+std::string Detail(const RunResult& r, const std::string& name) {
+  auto it = r.violation_details.find(name);
+  return it == r.violation_details.end() ? "" : it->second;
 }
 
 // The hardened counter (durable own slot before ack + gossip) must keep every acknowledged
@@ -33,7 +39,10 @@ TEST(Selftest, NaiveFailsForTheExpectedReasons) {
   for (uint64_t seed = 1; seed <= 40; ++seed) {
     const RunResult r = RunSeed("naive", seed);
     if (r.violation_count() > 0) ++failing;
-    for (const auto& [name, count] : r.violations) seen.insert(name);
+    for (const auto& [name, count] : r.violations) {
+      seen.insert(name);
+      EXPECT_FALSE(Detail(r, name).empty()) << name << " seed " << seed;
+    }
   }
   EXPECT_GE(failing, 36);
   EXPECT_TRUE(seen.count("lost-acknowledged-increment"));
@@ -53,58 +62,74 @@ TEST(Selftest, GossipWithoutDurabilityLosesAcknowledgedIncrements) {
   EXPECT_GT(lost, 0);
 }
 
-sim::History MakeHistory(int acked, int failed, std::vector<int> reads) {
-  sim::History h;
+// A hand-built record: `acked` ok increments, `failed` failed ones, then one final read per value
+// (replica i reads reads[i]).
+CounterObservations MakeRecord(int acked, int failed, const std::vector<int>& reads) {
+  CounterObservations obs;
   int64_t t = 0;
-  for (int i = 0; i < acked; ++i) {
-    h.Add(0, sim::OpType::kInvoke, "inc", "1", t++);
-    h.Add(0, sim::OpType::kOk, "inc", "1", t++);
-  }
-  for (int i = 0; i < failed; ++i) {
-    h.Add(1, sim::OpType::kInvoke, "inc", "1", t++);
-    h.Add(1, sim::OpType::kFail, "inc", "1", t++);
-  }
+  for (int i = 0; i < acked; ++i, t += 2) obs.increments.push_back({0, t, Outcome::kOk, t + 1});
+  for (int i = 0; i < failed; ++i, t += 2) obs.increments.push_back({1, t, Outcome::kFail, t + 1});
   for (size_t i = 0; i < reads.size(); ++i) {
-    h.Add(100 + static_cast<int64_t>(i), sim::OpType::kInvoke, "read", "null", t++);
-    h.Add(100 + static_cast<int64_t>(i), sim::OpType::kOk, "read", std::to_string(reads[i]), t++);
+    obs.final_reads.push_back(
+        {100 + static_cast<int64_t>(i), static_cast<uint32_t>(i), reads[i], t});
   }
-  return h;
+  return obs;
 }
 
-// The checker judges the history alone: the same verdicts whichever variant produced it.
-TEST(CounterChecker, AcceptsAConsistentHistory) {
+// The checker judges the observations alone: the same verdicts whichever variant produced them.
+TEST(CounterChecker, AcceptsAConsistentRecord) {
   RunResult r;
-  CheckCounterHistory(MakeHistory(5, 2, {5, 5, 5}), &r);
+  CheckCounterHistory(MakeRecord(5, 2, {5, 5, 5}), &r);
   EXPECT_EQ(r.violation_count(), 0);
+  EXPECT_TRUE(r.violation_details.empty());
+  EXPECT_EQ(r.metrics.at("acked_increments"), 5);
 }
 
-TEST(CounterChecker, FlagsALostAcknowledgedIncrement) {
+TEST(CounterChecker, FlagsALostAcknowledgedIncrementWithTheReplicaAndCounts) {
   RunResult r;
-  CheckCounterHistory(MakeHistory(5, 0, {4, 5, 5}), &r);
+  CheckCounterHistory(MakeRecord(5, 0, {5, 4, 5}), &r);
   EXPECT_EQ(r.violations.at("lost-acknowledged-increment"), 1);
+  EXPECT_EQ(Detail(r, "lost-acknowledged-increment"), "n1 ended at 4, acked 5");
   EXPECT_EQ(r.violations.at("replicas-diverged"), 1);
+  EXPECT_EQ(Detail(r, "replicas-diverged"), "n1 ended at 4, n0 at 5");
+  EXPECT_EQ(r.metrics.at("lost_increments"), 1);
 }
 
 // A failed increment was certainly not applied: counting it is a phantom.
 TEST(CounterChecker, FlagsAPhantomIncludingFailedOps) {
   RunResult r;
-  CheckCounterHistory(MakeHistory(3, 2, {4, 4}), &r);
+  CheckCounterHistory(MakeRecord(3, 2, {4, 4}), &r);
   EXPECT_EQ(r.violations.at("phantom-increment"), 2);
+  EXPECT_EQ(Detail(r, "phantom-increment"),
+            "n0 ended at 4, only 3 attempted (invoked and not failed)");
   EXPECT_EQ(r.violations.count("replicas-diverged"), 0u);
 }
 
-// An indeterminate (info) increment may or may not count: both outcomes are legal.
-TEST(CounterChecker, InfoOperationsMayOrMayNotCount) {
-  for (int read : {3, 4}) {
-    sim::History h = MakeHistory(3, 0, {});
-    h.Add(2, sim::OpType::kInvoke, "inc", "1", 100);
-    h.Add(2, sim::OpType::kInfo, "inc", "1", 101);
-    h.Add(9, sim::OpType::kInvoke, "read", "null", 102);
-    h.Add(9, sim::OpType::kOk, "read", std::to_string(read), 103);
-    RunResult r;
-    CheckCounterHistory(h, &r);
-    EXPECT_EQ(r.violation_count(), 0) << read;
+// An indeterminate (info) or unanswered increment may or may not count: both outcomes are legal.
+TEST(CounterChecker, InfoAndPendingOperationsMayOrMayNotCount) {
+  for (const Outcome outcome : {Outcome::kInfo, Outcome::kPending}) {
+    for (int read : {3, 4}) {
+      CounterObservations obs = MakeRecord(3, 0, {});
+      obs.increments.push_back({2, 100, outcome, 101});
+      obs.final_reads.push_back({9, 0, read, 103});
+      RunResult r;
+      CheckCounterHistory(obs, &r);
+      EXPECT_EQ(r.violation_count(), 0) << read;
+    }
   }
+}
+
+// The export for `faultline replay --history` is Jepsen-shaped and in time order.
+TEST(CounterChecker, HistoryExportHasInvokeAndCompletionPerIncrement) {
+  CounterObservations obs = MakeRecord(1, 1, {2});
+  obs.increments.push_back({2, 3, Outcome::kPending, 0});
+  const sim::History h = CounterHistory(obs);
+  ASSERT_EQ(h.size(), 7u);  // 2 x (invoke, end) + a pending invoke + the read's invoke and ok
+  EXPECT_EQ(h.ops()[0].f, "inc");
+  EXPECT_EQ(h.ops()[1].type, sim::OpType::kOk);
+  EXPECT_EQ(h.ops()[3].type, sim::OpType::kFail);
+  EXPECT_EQ(h.ops().back().value, "2");
+  for (size_t i = 1; i < h.size(); ++i) EXPECT_LE(h.ops()[i - 1].time_ns, h.ops()[i].time_ns);
 }
 
 // The lab verdict: hardened passes only with zero violations; naive passes only when it fails on

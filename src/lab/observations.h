@@ -1,0 +1,56 @@
+// Internal: the vocabulary of typed observations the scenarios hand their checkers, and the
+// Jepsen-shaped export built from them.
+//
+// A scenario records what its clients and probes saw as plain structs stamped with simulated time
+// (a write with its timestamp, causes and acknowledgement; a request with its outcome; a queue
+// sample). Its checker is a function of that record alone. The sim::History that
+// `faultline replay --history` writes is generated from the same record, only when asked for: no
+// value is formatted as JSON for a checker to parse back.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "faultline/sim/history.h"
+
+namespace faultline::lab {
+
+// How a client operation ended. kPending: it had not ended when the run stopped.
+enum class Outcome : uint8_t { kPending, kOk, kFail, kInfo };
+
+// One user request of an open-loop client, as the client saw it.
+struct UserRequest {
+  uint64_t id = 0;
+  int64_t invoke_ns = 0;
+  Outcome outcome = Outcome::kPending;  // kOk or kFail once answered
+  int64_t end_ns = 0;                   // when outcome != kPending
+};
+
+// A simulated time (nanoseconds since the run began) in seconds, six decimals: "12.004500".
+std::string FormatSeconds(int64_t ns);
+// A fraction as a whole percentage: "41%".
+std::string FormatPercent(double fraction);
+// Write ids in a detail: "[w3, w5]"; "[]" when empty.
+std::string FormatIds(const std::vector<uint64_t>& ids);
+// Ids as a JSON array: "[3,5]".
+std::string IdsJson(const std::vector<uint64_t>& ids);
+
+// Collects operations in any order and yields them as a History sorted by time; operations at the
+// same instant keep the order they were added in. Add an operation's invocation before its
+// completion.
+class HistoryExport {
+ public:
+  void Add(int64_t process, sim::OpType type, std::string_view f, std::string value_json,
+           int64_t time_ns);
+  // The completion of an operation: ok, fail or info by `outcome`; nothing when kPending.
+  void End(int64_t process, Outcome outcome, std::string_view f, std::string value_json,
+           int64_t time_ns);
+  sim::History Build();
+
+ private:
+  std::vector<sim::HistoryOp> ops_;
+};
+
+}  // namespace faultline::lab
