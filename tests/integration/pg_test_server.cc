@@ -200,7 +200,8 @@ Status PgTestServer::Launch() {
                                    "-c", "listen_addresses=",
                                    "-c", std::string("fsync=") + (options_.fsync ? "on" : "off"),
                                    "-c", "synchronous_commit=" + options_.synchronous_commit,
-                                   "-c", "max_connections=100"};
+                                   "-c", "max_connections=100",
+                                   "-c", "recovery_init_sync_method=syncfs"};  // crash restart: 4.5 s -> 0.4 s
   for (const std::string& setting : options_.settings) {
     argv.push_back("-c");
     argv.push_back(setting);
@@ -246,7 +247,9 @@ Status PgTestServer::Restart() {
 }
 
 PgTestServer::~PgTestServer() {
-  if (pid_ > 0) Kill(SIGINT).IgnoreError();
+  // The data directory is discarded, so the shutdown checkpoint SIGINT would write (and fsync:
+  // 3-4 s measured on a loaded machine) buys nothing: SIGQUIT stops it in milliseconds.
+  if (pid_ > 0) Kill(SIGQUIT).IgnoreError();
   if (!dir_.empty()) {
     std::error_code ec;
     fs::remove_all(dir_, ec);

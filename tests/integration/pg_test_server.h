@@ -6,8 +6,10 @@
 // (listen_addresses=''), so servers never clash on a port and nothing listens on the network.
 // When the test runs as root, initdb and postgres run as the `postgres` user (they refuse root):
 // the child sets its groups, gid and uid, then PR_SET_PDEATHSIG(SIGKILL) (after the uid change,
-// which clears it) so the server dies with a crashed test. Teardown is SIGINT (fast shutdown) and
-// waitpid; the temporary directory is removed.
+// which clears it) so the server dies with a crashed test. Teardown is SIGQUIT (the data is
+// thrown away, so the shutdown checkpoint SIGINT would write is wasted time) and waitpid; the
+// temporary directory is removed. Crash recovery syncs with syncfs (recovery_init_sync_method),
+// which makes a restart after SIGQUIT take ~0.4 s instead of ~4.5 s.
 //
 // SharedPgConninfo() is what most tests use: the conninfo in FAULTLINE_TEST_PG when set (./run
 // test starts one server for the whole ctest run and exports it), else one server started for
