@@ -22,6 +22,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@
 namespace faultline::testing {
 
 struct PgTestServerOptions {
+  // 0: unix socket only. Else also listen on 127.0.0.1:tcp_port, and conninfo() uses it
+  // (benchmarks that want the loopback TCP path; see FreeLoopbackPort).
+  uint16_t tcp_port = 0;
   bool fsync = true;
   std::string synchronous_commit = "on";
   std::vector<std::string> settings;  // extra "name=value" passed as -c
@@ -69,6 +73,9 @@ class PgTestServer {
 
 // See the file comment. The error says why no server could be had.
 Result<std::string> SharedPgConninfo();
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
+Result<uint16_t> FreeLoopbackPort();
 
 // A table name no other test process uses: "t_<pid>_<counter>".
 std::string UniqueTableName();
