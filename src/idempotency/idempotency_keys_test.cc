@@ -135,7 +135,8 @@ TEST_F(IdempotencyKeysTest, FirstClaimThenInProgressThenMismatch) {
 }
 
 TEST_F(IdempotencyKeysTest, CompletedKeyReplaysByteIdenticalIncludingBinaryAndEmpty) {
-  const std::string binary("status=201\0\xff\x00\x80 body", 21);
+  static constexpr char kBinary[] = "status=201\0\xff\x00\x80 body";
+  const std::string binary(kBinary, sizeof(kBinary) - 1);  // NULs and high bytes included
   const std::map<std::string, std::string> responses = {{"bin", binary}, {"empty", ""}};
   for (const auto& [key, response] : responses) {
     const Claim claim = MustAcquire(key, fp_a_);
