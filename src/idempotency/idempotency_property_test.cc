@@ -167,9 +167,8 @@ TEST(IdempotencyKeysRace, ThreadsRacingAcquireOnLogStoreYieldOneOwner) {
   SimStoreEnv env;
   std::mutex mu;
   for (int round = 0; round < 20; ++round) {
-    testing::RaceAcquire(
-        [&] { return std::make_unique<testing::LockedStore>(*env.store, mu); }, 8,
-        "key-" + std::to_string(round));
+    testing::RaceAcquire([&] { return std::make_unique<testing::LockedStore>(*env.store, mu); }, 8,
+                         "key-" + std::to_string(round));
   }
 }
 
