@@ -11,8 +11,15 @@
 // longest a publisher may retry): a duplicate arriving after its record expired is applied again.
 // Expire() deletes records older than the retention.
 //
-// Errors: kInvalidArgument for an empty consumer or message id, or one over its limit (255 bytes);
-// the store's errors otherwise. Thread safety: immutable after Create.
+// Keys: the record is prefix + consumer + '\0' + message_id, value u8 version (1) + i64 expires_at
+// ns; the expiry index is prefix + "\x7f" + consumer + '\0' + big-endian(expires_at XOR 2^63) +
+// message_id, written in the same transaction. A record still present is a duplicate, even past its
+// expires_at (Expire has not run yet): the safe side.
+//
+// Errors: kInvalidArgument for an empty consumer or message id, or one over its limit (255 bytes),
+// or a consumer with bytes outside printable ASCII 0x20..0x7E (it delimits keys); kDataLoss for an
+// index entry that does not decode; the store's errors otherwise. Thread safety: immutable after
+// Create.
 #pragma once
 
 #include <functional>
@@ -32,7 +39,7 @@ struct InboxOptions {
   std::string prefix = "inbox/";
   size_t consumer_bytes_max = 255;
   size_t message_id_bytes_max = 255;
-  Duration retention = Duration::Hours(24);
+  Duration retention = Duration::Seconds(24 * 3600);
   size_t expire_batch_max = 1000;
 
   Status Validate() const;
@@ -58,7 +65,10 @@ class Inbox {
 
  private:
   Inbox(LocalStore& store, Clock& clock, std::string consumer, InboxOptions options)
-      : store_(store), clock_(clock), consumer_(std::move(consumer)), options_(std::move(options)) {}
+      : store_(store),
+        clock_(clock),
+        consumer_(std::move(consumer)),
+        options_(std::move(options)) {}
   LocalStore& store_;
   Clock& clock_;
   std::string consumer_;
