@@ -42,4 +42,7 @@ const Scenario* BackpressureScenario();
 // ({"rps", "trigger"}) and "queue-depth" samples ({"depth", "bound"}).
 void CheckBackpressureHistory(const sim::History& history, RunResult* result);
 
+// idempotency (idempotency_scenario.cc); its checker is declared in idempotency_observations.h.
+const Scenario* IdempotencyScenario();
+
 }  // namespace faultline::lab
