@@ -1,9 +1,17 @@
 // idempotency's checker: judges the typed observations alone (see idempotency_observations.h).
 //
 // A request is identified by (client, key, canonical request). The first request under a
-// (client, key) — the one first sent earliest — owns the key; every later request under it with
-// another canonical request is a reuse, which must be refused as a mismatch. Retries of one request
-// must all be answered with the same bytes, and a 200 promises that its payment was charged.
+// (client, key) — the one first sent earliest — owns the key; a later request under it with
+// another canonical request is a reuse. A reuse must be refused as a mismatch once the server is
+// known to have recorded the owner: the owner got a 200 or a 409 (both are answered only after the
+// claim, and a 409 only after the fingerprint check), or its payment was charged (a charge follows
+// a claim). Before that evidence the server may never have seen the owner — every attempt of it
+// timed out, was refused or failed before its claim committed — and then the reuse is, to the
+// server, the first request under the key: a 200 to it is judged like any first request's.
+// Retries of one request must all be answered with the same bytes, and a 200 promises that its
+// payment was charged.
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -26,20 +34,39 @@ std::string NodeName(uint32_t node) { return "n" + std::to_string(node); }
 
 using KeyId = std::pair<uint32_t, std::string>;  // (client, key)
 
+constexpr int64_t kNever = INT64_MAX;
+
 struct Owner {
   int64_t first_invoke_ns = 0;
   std::string request;
+  std::string payment;
+  // The earliest instant at which the server is known to have recorded the owner's claim.
+  int64_t recorded_ns = kNever;
 };
 
-// The request that owns each (client, key): the one first sent earliest.
-std::map<KeyId, Owner> KeyOwners(const std::vector<ClientAnswer>& answers) {
+// The request that owns each (client, key) — the one first sent earliest — and when it is known to
+// have been recorded.
+std::map<KeyId, Owner> KeyOwners(const IdempotencyObservations& obs) {
   std::map<KeyId, Owner> owners;
-  for (const ClientAnswer& a : answers) {
+  for (const ClientAnswer& a : obs.answers) {
     const KeyId id{a.client, a.key};
     auto it = owners.find(id);
     if (it == owners.end() || a.first_invoke_ns < it->second.first_invoke_ns) {
-      owners[id] = Owner{a.first_invoke_ns, a.request};
+      owners[id] = Owner{a.first_invoke_ns, a.request, a.payment, kNever};
     }
+  }
+  std::map<std::string, int64_t> first_charge;  // payment -> time of its first charge
+  for (const ProviderCharge& c : obs.charges) first_charge.try_emplace(c.payment, c.time_ns);
+  for (const ClientAnswer& a : obs.answers) {
+    Owner& owner = owners.at(KeyId{a.client, a.key});
+    if (a.request != owner.request) continue;
+    if (a.kind == ClientAnswerKind::kCharged || a.kind == ClientAnswerKind::kInProgress) {
+      owner.recorded_ns = std::min(owner.recorded_ns, a.time_ns);
+    }
+  }
+  for (auto& [id, owner] : owners) {
+    auto it = first_charge.find(owner.payment);
+    if (it != first_charge.end()) owner.recorded_ns = std::min(owner.recorded_ns, it->second);
   }
   return owners;
 }
@@ -73,12 +100,13 @@ void CheckDoubleCharges(const IdempotencyObservations& obs, RunResult* result,
 
 void CheckAnswers(const IdempotencyObservations& obs, const std::map<std::string, int64_t>& charged,
                   RunResult* result, std::set<std::string>* lost) {
-  const std::map<KeyId, Owner> owners = KeyOwners(obs.answers);
+  const std::map<KeyId, Owner> owners = KeyOwners(obs);
   // First 200 body per request, keyed by (client, key, request).
   std::map<std::tuple<uint32_t, std::string, std::string>, const ClientAnswer*> first_body;
   int64_t mismatches = 0;
   for (const ClientAnswer& a : obs.answers) {
-    const bool owner = owners.at(KeyId{a.client, a.key}).request == a.request;
+    const Owner& key_owner = owners.at(KeyId{a.client, a.key});
+    const bool owner = key_owner.request == a.request;
     if (a.kind == ClientAnswerKind::kMismatch) {
       ++mismatches;
       if (owner) {
@@ -90,10 +118,11 @@ void CheckAnswers(const IdempotencyObservations& obs, const std::map<std::string
       continue;
     }
     if (a.kind != ClientAnswerKind::kCharged) continue;
-    if (!owner) {
+    if (!owner && key_owner.recorded_ns < a.time_ns) {
       result->Violate("key-reuse-not-reported", 1,
                       "client " + std::to_string(a.client) + " reused key " + a.key +
-                          " for payment " + a.payment + " (first used with another request): got " +
+                          " for payment " + a.payment + " (payment " + key_owner.payment +
+                          " recorded under it by " + Seconds(key_owner.recorded_ns) + "): got " +
                           "200 '" + a.body + "' at " + Seconds(a.time_ns) +
                           ", expected 422 mismatch");
       continue;

@@ -90,7 +90,8 @@ struct IdempotencyObservations {
 //   response-differs       two 200 answers to retries of one request under one key whose bodies
 //                          differ (count: answers differing from the first)
 //   key-reuse-not-reported a request that reused a key first used with a different request got a
-//                          200 instead of a 422 mismatch
+//                          200 instead of a 422 mismatch, after the first request was known to be
+//                          recorded (it got a 200 or a 409, or its payment was charged)
 //   false-mismatch         the first request under a key refused as a mismatch
 // Metrics: charges, double_charges, lost_charges, replays, mismatches, takeovers, redeliveries and
 // the other counters.

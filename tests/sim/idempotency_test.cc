@@ -224,5 +224,25 @@ TEST(IdempotencyChecker, KeyOwnerIsTheEarliestRequest) {
   EXPECT_EQ(Judge(obs).violation_count(), 0);
 }
 
+// The owner never reached the server (every attempt timed out or was refused, nothing charged):
+// to the server the reuse is the first request under the key, and its 200 is no violation.
+TEST(IdempotencyChecker, ReuseOfAKeyTheServerNeverRecorded) {
+  IdempotencyObservations obs;
+  obs.charges.push_back(Charge("p2", "ch1", 2050, 0));
+  obs.answers.push_back(Answer("k1", "p1", 100, 500, 1, ClientAnswerKind::kTimeout));
+  obs.answers.push_back(Answer("k1", "p1", 100, 600, 2, ClientAnswerKind::kRefused));
+  obs.answers.push_back(Answer("k1", "p2", 2000, 2100, 1, ClientAnswerKind::kCharged, "{ch1}"));
+  EXPECT_EQ(Judge(obs).violation_count(), 0);
+  // ... but once the owner's payment was charged, the server had recorded the key.
+  obs.charges.insert(obs.charges.begin(), Charge("p1", "ch0", 300, 1));
+  const RunResult r = Judge(obs);
+  EXPECT_EQ(Count(r, "key-reuse-not-reported"), 1) << Describe(r);
+  EXPECT_NE(r.violation_details.at("key-reuse-not-reported").find("recorded under it by 0.300 s"),
+            std::string::npos);
+  // A reuse's 200 is judged as a reuse, not also as a lost charge of its own payment.
+  obs.charges.pop_back();
+  EXPECT_EQ(Judge(obs).violation_count(), 1);
+}
+
 }  // namespace
 }  // namespace faultline::lab
