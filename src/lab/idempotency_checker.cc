@@ -190,6 +190,16 @@ void CheckIdempotency(const IdempotencyObservations& obs, RunResult* result) {
   result->metrics["pauses_aimed"] = static_cast<double>(c.pauses_aimed);
   result->metrics["messages"] = static_cast<double>(c.messages_published);
   result->metrics["client_answers"] = static_cast<double>(obs.answers.size());
+  // Liveness, not judged: requests that never got a definite answer (200 or 422).
+  std::set<std::tuple<uint32_t, std::string, std::string>> requests, resolved;
+  for (const ClientAnswer& a : obs.answers) {
+    requests.insert({a.client, a.key, a.request});
+    if (a.kind == ClientAnswerKind::kCharged || a.kind == ClientAnswerKind::kMismatch) {
+      resolved.insert({a.client, a.key, a.request});
+    }
+  }
+  result->metrics["requests"] = static_cast<double>(requests.size());
+  result->metrics["requests_unresolved"] = static_cast<double>(requests.size() - resolved.size());
   std::set<std::string> acked;
   for (const BrokerAck& a : obs.acks) acked.insert(a.message_id);
   result->metrics["acks"] = static_cast<double>(obs.acks.size());

@@ -61,6 +61,7 @@ constexpr Duration kDbTimeout = Duration::Millis(150);
 constexpr Duration kProviderTimeout = Duration::Millis(1500);
 constexpr Duration kBrokerTimeout = Duration::Millis(100);
 constexpr Duration kFetchIdle = Duration::Millis(20);
+constexpr uint32_t kPullers = 3;  // deliveries a server works on at once (JetStream: MaxAckPending)
 constexpr Duration kClientTimeout = Duration::Millis(400);
 constexpr uint32_t kAttemptsMax = 25;
 constexpr Duration kFaultStart = Duration::Seconds(1);
@@ -110,7 +111,9 @@ class ServerNode final : public sim::Node {
   ServerNode(Env& env, Design design, CrashPoints* crash, IdempotencyObservations* obs)
       : env_(env), rpc_(env), design_(design), crash_(crash), obs_(obs) {}
 
-  void Start() override { env_.Spawn(ConsumeLoop()); }
+  void Start() override {
+    for (uint32_t i = 0; i < kPullers; ++i) env_.Spawn(ConsumeLoop());
+  }
 
   // Runs on this node's executor; `done` is called at most once (never if the node crashes).
   void Serve(ChargeRequest request, ReplyFn done) {
