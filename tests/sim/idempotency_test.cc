@@ -1,11 +1,18 @@
 // Seeded tests of the `idempotency` scenario and checker unit tests on hand-built observations.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "faultline/core/bytes.h"
+#include "faultline/env/rpc.h"
+#include "faultline/env/task.h"
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/history.h"
+#include "faultline/sim/world.h"
+#include "src/lab/idempotency_broker.h"
 #include "src/lab/idempotency_observations.h"
 #include "src/lab/scenarios.h"
 
@@ -242,6 +249,119 @@ TEST(IdempotencyChecker, ReuseOfAKeyTheServerNeverRecorded) {
   // A reuse's 200 is judged as a reuse, not also as a lost charge of its own payment.
   obs.charges.pop_back();
   EXPECT_EQ(Judge(obs).violation_count(), 1);
+}
+
+// ---- the broker: JetStream's delivery and ack semantics ----
+
+class ConsumerNode final : public sim::Node {
+ public:
+  explicit ConsumerNode(Env& env) : rpc(env) {}
+  Rpc rpc;
+};
+
+class IdempotencyBrokerTest : public ::testing::Test {
+ protected:
+  void Boot(Ratio duplicate) {
+    world_ = std::make_unique<sim::World>(7, sim::WorldOptions::Nodes(3));
+    sim::World* w = world_.get();
+    IdempotencyObservations* o = &obs_;
+    world_->Boot(NodeId(0), [w, o, duplicate](Env& env) -> std::unique_ptr<sim::Node> {
+      return std::make_unique<BrokerNode>(env, w, o, BrokerOptions{kAckWait, duplicate});
+    });
+    for (uint32_t i = 1; i <= 2; ++i) {
+      world_->Boot(NodeId(i), [](Env& env) { return std::make_unique<ConsumerNode>(env); });
+    }
+  }
+
+  void Publish(const std::string& id) {
+    sim::World* w = world_.get();
+    auto message = std::make_shared<BrokerMessage>(BrokerMessage{id, "pay-" + id, 100});
+    world_->env(NodeId(0)).executor().Post([w, message] {
+      w->node_as<BrokerNode>(NodeId(0))->Publish(*message);
+    });
+    world_->RunFor(Duration::Millis(1));
+  }
+
+  static Task<void> DoCall(Rpc* rpc, uint16_t method, Bytes request,
+                           std::optional<Result<Bytes>>* out) {
+    out->emplace(co_await rpc->Call(NodeId(0), method, request, Duration::Millis(100)));
+  }
+
+  Result<Bytes> Call(uint32_t from, uint16_t method, Bytes request) {
+    std::optional<Result<Bytes>> out;
+    world_->env(NodeId(from)).Spawn(
+        DoCall(&world_->node_as<ConsumerNode>(NodeId(from))->rpc, method, std::move(request), &out));
+    world_->RunFor(Duration::Millis(20));
+    FL_ASSERT(out.has_value());
+    return std::move(*out);
+  }
+
+  // The delivery fetched by `from`, or nullopt when the broker had none for it.
+  std::optional<BrokerDelivery> Fetch(uint32_t from) {
+    Result<Bytes> r = Call(from, kBrokerFetch, {});
+    EXPECT_TRUE(r.ok());
+    if (!r.ok() || r->empty() || (*r)[0] == 0) return std::nullopt;
+    Result<BrokerDelivery> d = DecodeDelivery(std::span<const uint8_t>(r->data() + 1, r->size() - 1));
+    EXPECT_TRUE(d.ok());
+    return d.ok() ? std::optional<BrokerDelivery>(*d) : std::nullopt;
+  }
+
+  Status Settle(uint32_t from, uint16_t method, const BrokerDelivery& d) {
+    Bytes req;
+    ByteWriter w(&req);
+    w.U64(d.seq);
+    w.U32(d.delivery);
+    return Call(from, method, std::move(req)).status();
+  }
+
+  static constexpr Duration kAckWait = Duration::Millis(300);
+  IdempotencyObservations obs_;
+  std::unique_ptr<sim::World> world_;
+};
+
+// Redelivery after ack-wait to the other consumer; a nak from the superseded delivery does not
+// pull the message back; the first consumer's late ack is accepted and settles the redelivery
+// (nats-server #4786); a settled message is never delivered again.
+TEST_F(IdempotencyBrokerTest, RedeliveryAndLateAck) {
+  Boot(Ratio::Zero());
+  Publish("m1");
+  const std::optional<BrokerDelivery> first = Fetch(1);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->seq, 1u);
+  EXPECT_EQ(first->delivery, 1u);
+  EXPECT_EQ(first->message.payment, "pay-m1");
+  EXPECT_FALSE(Fetch(2).has_value());  // in flight, within ack-wait
+  world_->RunFor(kAckWait);
+  const std::optional<BrokerDelivery> second = Fetch(2);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->seq, 1u);
+  EXPECT_EQ(second->delivery, 2u);
+  EXPECT_EQ(obs_.counters.redeliveries, 1);
+  ASSERT_TRUE(Settle(1, kBrokerNak, *first).ok());
+  EXPECT_FALSE(Fetch(1).has_value());  // the superseded delivery's nak was ignored
+  ASSERT_TRUE(Settle(1, kBrokerAck, *first).ok());
+  ASSERT_EQ(obs_.acks.size(), 1u);
+  EXPECT_EQ(obs_.acks[0].consumer, 1u);
+  EXPECT_EQ(obs_.acks[0].ack_delivery, 1u);
+  EXPECT_EQ(obs_.acks[0].deliveries, 2u);
+  EXPECT_EQ(obs_.counters.late_acks, 1);
+  world_->RunFor(kAckWait * 2);
+  EXPECT_FALSE(Fetch(2).has_value());  // settled by the late ack: never redelivered
+  ASSERT_TRUE(Settle(2, kBrokerAck, *second).ok());  // acks are idempotent
+  EXPECT_EQ(obs_.acks.size(), 1u);
+}
+
+TEST_F(IdempotencyBrokerTest, DuplicateDeliveryWithinAckWait) {
+  Boot(Ratio::Percent(100));
+  Publish("m1");
+  const std::optional<BrokerDelivery> first = Fetch(1);
+  ASSERT_TRUE(first.has_value());
+  const std::optional<BrokerDelivery> dup = Fetch(2);
+  ASSERT_TRUE(dup.has_value());
+  EXPECT_EQ(dup->seq, first->seq);
+  EXPECT_EQ(dup->delivery, 2u);
+  EXPECT_EQ(obs_.counters.duplicate_deliveries, 1);
+  EXPECT_EQ(Call(1, kBrokerAck, Bytes{1, 2}).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
