@@ -15,12 +15,17 @@
 //     and still within its ack-wait (a duplicate delivery, as after a broker failover).
 // Deliveries are numbered 1, 2, ... per message; there is no max-deliver.
 //
-// Durability: the broker stands for a replicated managed service. The scenario never crashes it
-// (its queue is kept in memory); network faults on its links do apply (lost fetch replies and acks
-// become redeliveries).
+// Durability: the stream lives in a LogStore on the broker's disk — each publish, each delivery
+// count and each ack is committed (synced) before the broker answers — so a crash loses no
+// acknowledged publish or ack. A restart reloads the stream; every message in flight at the crash
+// becomes available at once (a redelivery to whoever fetches next). Publishes are deduplicated by
+// message id (JetStream's Nats-Msg-Id, with a duplicate window as long as the stream).
+// Network faults on its links apply too: a lost fetch reply or a lost ack becomes a redelivery.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +33,7 @@
 #include "faultline/core/time.h"
 #include "faultline/env/rpc.h"
 #include "faultline/sim/world.h"
+#include "faultline/store/log_store.h"
 #include "src/lab/idempotency_observations.h"
 
 namespace faultline::lab {
@@ -64,8 +70,11 @@ class BrokerNode final : public sim::Node {
   // obs->counters.
   BrokerNode(Env& env, sim::World* world, IdempotencyObservations* obs, BrokerOptions options);
 
-  // Appends a message to the stream (called on the broker's executor).
-  void Publish(BrokerMessage message);
+  void Start() override;
+
+  // Appends a message to the stream (called on the broker's executor). Ok when the message is in
+  // the stream, now or already (a duplicate publish); the store's error otherwise.
+  Status Publish(BrokerMessage message);
 
  private:
   enum class State : uint8_t { kReady, kInFlight, kAcked };
@@ -81,13 +90,17 @@ class BrokerNode final : public sim::Node {
   Result<Bytes> Settle(NodeId from, std::span<const uint8_t> request, bool ack);
   // The first message to deliver to `from` now, or entries_.size() when none.
   size_t Pick(NodeId from, MonoTime now);
+  // Commits entries_[i]'s durable part (message, deliveries, acked).
+  Status Persist(size_t i);
 
   Env& env_;
   Rpc rpc_;
   sim::World* world_;
   IdempotencyObservations* obs_;
   BrokerOptions options_;
+  std::unique_ptr<LogStore> store_;
   std::vector<Entry> entries_;  // index = seq - 1
+  std::map<std::string, size_t> by_id_;  // message id -> index, for publish deduplication
   size_t first_open_ = 0;       // every entry before it is acked
 };
 

@@ -188,6 +188,7 @@ void CheckIdempotency(const IdempotencyObservations& obs, RunResult* result) {
   result->metrics["late_acks"] = static_cast<double>(c.late_acks);
   result->metrics["crashes_aimed"] = static_cast<double>(c.crashes_aimed);
   result->metrics["pauses_aimed"] = static_cast<double>(c.pauses_aimed);
+  result->metrics["broker_crashes"] = static_cast<double>(c.broker_crashes);
   result->metrics["messages"] = static_cast<double>(c.messages_published);
   result->metrics["client_answers"] = static_cast<double>(obs.answers.size());
   // Liveness, not judged: requests that never got a definite answer (200 or 422).

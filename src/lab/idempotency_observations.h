@@ -72,6 +72,7 @@ struct IdempotencyCounters {
   int64_t late_acks = 0;             // acks naming a delivery that had been superseded
   int64_t crashes_aimed = 0;         // crashes injected between the phases of a charge
   int64_t pauses_aimed = 0;          // consumer pauses longer than ack-wait
+  int64_t broker_crashes = 0;
   int64_t messages_published = 0;
 };
 

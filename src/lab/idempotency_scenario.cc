@@ -25,7 +25,8 @@
 // nemesis over the servers and the database (crashes with power loss, pauses, partitions, clock
 // jumps, drift and strobes, loss, duplication, reordering, clogs); crashes aimed between the phases
 // of a charge (after the charge, after the commit, before the answer or the ack); servers paused for
-// longer than the broker's ack-wait; the broker's own duplicate deliveries; and a card network that
+// longer than the broker's ack-wait; broker crashes (it restarts from its log and redelivers what was
+// in flight); the broker's own duplicate deliveries; and a card network that
 // is sometimes slower than ack-wait and the clients' timeout. Times are scaled down: ack-wait is
 // 300 ms here (JetStream's default is 30 s), the claim lease 600 ms, the client timeout 400 ms.
 //
@@ -73,6 +74,7 @@ constexpr Ratio kCrashAtPoint = Ratio::Percent(2);
 constexpr Ratio kKeyReuse = Ratio::Percent(8);
 constexpr Ratio kResend = Ratio::Percent(15);
 constexpr Duration kPublishInterval = Duration::Millis(100);  // mean, exponential
+constexpr Duration kPublishRetry = Duration::Millis(100);
 
 enum class Design : uint8_t { kNaive, kHardened };
 
@@ -488,17 +490,32 @@ class Harness final : public CrashPoints {
     }
   }
 
+  struct PendingPublish {
+    BrokerMessage message;
+    bool confirmed = false;  // the broker has it (its PubAck)
+  };
+
   void PublishNext() {
     if (world_.elapsed() >= kWorkloadEnd) return;
     Rng& rng = world_.rng(sim::Stream::kWorkload);
     const std::string n = std::to_string(++messages_);
-    BrokerMessage m{"m" + n, "mp" + n, 100 + static_cast<int64_t>(rng.Uniform(900))};
-    sim::World* w = &world_;
-    auto message = std::make_shared<BrokerMessage>(std::move(m));
-    world_.env(NodeId(kBrokerNode)).executor().Post([w, message] {
-      w->node_as<BrokerNode>(NodeId(kBrokerNode))->Publish(std::move(*message));
-    });
+    SendPublish(std::make_shared<PendingPublish>(PendingPublish{
+        BrokerMessage{"m" + n, "mp" + n, 100 + static_cast<int64_t>(rng.Uniform(900))}, false}));
     world_.Schedule(rng.Exponential(kPublishInterval), [this] { PublishNext(); });
+  }
+
+  // The publisher retries until the broker has the message; the broker deduplicates by id.
+  void SendPublish(std::shared_ptr<PendingPublish> p) {
+    if (p->confirmed) return;
+    if (world_.state(NodeId(kBrokerNode)) != sim::ProcessState::kDown) {
+      sim::World* w = &world_;
+      world_.env(NodeId(kBrokerNode)).executor().Post([w, p] {
+        if (w->node_as<BrokerNode>(NodeId(kBrokerNode))->Publish(p->message).ok()) {
+          p->confirmed = true;
+        }
+      });
+    }
+    world_.Schedule(kPublishRetry, [this, p] { SendPublish(p); });
   }
 
   sim::World& world_;
@@ -528,6 +545,23 @@ std::vector<AimedPause> DrawPauses(Rng& rng) {
     pauses.push_back(p);
   }
   return pauses;
+}
+
+struct AimedCrash {
+  Duration at;
+  Duration length;
+};
+
+// Broker crashes (it restarts from its log), drawn per seed before the run.
+std::vector<AimedCrash> DrawBrokerCrashes(Rng& rng) {
+  std::vector<AimedCrash> crashes;
+  Duration at = kFaultStart;
+  while (true) {
+    at = at + rng.Range(Duration::Millis(1500), Duration::Millis(4000));
+    if (at >= kFaultStart + kFaultDuration) break;
+    crashes.push_back(AimedCrash{at, rng.Range(Duration::Millis(100), Duration::Millis(600))});
+  }
+  return crashes;
 }
 
 class Idempotency final : public Scenario {
@@ -583,8 +617,8 @@ class Idempotency final : public Scenario {
       return std::make_unique<ProviderNode>(env, w, o);
     });
 
-    // The generic schedule over the servers and the database; the broker and the card network
-    // are outside services (their links still fail).
+    // The generic schedule over the servers and the database. The broker gets crashes of its own
+    // (below); the card network is an outside company, never crashed (its links still fail).
     sim::NemesisOptions nemesis;
     nemesis.start = kFaultStart;
     nemesis.duration = kFaultDuration;
@@ -600,12 +634,22 @@ class Idempotency final : public Scenario {
       world.ScheduleAt(sim::SimTime::FromNanos(p.at.nanos()),
                        [h, p] { h->PauseServer(p.server, p.length); });
     }
+    const std::vector<AimedCrash> broker_crashes =
+        DrawBrokerCrashes(world.rng(sim::Stream::kNemesis));
+    for (const AimedCrash& c : broker_crashes) {
+      world.ScheduleAt(sim::SimTime::FromNanos(c.at.nanos()), [w, o, c] {
+        ++o->counters.broker_crashes;
+        w->Crash(NodeId(kBrokerNode));
+        w->Schedule(c.length, [w] { w->Restart(NodeId(kBrokerNode)); });
+      });
+    }
     harness.Start();
     world.RunUntil(sim::SimTime::FromNanos(kRunEnd.nanos()));
 
     RunResult result;
     CheckIdempotency(obs, &result);
-    result.metrics["faults"] = static_cast<double>(schedule.size() + pauses.size());
+    result.metrics["faults"] =
+        static_cast<double>(schedule.size() + pauses.size() + broker_crashes.size());
     FinishRun(world, ctx, &result);
     return result;
   }

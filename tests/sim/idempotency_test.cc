@@ -277,7 +277,7 @@ class IdempotencyBrokerTest : public ::testing::Test {
     sim::World* w = world_.get();
     auto message = std::make_shared<BrokerMessage>(BrokerMessage{id, "pay-" + id, 100});
     world_->env(NodeId(0)).executor().Post([w, message] {
-      w->node_as<BrokerNode>(NodeId(0))->Publish(*message);
+      EXPECT_TRUE(w->node_as<BrokerNode>(NodeId(0))->Publish(*message).ok());
     });
     world_->RunFor(Duration::Millis(1));
   }
@@ -349,6 +349,30 @@ TEST_F(IdempotencyBrokerTest, RedeliveryAndLateAck) {
   EXPECT_FALSE(Fetch(2).has_value());  // settled by the late ack: never redelivered
   ASSERT_TRUE(Settle(2, kBrokerAck, *second).ok());  // acks are idempotent
   EXPECT_EQ(obs_.acks.size(), 1u);
+}
+
+// The stream survives a crash: an acked message stays settled, one in flight is available again
+// at once, and a duplicate publish of a message it already has is ignored.
+TEST_F(IdempotencyBrokerTest, CrashKeepsTheStream) {
+  Boot(Ratio::Zero());
+  Publish("m1");
+  Publish("m2");
+  const std::optional<BrokerDelivery> m1 = Fetch(1);
+  ASSERT_TRUE(m1.has_value());
+  ASSERT_TRUE(Settle(1, kBrokerAck, *m1).ok());
+  const std::optional<BrokerDelivery> m2 = Fetch(1);
+  ASSERT_TRUE(m2.has_value());
+  EXPECT_EQ(m2->message.id, "m2");
+  world_->Crash(NodeId(0));
+  world_->Restart(NodeId(0));
+  world_->RunFor(Duration::Millis(1));
+  Publish("m2");  // the publisher retries: deduplicated by message id
+  EXPECT_EQ(obs_.counters.messages_published, 2);
+  const std::optional<BrokerDelivery> again = Fetch(2);  // no ack-wait to sit out
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->message.id, "m2");
+  EXPECT_EQ(again->delivery, 2u);
+  EXPECT_FALSE(Fetch(2).has_value());  // m1 stays acked
 }
 
 TEST_F(IdempotencyBrokerTest, DuplicateDeliveryWithinAckWait) {
