@@ -70,9 +70,9 @@ void BrokerNode::Start() {
                                           row.value.size()));
     Entry e;
     uint8_t acked = 0;
-    const bool decoded = r.U8(&acked).ok() && r.U32(&e.deliveries).ok() &&
-                         r.Bytes(&e.message.id, 255).ok() && r.Bytes(&e.message.payment, 255).ok() &&
-                         r.I64(&e.message.amount).ok() && r.empty();
+    const bool decoded =
+        r.U8(&acked).ok() && r.U32(&e.deliveries).ok() && r.Bytes(&e.message.id, 255).ok() &&
+        r.Bytes(&e.message.payment, 255).ok() && r.I64(&e.message.amount).ok() && r.empty();
     FL_ASSERT_MSG(decoded, "broker entry does not decode");
     FL_ASSERT(row.key == EntryKey(entries_.size()));
     // A message in flight at the crash is available again at once.

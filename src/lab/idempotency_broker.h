@@ -4,15 +4,15 @@
 //
 // One stream, one consumer group. Consumers Fetch over Rpc; a fetched message is in flight with a
 // deadline of ack-wait on the broker's monotonic clock. Then:
-//   - an Ack of the message (any delivery of it) settles it for good. As in JetStream, acks name the
-//     message (the stream sequence), not the delivery: an ack arriving after ack-wait is still
+//   - an Ack of the message (any delivery of it) settles it for good. As in JetStream, acks name
+//     the message (the stream sequence), not the delivery: an ack arriving after ack-wait is still
 //     accepted, and consumer A's late ack settles the redelivery consumer B is working on
 //     (nats-server #4786). The broker cannot fence; consumers must.
 //   - a Nak makes it available again at once;
 //   - no ack within ack-wait: the next Fetch, from any consumer, redelivers it (a redelivery while
 //     the first consumer may still be working);
-//   - with probability `duplicate`, a Fetch delivers a message that is in flight to ANOTHER consumer
-//     and still within its ack-wait (a duplicate delivery, as after a broker failover).
+//   - with probability `duplicate`, a Fetch delivers a message that is in flight to ANOTHER
+//     consumer and still within its ack-wait (a duplicate delivery, as after a broker failover).
 // Deliveries are numbered 1, 2, ... per message; there is no max-deliver.
 //
 // Durability: the stream lives in a LogStore on the broker's disk — each publish, each delivery

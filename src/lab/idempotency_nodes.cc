@@ -22,7 +22,8 @@ std::string LedgerKey(std::string_view payment) { return "ledger/" + std::string
 // ---- the payments database ----
 
 DbNode::DbNode(Env& env, IdempotencyObservations* obs) : env_(env), rpc_(env), obs_(obs) {
-  rpc_.Handle(kDbNaiveLookup, [this](NodeId, std::span<const uint8_t> r) { return NaiveLookup(r); });
+  rpc_.Handle(kDbNaiveLookup,
+              [this](NodeId, std::span<const uint8_t> r) { return NaiveLookup(r); });
   rpc_.Handle(kDbNaiveMark, [this](NodeId, std::span<const uint8_t> r) { return NaiveMark(r); });
   rpc_.Handle(kDbClaim, [this](NodeId, std::span<const uint8_t> r) { return Claim(r); });
   rpc_.Handle(kDbCreate, [this](NodeId, std::span<const uint8_t> r) { return Create(r); });
@@ -166,7 +167,9 @@ ProviderNode::ProviderNode(Env& env, sim::World* world, IdempotencyObservations*
 Duration ProviderNode::Latency() {
   Rng& rng = env_.random();
   // Mostly quick; one charge in five is slow: longer than ack-wait and the clients' timeout.
-  if (rng.Chance(Ratio::Percent(20))) return rng.Range(Duration::Millis(250), Duration::Millis(900));
+  if (rng.Chance(Ratio::Percent(20))) {
+    return rng.Range(Duration::Millis(250), Duration::Millis(900));
+  }
   return rng.Exponential(Duration::Millis(15));
 }
 

@@ -1,15 +1,17 @@
 // The `idempotency` scenario: payments. Two application servers (n0, n1) each serve a "charge
 // card" HTTP endpoint and consume "charge card" messages from an at-least-once broker (n3) as two
-// competing consumers of one group. Both paths charge a card network (n4, the external side effect)
-// and record the charge in a payments database (n2, a LogStore on its own simulated disk). Clients
-// send charge requests with an Idempotency-Key and retry timed-out or failed ones with the same key;
-// now and then a client reuses an old key for a NEW request, which must be refused as a mismatch.
+// competing consumers of one group. Both paths charge a card network (n4, the external side
+// effect) and record the charge in a payments database (n2, a LogStore on its own simulated disk).
+// Clients send charge requests with an Idempotency-Key and retry timed-out or failed ones with the
+// same key; now and then a client reuses an old key for a NEW request, which must be refused as a
+// mismatch.
 //
 //   naive     check-then-act in application code: read "has this key (message) been processed?",
 //             if not call the card network with a fresh request id, then store the response in a
-//             separate step, then answer (ack). A retry or a redelivery that arrives while the first
-//             attempt is still at the card network — or after a crash between the charge and the
-//             store — charges the card again. No fingerprints: a reused key replays the old answer.
+//             separate step, then answer (ack). A retry or a redelivery that arrives while the
+//             first attempt is still at the card network, or after a crash between the charge and
+//             the store, charges the card again. No fingerprints: a reused key replays the old
+//             answer.
 //   hardened  idempotency::IdempotencyKeys: the claim is the store's atomic insert with the
 //             request's fingerprint and a lease; an attempt number fences a paused or taken-over
 //             server; recovery points ("created") let a takeover resume; the charge phase sends the
@@ -17,16 +19,16 @@
 //             second consumer gets the first charge back; the ledger entry and Complete commit in
 //             one transaction. Messages go through an idempotency::Inbox: Record and the ledger
 //             entry commit together, the provider key is derived from the message id, and a
-//             consumer acks only after that commit (or after finding the record committed) — so an
+//             consumer acks only after that commit (or after finding the record committed), so an
 //             ack, even a late one that the broker applies to another consumer's redelivery
 //             (nats-server #4786), only ever confirms work that is committed.
 //
 // Faults (1 s .. 9 s, then everything heals and the system quiesces until 14 s): the generic
 // nemesis over the servers and the database (crashes with power loss, pauses, partitions, clock
-// jumps, drift and strobes, loss, duplication, reordering, clogs); crashes aimed between the phases
-// of a charge (after the charge, after the commit, before the answer or the ack); servers paused for
-// longer than the broker's ack-wait; broker crashes (it restarts from its log and redelivers what was
-// in flight); the broker's own duplicate deliveries; and a card network that
+// jumps, drift and strobes, loss, duplication, reordering, clogs); crashes aimed between the
+// phases of a charge (after the charge, after the commit, before the answer or the ack); servers
+// paused for longer than the broker's ack-wait; broker crashes (it restarts from its log and
+// redelivers what was in flight); the broker's own duplicate deliveries; and a card network that
 // is sometimes slower than ack-wait and the clients' timeout. Times are scaled down: ack-wait is
 // 300 ms here (JetStream's default is 30 s), the claim lease 600 ms, the client timeout 400 ms.
 //
@@ -151,7 +153,9 @@ class ServerNode final : public sim::Node {
     if (!reply.ok()) co_return reply.status();
     ByteReader r(*reply);
     std::string charge;
-    if (!ReadField(r, &charge).ok() || !r.empty()) co_return DataLossError("malformed charge reply");
+    if (!ReadField(r, &charge).ok() || !r.empty()) {
+      co_return DataLossError("malformed charge reply");
+    }
     co_return charge;
   }
 

@@ -36,9 +36,9 @@ std::string Describe(const RunResult& r) {
   return s;
 }
 
-// Idempotency keys + provider keys + the inbox: no double charge, no lost charge, identical replays,
-// every reused key refused — and the faults did happen: takeovers, redeliveries, mismatches, aimed
-// crashes and pauses.
+// Idempotency keys + provider keys + the inbox: no double charge, no lost charge, identical
+// replays, reused keys refused. And the faults did happen: takeovers, fencing, redeliveries, late
+// acks, mismatches, aimed crashes and pauses, broker crashes.
 TEST(Idempotency, HardenedHoldsOnARangeOfSeeds) {
   double takeovers = 0, fenced = 0, redeliveries = 0, late_acks = 0, mismatches = 0, replays = 0;
   for (uint64_t seed = 1; seed <= 30; ++seed) {
@@ -46,6 +46,8 @@ TEST(Idempotency, HardenedHoldsOnARangeOfSeeds) {
     EXPECT_EQ(r.violation_count(), 0) << "seed " << seed << ": " << Describe(r);
     EXPECT_GT(r.metrics.at("charges"), 60) << seed;  // it did charge, not just refuse
     EXPECT_GT(r.metrics.at("crashes_aimed") + r.metrics.at("pauses_aimed"), 0) << seed;
+    EXPECT_GT(r.metrics.at("broker_crashes"), 0) << seed;
+    EXPECT_EQ(r.metrics.at("unacked_messages"), 0) << seed;  // the quiet phase drains the stream
     takeovers += r.metrics.at("takeovers");
     fenced += r.metrics.at("fenced");
     redeliveries += r.metrics.at("redeliveries");
@@ -135,8 +137,8 @@ RunResult Judge(const IdempotencyObservations& obs) {
   return r;
 }
 
-// A retried request answered once, replayed identically, a reused key refused, a message acked after
-// its charge: clean.
+// A retried request answered once, replayed identically, a reused key refused, a message acked
+// after its charge: clean.
 IdempotencyObservations CleanRecord() {
   IdempotencyObservations obs;
   obs.charges.push_back(Charge("p1", "ch1", 120, 0));
@@ -289,8 +291,8 @@ class IdempotencyBrokerTest : public ::testing::Test {
 
   Result<Bytes> Call(uint32_t from, uint16_t method, Bytes request) {
     std::optional<Result<Bytes>> out;
-    world_->env(NodeId(from)).Spawn(
-        DoCall(&world_->node_as<ConsumerNode>(NodeId(from))->rpc, method, std::move(request), &out));
+    Rpc* rpc = &world_->node_as<ConsumerNode>(NodeId(from))->rpc;
+    world_->env(NodeId(from)).Spawn(DoCall(rpc, method, std::move(request), &out));
     world_->RunFor(Duration::Millis(20));
     FL_ASSERT(out.has_value());
     return std::move(*out);
@@ -301,7 +303,8 @@ class IdempotencyBrokerTest : public ::testing::Test {
     Result<Bytes> r = Call(from, kBrokerFetch, {});
     EXPECT_TRUE(r.ok());
     if (!r.ok() || r->empty() || (*r)[0] == 0) return std::nullopt;
-    Result<BrokerDelivery> d = DecodeDelivery(std::span<const uint8_t>(r->data() + 1, r->size() - 1));
+    Result<BrokerDelivery> d =
+        DecodeDelivery(std::span<const uint8_t>(r->data() + 1, r->size() - 1));
     EXPECT_TRUE(d.ok());
     return d.ok() ? std::optional<BrokerDelivery>(*d) : std::nullopt;
   }
