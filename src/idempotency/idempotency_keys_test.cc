@@ -135,7 +135,8 @@ TEST_F(IdempotencyKeysTest, FirstClaimThenInProgressThenMismatch) {
 }
 
 TEST_F(IdempotencyKeysTest, CompletedKeyReplaysByteIdenticalIncludingBinaryAndEmpty) {
-  const std::string binary("status=201\0\xff\x00\x80 body", 21);
+  static constexpr char kBinary[] = "status=201\0\xff\x00\x80 body";
+  const std::string binary(kBinary, sizeof(kBinary) - 1);  // NULs and high bytes included
   const std::map<std::string, std::string> responses = {{"bin", binary}, {"empty", ""}};
   for (const auto& [key, response] : responses) {
     const Claim claim = MustAcquire(key, fp_a_);
@@ -198,6 +199,24 @@ TEST_F(IdempotencyKeysTest, ExpiredLeaseIsTakenOverAndTheOldAttemptIsFencedOut) 
   const Claim replay = MustAcquire("k", fp_a_);
   EXPECT_EQ(replay.state, ClaimState::kCompleted);
   EXPECT_EQ(replay.response, "winner");
+}
+
+TEST_F(IdempotencyKeysTest, AbandonedClaimCountsAsAbsentRetentionAfterItsLeaseRanOut) {
+  // In progress, lease over, nobody retried: until lease_until + retention the same request takes
+  // it over and resumes; from then on the record is treated exactly as if Expire had deleted it.
+  const Claim first = MustAcquire("k", fp_a_);
+  MustOk(CheckpointNow("k", first.attempt, "p1"));
+  env_.clock.Advance(kLease + keys_->options().retention - Duration::Nanos(1));
+  EXPECT_EQ(MustAcquire("k", fp_b_).state, ClaimState::kMismatch);
+  const Claim second = MustAcquire("k", fp_a_);
+  EXPECT_EQ(second.attempt, 2u);
+  EXPECT_EQ(second.recovery_point, "p1");
+  env_.clock.Advance(kLease + keys_->options().retention);  // exactly at the new expires_at
+  const Claim third = MustAcquire("k", fp_b_);
+  EXPECT_EQ(third.state, ClaimState::kClaimed);
+  EXPECT_EQ(third.attempt, 3u);
+  EXPECT_EQ(third.recovery_point, "");
+  EXPECT_EQ(keys_->Complete("acct_1", "k", second.attempt, "r").code(), StatusCode::kFencedOut);
 }
 
 TEST_F(IdempotencyKeysTest, ReleaseLetsTheNextClaimStartAfreshWithAHigherAttempt) {
