@@ -42,6 +42,7 @@
 #include "faultline/env/rpc.h"
 #include "faultline/env/task.h"
 #include "faultline/idempotency/idempotency_keys.h"
+#include "faultline/idempotency/phased_operation.h"
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
 #include "src/lab/idempotency_broker.h"
@@ -229,9 +230,12 @@ class ServerNode final : public sim::Node {
       if (!created.ok()) co_return done(ServerReply{});
       if (co_await Crashing()) co_return;
     }
-    // Phase 2: the charge, under a provider-side key derived from the idempotency key.
-    Result<std::string> charge =
-        co_await ChargeCard(req.payment, req.amount, scope + "/" + req.key + "/charge");
+    // Phase 2: the charge, under a provider-side key derived from the idempotency key (the same
+    // for every attempt of the request). RunPhased does not fit here — its steps are synchronous
+    // calls and local transactions, and this server reaches both over the network — but the key
+    // is its StepKey.
+    const std::string step_key = idempotency::StepKey(scope, req.key, "charge");
+    Result<std::string> charge = co_await ChargeCard(req.payment, req.amount, step_key);
     if (!charge.ok()) co_return done(ServerReply{});
     if (co_await Crashing()) co_return;
     // Phase 3: the ledger entry and the stored response, one transaction, fenced by the attempt.
