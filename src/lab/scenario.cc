@@ -50,7 +50,8 @@ const std::vector<const Scenario*>& AllScenarios() {
   static const std::vector<const Scenario*> all = {SelftestScenario(), SplitBrainScenario(),
                                                      ClockOrderingScenario(),
                                                      RetryAmplificationScenario(),
-                                                     BackpressureScenario()};
+                                                     BackpressureScenario(),
+                                                     IdempotencyScenario()};
   return all;
 }
 

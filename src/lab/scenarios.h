@@ -24,4 +24,7 @@ const Scenario* RetryAmplificationScenario();
 
 const Scenario* BackpressureScenario();
 
+// idempotency (idempotency_scenario.cc); its checker is declared in idempotency_observations.h.
+const Scenario* IdempotencyScenario();
+
 }  // namespace faultline::lab
