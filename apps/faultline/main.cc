@@ -5,39 +5,84 @@
 
 #include "apps/faultline/commands.h"
 
-namespace faultline::app {
+namespace {
 
-void UsageError(const std::string& message) {
+int Misuse(const std::string& message) {
   std::fprintf(stderr, "faultline: error: %s\n", message.c_str());
-  std::exit(2);
+  return 2;
 }
 
-}  // namespace faultline::app
+// CLI11's message, on one line, with the cases it words misleadingly reworded.
+std::string DescribeParseError(const CLI::ParseError& e, int argc, char** argv) {
+  std::string what = e.what();
+  if (what.empty()) what = e.get_name();
+  for (char& c : what) {
+    if (c == '\n') c = ' ';
+  }
+  // "faultline --bogus": CLI11 reports the missing subcommand, not the option it did not know.
+  if (e.get_name() == "RequiredError" && argc > 1 && argv[1][0] == '-') {
+    return "unknown option '" + std::string(argv[1]) + "'";
+  }
+  return what;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace faultline::app;
-  CLI::App app{"faultline: the seven distributed-systems failures, replayed and held", "faultline"};
+  CLI::App app{"faultline: distributed-systems failures replayed in a deterministic simulator, "
+               "naive designs against hardened ones",
+               "faultline"};
   app.require_subcommand(1);
 
   LabArgs lab;
-  CLI::App* lab_cmd = app.add_subcommand("lab", "run scenarios over many seeds: naive vs hardened");
-  lab_cmd->add_option("ids", lab.ids, "scenario ids (default: all)");
-  lab_cmd->add_option("--seeds", lab.seeds, "number of seeds per variant")->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}));
-  lab_cmd->add_option("--seed", lab.seed, "first seed (seeds S .. S+N-1)");
-  lab_cmd->add_option("--variant", lab.variants, "only these variants");
+  CLI::App* lab_cmd = app.add_subcommand("lab", "run scenarios over many seeds: baseline vs hardened");
+  lab_cmd->add_option("ids", lab.ids, "scenario ids (default: all; repeats are ignored)");
+  lab_cmd->add_option("--seeds", lab.seeds, "seeds per variant, 1..10000000 (default 20)");
+  lab_cmd->add_option("--seed", lab.seed,
+                      "first seed: the runs use seeds S .. S+N-1, 0..2^64-1 (default 1)");
+  lab_cmd->add_option("--variant", lab.variants, "only these variants (repeatable)");
   lab_cmd->add_option("--json", lab.json_path, "write the full result as JSON to FILE");
-  lab_cmd->add_option("--jobs,-j", lab.jobs, "parallel runs (default: one per core)")->check(CLI::Range(0u, 256u));
+  lab_cmd->add_option("--jobs,-j", lab.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)");
   lab_cmd->add_flag("--list", lab.list, "list scenarios and variants");
   lab_cmd->add_flag("--check-determinism", lab.check_determinism,
                     "run every seed twice and report the first divergent event");
+  lab_cmd->footer(
+      "Verdicts: a hardened variant 'holds' with zero violations on every seed, else it is "
+      "VIOLATED. A baseline variant 'fails as expected' when it violates on at least its minimum "
+      "failure rate p of the seeds (0.5 unless the scenario says otherwise). If it violates on "
+      "fewer, it is 'DID NOT FAIL' - unless there are fewer than n(p) seeds, the smallest n with "
+      "(1-p)^n <= 5% (5 seeds for p = 0.5), too few to tell: then it is 'inconclusive', which "
+      "does not fail the lab. Exit 0 pass, 1 a VIOLATED or DID NOT FAIL verdict or a divergence, "
+      "2 misuse.");
+
+  SoakArgs soak;
+  CLI::App* soak_cmd = app.add_subcommand(
+      "soak", "run hardened variants on fresh seeds until SECONDS have passed");
+  soak_cmd->add_option("seconds", soak.seconds, "how long to run, 1..31536000")->required();
+  soak_cmd->add_option("ids", soak.ids, "scenario ids (default: all)");
+  soak_cmd->add_option("--seed", soak.seed,
+                       "first seed (default: random from the OS, printed first)");
+  soak_cmd->add_option("--jobs,-j", soak.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)");
+  soak_cmd->add_option("--batch", soak.batch,
+                       "seeds per variant per batch, 0..100000; 0 = 4 per thread (default 0)");
+  soak_cmd->add_flag("--baselines", soak.baselines,
+                     "also run the baseline variants (shown, never fail the soak)");
+  soak_cmd->add_flag("--check-determinism", soak.check_determinism,
+                     "run every seed twice and report the first divergent event");
+  soak_cmd->footer(
+      "Batches of consecutive seeds run until the time is up; the batch in flight finishes, so "
+      "the soak can overrun by one batch. Exit 0 when every hardened variant held, 1 on any "
+      "hardened violation or divergence (with the replay command), 2 misuse.");
 
   ReplayArgs replay;
   CLI::App* replay_cmd = app.add_subcommand("replay", "replay one run: its trace and determinism hash");
   replay_cmd->add_option("id", replay.id, "scenario id")->required();
   replay_cmd->add_option("--variant", replay.variant, "variant")->required();
-  replay_cmd->add_option("--seed", replay.seed, "seed")->required();
+  replay_cmd->add_option("--seed", replay.seed, "seed, 0..2^64-1")->required();
   replay_cmd->add_flag("--trace", replay.trace, "print every event");
   replay_cmd->add_option("--history", replay.history_path, "write the history as JSON lines");
+  replay_cmd->footer("Exit 0 when the run has no violation, 1 when it has, 2 misuse.");
 
   CheckArgs check;
   CLI::App* check_cmd = app.add_subcommand("check", "check a recorded history");
@@ -45,9 +90,15 @@ int main(int argc, char** argv) {
   CLI::App* lin_cmd =
       check_cmd->add_subcommand("linearizable", "is a register or key-value history linearizable?");
   lin_cmd->add_option("--model", check.model, "register or kv")->required();
-  lin_cmd->add_option("history", check.history_path, "history as JSON lines")->required();
-  lin_cmd->add_option("--deadline", check.deadline_s, "give up (verdict unknown) after S seconds")
-      ->check(CLI::Range(1u, 86400u));
+  lin_cmd->add_option("history", check.history_path, "history as JSON lines (a regular file)")
+      ->required();
+  lin_cmd->add_option("--deadline", check.deadline_s,
+                      "give up (verdict unknown) after S seconds, 1..86400 (default 60)");
+  lin_cmd->add_option("--max-states", check.max_states,
+                      "give up (verdict unknown) when one key's search has memoised N states, "
+                      "1..1000000000 (default 4000000, about 1 GB for 1000 ops)");
+  lin_cmd->footer("Exit 0 linearizable, 1 not linearizable or unknown (a limit was reached; the "
+                  "output names it), 2 misuse or a malformed history.");
 
   app.add_subcommand("version", "print the version");
 
@@ -58,20 +109,26 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (what.empty()) what = e.get_name();
-    for (char& c : what) {
-      if (c == '\n') c = ' ';
-    }
-    UsageError(what + " (see --help)");
+    return Misuse(DescribeParseError(e, argc, argv) + " (see --help)");
   }
 
-  if (app.got_subcommand("version")) {
-    std::printf("faultline %s\n", FAULTLINE_VERSION);
-    return 0;
+  try {
+    if (app.got_subcommand("version")) {
+      std::printf("faultline %s\n", FAULTLINE_VERSION);
+      return 0;
+    }
+    if (app.got_subcommand(lab_cmd)) {
+      lab.json_given = lab_cmd->count("--json") > 0;
+      return RunLab(lab);
+    }
+    if (app.got_subcommand(soak_cmd)) return RunSoak(soak);
+    if (app.got_subcommand(replay_cmd)) {
+      replay.history_given = replay_cmd->count("--history") > 0;
+      return RunReplay(replay);
+    }
+    if (app.got_subcommand(check_cmd) && check_cmd->got_subcommand(lin_cmd)) return RunCheck(check);
+  } catch (const UsageError& e) {
+    return Misuse(e.what());
   }
-  if (app.got_subcommand(lab_cmd)) return RunLab(lab);
-  if (app.got_subcommand(replay_cmd)) return RunReplay(replay);
-  if (app.got_subcommand(check_cmd) && check_cmd->got_subcommand(lin_cmd)) return RunCheck(check);
   return 2;
 }

@@ -1,0 +1,123 @@
+// faultline soak SECONDS: hardened variants on fresh seeds, batch after batch, until the time is
+// up. The first seed comes from the OS unless --seed gives it, and is printed first so that any
+// soak can be rerun exactly.
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "apps/faultline/commands.h"
+#include "faultline/lab/runner.h"
+
+namespace faultline::app {
+namespace {
+
+// A random first seed in [1, 2^63): far from the end of the seed space, so that no soak runs
+// past 2^64-1, and never the lab's default range near 1 in practice.
+uint64_t SeedFromOs() {
+  uint64_t seed = 0;
+  ssize_t got = 0;
+  do {
+    got = getrandom(&seed, sizeof(seed), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got != static_cast<ssize_t>(sizeof(seed))) throw UsageError("getrandom failed; pass --seed");
+  seed &= (uint64_t{1} << 63) - 1;
+  return seed == 0 ? 1 : seed;
+}
+
+}  // namespace
+
+int RunSoak(const SoakArgs& args) {
+  const uint64_t seconds = ParseUnsigned("seconds", args.seconds, 1, 31'536'000);
+  const uint64_t jobs = ParseUnsigned("--jobs", args.jobs, 0, 1024);
+  const uint64_t batch_arg = ParseUnsigned("--batch", args.batch, 0, 100'000);
+  const std::vector<const lab::Scenario*> scenarios = SelectScenarios(args.ids);
+  const bool seed_given = !args.seed.empty();
+  const uint64_t first = seed_given ? ParseUnsigned("--seed", args.seed, 0, UINT64_MAX) : SeedFromOs();
+
+  std::vector<lab::RunSpec> specs;
+  for (const lab::Scenario* s : scenarios) {
+    for (const lab::VariantSpec& v : s->variants()) {
+      if (v.hardened || args.baselines) specs.push_back(lab::RunSpec{s, v, {}});
+    }
+  }
+  if (specs.empty()) throw UsageError("the chosen scenarios have no hardened variant (try --baselines)");
+  lab::RunnerOptions options;
+  options.threads = ThreadsFor(jobs);
+  options.check_determinism = args.check_determinism;
+  options.keep_results = true;
+  const uint64_t batch = batch_arg != 0 ? batch_arg : uint64_t{4} * options.threads;
+
+  std::printf("soak: %llu s from seed %llu (rerun: faultline soak %llu --seed %llu%s)\n",
+              static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(first),
+              args.baselines ? " --baselines" : "");
+  std::fflush(stdout);
+
+  std::vector<lab::SummaryBuilder> builders;
+  for (const lab::RunSpec& spec : specs) builders.emplace_back(*spec.scenario, spec.variant);
+  lab::RunnerReport total;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::seconds(seconds);
+  const bool tty = isatty(STDERR_FILENO) == 1;
+  uint64_t next = first;
+  uint64_t per_variant = 0;
+  uint64_t batches = 0;
+  while (std::chrono::steady_clock::now() < end && next <= UINT64_MAX - (batch - 1)) {
+    for (lab::RunSpec& spec : specs) spec.seeds = lab::SeedRange(next, batch);
+    lab::RunnerReport r = lab::RunSeeds(specs, options);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      for (size_t k = 0; k < specs[i].seeds.size(); ++k) {
+        builders[i].Add(specs[i].seeds[k], r.results[i][k]);
+      }
+      builders[i].AddTime(r.summaries[i].cpu_seconds, r.summaries[i].rerun_cpu_seconds,
+                          r.summaries[i].wall_seconds);
+    }
+    for (lab::Divergence& d : r.divergences) total.divergences.push_back(std::move(d));
+    total.runs += r.runs;
+    total.reruns += r.reruns;
+    total.cpu_seconds += r.cpu_seconds;
+    total.threads = r.threads;
+    per_variant += batch;
+    ++batches;
+    if (tty) {
+      std::fprintf(stderr, "\rsoak: %llu seeds per variant, %.0f s  ",
+                   static_cast<unsigned long long>(per_variant),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::fflush(stderr);
+    }
+    if (next > UINT64_MAX - batch) break;
+    next += batch;
+  }
+  if (tty) std::fprintf(stderr, "\r%60s\r", "");
+  total.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const lab::SummaryBuilder& b : builders) total.summaries.push_back(b.Build());
+
+  for (const lab::Divergence& d : total.divergences) std::printf("%s\n", d.Describe().c_str());
+  PrintTable(total.summaries);
+  std::printf("seeds covered: %llu .. %llu (%llu per variant, %llu batches of %llu)\n",
+              static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(first + (per_variant - 1)),
+              static_cast<unsigned long long>(per_variant), static_cast<unsigned long long>(batches),
+              static_cast<unsigned long long>(batch));
+  PrintTiming(total);
+  bool ok = total.divergences.empty();
+  for (const lab::VariantSummary& s : total.summaries) {
+    if (!s.hardened || s.passed) continue;
+    ok = false;
+    std::printf("%s\n", s.reason.c_str());
+    std::printf("  replay the first failing seed: faultline replay %s --variant %s --seed %llu --trace\n",
+                s.scenario.c_str(), s.variant.c_str(),
+                static_cast<unsigned long long>(s.failing_seeds.front()));
+  }
+  if (!total.divergences.empty()) {
+    std::printf("determinism: %zu runs diverged (see DIVERGENCE above)\n", total.divergences.size());
+  }
+  std::printf("soak: %s\n", ok ? "PASS" : "FAIL");
+  return ok ? 0 : 1;
+}
+
+}  // namespace faultline::app
