@@ -4,6 +4,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -15,8 +16,8 @@
 namespace faultline::app {
 namespace {
 
-// A random first seed in [1, 2^63): far from the end of the seed space, so that no soak runs
-// past 2^64-1, and never the lab's default range near 1 in practice.
+// A random first seed in [1, 2^63): far enough from the end of the seed space that no soak can
+// run past 2^64-1.
 uint64_t SeedFromOs() {
   uint64_t seed = 0;
   ssize_t got = 0;
@@ -26,6 +27,56 @@ uint64_t SeedFromOs() {
   if (got != static_cast<ssize_t>(sizeof(seed))) throw UsageError("getrandom failed; pass --seed");
   seed &= (uint64_t{1} << 63) - 1;
   return seed == 0 ? 1 : seed;
+}
+
+struct SoakRun {
+  lab::RunnerReport total;  // summaries over every batch
+  uint64_t per_variant = 0;  // seeds run per variant: first .. first + per_variant - 1
+  uint64_t batches = 0;
+};
+
+// Batches of `batch` consecutive seeds from `first`, every spec on the same seeds, until
+// `seconds` have passed (the batch in flight finishes) or the seed space ends.
+SoakRun RunBatches(std::vector<lab::RunSpec> specs, const lab::RunnerOptions& options,
+                   uint64_t first, uint64_t batch, uint64_t seconds) {
+  std::vector<lab::SummaryBuilder> builders;
+  for (const lab::RunSpec& spec : specs) builders.emplace_back(*spec.scenario, spec.variant);
+  SoakRun run;
+  lab::RunnerReport& total = run.total;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::seconds(seconds);
+  const bool tty = isatty(STDERR_FILENO) == 1;
+  uint64_t next = first;
+  while (std::chrono::steady_clock::now() < end && next <= UINT64_MAX - (batch - 1)) {
+    for (lab::RunSpec& spec : specs) spec.seeds = lab::SeedRange(next, batch);
+    lab::RunnerReport r = lab::RunSeeds(specs, options);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      for (size_t k = 0; k < specs[i].seeds.size(); ++k) {
+        builders[i].Add(specs[i].seeds[k], r.results[i][k]);
+      }
+      builders[i].AddTime(r.summaries[i].cpu_seconds, r.summaries[i].rerun_cpu_seconds,
+                          r.summaries[i].wall_seconds);
+    }
+    for (lab::Divergence& d : r.divergences) total.divergences.push_back(std::move(d));
+    total.runs += r.runs;
+    total.reruns += r.reruns;
+    total.cpu_seconds += r.cpu_seconds;
+    total.threads = r.threads;
+    run.per_variant += batch;
+    ++run.batches;
+    if (tty) {
+      std::fprintf(stderr, "\rsoak: %llu seeds per variant, %.0f s  ",
+                   static_cast<unsigned long long>(run.per_variant),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::fflush(stderr);
+    }
+    if (next > UINT64_MAX - batch) break;
+    next += batch;
+  }
+  if (tty) std::fprintf(stderr, "\r%60s\r", "");
+  total.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const lab::SummaryBuilder& b : builders) total.summaries.push_back(b.Build());
+  return run;
 }
 
 }  // namespace
@@ -50,6 +101,10 @@ int RunSoak(const SoakArgs& args) {
   options.check_determinism = args.check_determinism;
   options.keep_results = true;
   const uint64_t batch = batch_arg != 0 ? batch_arg : uint64_t{4} * options.threads;
+  if (first > UINT64_MAX - (batch - 1)) {
+    throw UsageError("--seed " + args.seed + " leaves fewer than one batch (" +
+                     std::to_string(batch) + " seeds) before the largest seed 2^64-1");
+  }
 
   std::printf("soak: %llu s from seed %llu (rerun: faultline soak %llu --seed %llu%s)\n",
               static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(first),
@@ -57,51 +112,15 @@ int RunSoak(const SoakArgs& args) {
               args.baselines ? " --baselines" : "");
   std::fflush(stdout);
 
-  std::vector<lab::SummaryBuilder> builders;
-  for (const lab::RunSpec& spec : specs) builders.emplace_back(*spec.scenario, spec.variant);
-  lab::RunnerReport total;
-  const auto start = std::chrono::steady_clock::now();
-  const auto end = start + std::chrono::seconds(seconds);
-  const bool tty = isatty(STDERR_FILENO) == 1;
-  uint64_t next = first;
-  uint64_t per_variant = 0;
-  uint64_t batches = 0;
-  while (std::chrono::steady_clock::now() < end && next <= UINT64_MAX - (batch - 1)) {
-    for (lab::RunSpec& spec : specs) spec.seeds = lab::SeedRange(next, batch);
-    lab::RunnerReport r = lab::RunSeeds(specs, options);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      for (size_t k = 0; k < specs[i].seeds.size(); ++k) {
-        builders[i].Add(specs[i].seeds[k], r.results[i][k]);
-      }
-      builders[i].AddTime(r.summaries[i].cpu_seconds, r.summaries[i].rerun_cpu_seconds,
-                          r.summaries[i].wall_seconds);
-    }
-    for (lab::Divergence& d : r.divergences) total.divergences.push_back(std::move(d));
-    total.runs += r.runs;
-    total.reruns += r.reruns;
-    total.cpu_seconds += r.cpu_seconds;
-    total.threads = r.threads;
-    per_variant += batch;
-    ++batches;
-    if (tty) {
-      std::fprintf(stderr, "\rsoak: %llu seeds per variant, %.0f s  ",
-                   static_cast<unsigned long long>(per_variant),
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      std::fflush(stderr);
-    }
-    if (next > UINT64_MAX - batch) break;
-    next += batch;
-  }
-  if (tty) std::fprintf(stderr, "\r%60s\r", "");
-  total.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  for (const lab::SummaryBuilder& b : builders) total.summaries.push_back(b.Build());
-
+  const SoakRun run = RunBatches(specs, options, first, batch, seconds);
+  const lab::RunnerReport& total = run.total;
   for (const lab::Divergence& d : total.divergences) std::printf("%s\n", d.Describe().c_str());
   PrintTable(total.summaries);
   std::printf("seeds covered: %llu .. %llu (%llu per variant, %llu batches of %llu)\n",
               static_cast<unsigned long long>(first),
-              static_cast<unsigned long long>(first + (per_variant - 1)),
-              static_cast<unsigned long long>(per_variant), static_cast<unsigned long long>(batches),
+              static_cast<unsigned long long>(first + (run.per_variant - 1)),
+              static_cast<unsigned long long>(run.per_variant),
+              static_cast<unsigned long long>(run.batches),
               static_cast<unsigned long long>(batch));
   PrintTiming(total);
   bool ok = total.divergences.empty();

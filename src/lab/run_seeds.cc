@@ -68,6 +68,29 @@ struct Slot {
   bool diverged = false;
 };
 
+// One seed: the run, its CPU and wall time, and with `check_determinism` a second run compared
+// by hash.
+Slot RunTimed(const RunSpec& spec, uint64_t seed, bool check_determinism, RunResult* result) {
+  Slot slot;
+  const auto wall_start = std::chrono::steady_clock::now();
+  const double cpu_start = ThreadCpuSeconds();
+  *result = RunOnce(spec, seed);
+  const double cpu_mid = ThreadCpuSeconds();
+  slot.cpu = cpu_mid - cpu_start;
+  slot.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (check_determinism) {
+    slot.diverged = RunOnce(spec, seed).hash != result->hash;
+    slot.rerun_cpu = ThreadCpuSeconds() - cpu_mid;
+  }
+  return slot;
+}
+
+unsigned ThreadCount(unsigned requested, size_t tasks) {
+  unsigned threads = requested != 0 ? requested : std::thread::hardware_concurrency();
+  threads = std::clamp<unsigned>(threads, 1, 1024);
+  return static_cast<unsigned>(std::max<size_t>(1, std::min<size_t>(threads, tasks)));
+}
+
 }  // namespace
 
 std::string Divergence::Describe() const {
@@ -111,18 +134,8 @@ RunnerReport RunSeeds(const std::vector<RunSpec>& specs, const RunnerOptions& op
       if (t >= tasks.size()) return;
       const RunSpec& spec = specs[tasks[t].spec];
       const uint64_t seed = spec.seeds[tasks[t].seed_index];
-      Slot& slot = slots[tasks[t].spec][tasks[t].seed_index];
-      const auto wall_start = std::chrono::steady_clock::now();
-      const double cpu_start = ThreadCpuSeconds();
-      RunResult r = RunOnce(spec, seed);
-      const double cpu_mid = ThreadCpuSeconds();
-      slot.cpu = cpu_mid - cpu_start;
-      slot.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-      if (options.check_determinism) {
-        slot.diverged = RunOnce(spec, seed).hash != r.hash;
-        slot.rerun_cpu = ThreadCpuSeconds() - cpu_mid;
-      }
-      results[tasks[t].spec][tasks[t].seed_index] = std::move(r);
+      slots[tasks[t].spec][tasks[t].seed_index] = RunTimed(
+          spec, seed, options.check_determinism, &results[tasks[t].spec][tasks[t].seed_index]);
       const uint64_t finished = done.fetch_add(1) + 1;
       if (options.progress) {
         std::lock_guard<std::mutex> lock(progress_mu);
@@ -131,9 +144,7 @@ RunnerReport RunSeeds(const std::vector<RunSpec>& specs, const RunnerOptions& op
       }
     }
   };
-  unsigned threads = options.threads != 0 ? options.threads : std::thread::hardware_concurrency();
-  threads = std::clamp<unsigned>(threads, 1, 1024);
-  threads = static_cast<unsigned>(std::max<size_t>(1, std::min<size_t>(threads, tasks.size())));
+  const unsigned threads = ThreadCount(options.threads, tasks.size());
   {
     std::vector<std::thread> pool;
     for (unsigned i = 1; i < threads; ++i) pool.emplace_back(worker);
