@@ -32,6 +32,11 @@ void PrintList() {
     for (const lab::VariantSpec& v : s->variants()) {
       std::printf("    %-12s %-9s %s\n", v.name.c_str(), v.hardened ? "hardened" : "baseline",
                   v.description.c_str());
+      if (!v.hardened) {
+        std::printf("    %-12s %-9s must fail on >= %.0f%% of seeds; judged from %llu seeds\n", "",
+                    "", v.failure_rate_min * 100,
+                    static_cast<unsigned long long>(lab::MinSeedsToJudge(v.failure_rate_min)));
+      }
     }
   }
 }

@@ -19,9 +19,12 @@ std::string DescribeParseError(const CLI::ParseError& e, int argc, char** argv) 
   for (char& c : what) {
     if (c == '\n') c = ' ';
   }
-  // "faultline --bogus": CLI11 reports the missing subcommand, not the option it did not know.
-  if (e.get_name() == "RequiredError" && argc > 1 && argv[1][0] == '-') {
-    return "unknown option '" + std::string(argv[1]) + "'";
+  // "faultline --bogus", "faultline check --bogus": CLI11 reports the missing subcommand, not
+  // the option it did not know.
+  if (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos) {
+    for (int i = 1; i < argc; ++i) {
+      if (argv[i][0] == '-') return "unknown option '" + std::string(argv[i]) + "'";
+    }
   }
   return what;
 }
@@ -38,12 +41,12 @@ int main(int argc, char** argv) {
   LabArgs lab;
   CLI::App* lab_cmd = app.add_subcommand("lab", "run scenarios over many seeds: baseline vs hardened");
   lab_cmd->add_option("ids", lab.ids, "scenario ids (default: all; repeats are ignored)");
-  lab_cmd->add_option("--seeds", lab.seeds, "seeds per variant, 1..10000000 (default 20)");
+  lab_cmd->add_option("--seeds", lab.seeds, "seeds per variant, 1..10000000 (default 20)")->type_name("N");
   lab_cmd->add_option("--seed", lab.seed,
-                      "first seed: the runs use seeds S .. S+N-1, 0..2^64-1 (default 1)");
-  lab_cmd->add_option("--variant", lab.variants, "only these variants (repeatable)");
-  lab_cmd->add_option("--json", lab.json_path, "write the full result as JSON to FILE");
-  lab_cmd->add_option("--jobs,-j", lab.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)");
+                      "first seed: the runs use seeds S .. S+N-1, 0..2^64-1 (default 1)")->type_name("S");
+  lab_cmd->add_option("--variant", lab.variants, "only these variants (repeatable)")->type_name("V");
+  lab_cmd->add_option("--json", lab.json_path, "write the full result as JSON to FILE")->type_name("FILE");
+  lab_cmd->add_option("--jobs,-j", lab.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")->type_name("J");
   lab_cmd->add_flag("--list", lab.list, "list scenarios and variants");
   lab_cmd->add_flag("--check-determinism", lab.check_determinism,
                     "run every seed twice and report the first divergent event");
@@ -54,7 +57,7 @@ int main(int argc, char** argv) {
       "fewer, it is 'DID NOT FAIL' - unless there are fewer than n(p) seeds, the smallest n with "
       "(1-p)^n <= 5% (5 seeds for p = 0.5), too few to tell: then it is 'inconclusive', which "
       "does not fail the lab. Exit 0 pass, 1 a VIOLATED or DID NOT FAIL verdict or a divergence, "
-      "2 misuse.");
+      "2 misuse.\n");
 
   SoakArgs soak;
   CLI::App* soak_cmd = app.add_subcommand(
@@ -62,10 +65,10 @@ int main(int argc, char** argv) {
   soak_cmd->add_option("seconds", soak.seconds, "how long to run, 1..31536000")->required();
   soak_cmd->add_option("ids", soak.ids, "scenario ids (default: all)");
   soak_cmd->add_option("--seed", soak.seed,
-                       "first seed (default: random from the OS, printed first)");
-  soak_cmd->add_option("--jobs,-j", soak.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)");
+                       "first seed (default: random from the OS, printed first)")->type_name("S");
+  soak_cmd->add_option("--jobs,-j", soak.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")->type_name("J");
   soak_cmd->add_option("--batch", soak.batch,
-                       "seeds per variant per batch, 0..100000; 0 = 4 per thread (default 0)");
+                       "seeds per variant per batch, 0..100000; 0 = 4 per thread (default 0)")->type_name("B");
   soak_cmd->add_flag("--baselines", soak.baselines,
                      "also run the baseline variants (shown, never fail the soak)");
   soak_cmd->add_flag("--check-determinism", soak.check_determinism,
@@ -73,32 +76,32 @@ int main(int argc, char** argv) {
   soak_cmd->footer(
       "Batches of consecutive seeds run until the time is up; the batch in flight finishes, so "
       "the soak can overrun by one batch. Exit 0 when every hardened variant held, 1 on any "
-      "hardened violation or divergence (with the replay command), 2 misuse.");
+      "hardened violation or divergence (with the replay command), 2 misuse.\n");
 
   ReplayArgs replay;
   CLI::App* replay_cmd = app.add_subcommand("replay", "replay one run: its trace and determinism hash");
   replay_cmd->add_option("id", replay.id, "scenario id")->required();
-  replay_cmd->add_option("--variant", replay.variant, "variant")->required();
-  replay_cmd->add_option("--seed", replay.seed, "seed, 0..2^64-1")->required();
+  replay_cmd->add_option("--variant", replay.variant, "variant")->type_name("V")->required();
+  replay_cmd->add_option("--seed", replay.seed, "seed, 0..2^64-1")->type_name("S")->required();
   replay_cmd->add_flag("--trace", replay.trace, "print every event");
-  replay_cmd->add_option("--history", replay.history_path, "write the history as JSON lines");
-  replay_cmd->footer("Exit 0 when the run has no violation, 1 when it has, 2 misuse.");
+  replay_cmd->add_option("--history", replay.history_path, "write the history as JSON lines")->type_name("FILE");
+  replay_cmd->footer("Exit 0 when the run has no violation, 1 when it has, 2 misuse.\n");
 
   CheckArgs check;
   CLI::App* check_cmd = app.add_subcommand("check", "check a recorded history");
   check_cmd->require_subcommand(1);
   CLI::App* lin_cmd =
       check_cmd->add_subcommand("linearizable", "is a register or key-value history linearizable?");
-  lin_cmd->add_option("--model", check.model, "register or kv")->required();
+  lin_cmd->add_option("--model", check.model, "register or kv")->type_name("M")->required();
   lin_cmd->add_option("history", check.history_path, "history as JSON lines (a regular file)")
       ->required();
   lin_cmd->add_option("--deadline", check.deadline_s,
-                      "give up (verdict unknown) after S seconds, 1..86400 (default 60)");
+                      "give up (verdict unknown) after S seconds, 1..86400 (default 60)")->type_name("S");
   lin_cmd->add_option("--max-states", check.max_states,
                       "give up (verdict unknown) when one key's search has memoised N states, "
-                      "1..1000000000 (default 4000000, about 1 GB for 1000 ops)");
+                      "1..1000000000 (default 4000000: about 0.6 GB of memo for a 1000-op key)")->type_name("N");
   lin_cmd->footer("Exit 0 linearizable, 1 not linearizable or unknown (a limit was reached; the "
-                  "output names it), 2 misuse or a malformed history.");
+                  "output names it), 2 misuse or a malformed history.\n");
 
   app.add_subcommand("version", "print the version");
 

@@ -87,7 +87,7 @@ RunSpec Spec(const Scenario& s, const std::string& variant, std::vector<uint64_t
   return RunSpec{&s, *FindVariant(variants, variant), std::move(seeds)};
 }
 
-TEST(Runner, RunsSeedsInParallelWithTheSameResultsAsSequentially) {
+TEST(Runner, TwoThreadsGiveTheSameResultsAsOne) {
   const CounterScenario scenario;
   const std::vector<RunSpec> specs = {Spec(scenario, "lossy", SeedRange(1, 40)),
                                       Spec(scenario, "safe", SeedRange(1, 40))};
