@@ -151,6 +151,8 @@ expect 2 "deadline zero" -- check linearizable --model register --deadline 0 "$t
 # Other misuse: named precisely, one line.
 expect 2 "unknown top-level option" -- --bogus
 has err "unknown option '--bogus'" "unknown top-level option is named"
+expect 2 "unknown option after a subcommand" -- check --bogus
+has err "unknown option .--bogus." "unknown option after check is named"
 expect 2 "empty json file name" -- lab selftest --seeds 1 --json ""
 expect 2 "empty history file name for replay" -- replay selftest --variant naive --seed 1 --history ""
 expect 0 "repeated scenario id" -- lab selftest selftest --variant hardened --seeds 1
