@@ -1,6 +1,6 @@
 // The faultline command-line tool: thin argument parsing over lab/ and check/. Exit codes: 0
-// success, 1 a verdict failed (a hardened variant violated, a baseline did not fail, a run diverged,
-// a history is not linearizable), 2 command-line misuse.
+// success, 1 a verdict failed (a hardened variant violated, a baseline did not fail, a run
+// diverged, a history is not linearizable), 2 command-line misuse.
 //
 // Commands report misuse by throwing UsageError; main() catches it, prints
 // "faultline: error: MESSAGE" on one line and exits 2. Nothing in a command calls exit().

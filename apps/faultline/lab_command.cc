@@ -97,13 +97,15 @@ int RunLab(const LabArgs& args) {
     if (s.passed) continue;
     std::printf("%s\n", s.reason.c_str());
     if (!s.failing_seeds.empty() && s.fails_lab()) {
-      std::printf("  replay the first failing seed: faultline replay %s --variant %s --seed %llu --trace\n",
-                  s.scenario.c_str(), s.variant.c_str(),
-                  static_cast<unsigned long long>(s.failing_seeds.front()));
+      std::printf(
+          "  replay the first failing seed: faultline replay %s --variant %s --seed %llu --trace\n",
+          s.scenario.c_str(), s.variant.c_str(),
+          static_cast<unsigned long long>(s.failing_seeds.front()));
     }
   }
   if (!report.divergences.empty()) {
-    std::printf("determinism: %zu runs diverged (see DIVERGENCE above)\n", report.divergences.size());
+    std::printf("determinism: %zu runs diverged (see DIVERGENCE above)\n",
+                report.divergences.size());
   }
   const bool ok = report.ok();
   std::printf("lab: %s\n", ok ? "PASS" : "FAIL");
@@ -113,7 +115,8 @@ int RunLab(const LabArgs& args) {
 int RunReplay(const ReplayArgs& args) {
   const uint64_t seed = ParseUnsigned("--seed", args.seed, 0, UINT64_MAX);
   const lab::Scenario* s = lab::FindScenario(args.id);
-  if (s == nullptr) throw UsageError("unknown scenario '" + args.id + "' (see faultline lab --list)");
+  if (s == nullptr)
+    throw UsageError("unknown scenario '" + args.id + "' (see faultline lab --list)");
   const std::vector<lab::VariantSpec> variants = s->variants();
   const lab::VariantSpec* v = lab::FindVariant(variants, args.variant);
   if (v == nullptr) throw UsageError("unknown variant '" + args.variant + "' for " + args.id);

@@ -1,10 +1,10 @@
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
 #include "apps/faultline/commands.h"
 
+namespace faultline::app {
 namespace {
 
 int Misuse(const std::string& message) {
@@ -29,26 +29,26 @@ std::string DescribeParseError(const CLI::ParseError& e, int argc, char** argv) 
   return what;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using namespace faultline::app;
-  CLI::App app{"faultline: distributed-systems failures replayed in a deterministic simulator, "
-               "naive designs against hardened ones",
-               "faultline"};
-  app.require_subcommand(1);
-
-  LabArgs lab;
-  CLI::App* lab_cmd = app.add_subcommand("lab", "run scenarios over many seeds: baseline vs hardened");
-  lab_cmd->add_option("ids", lab.ids, "scenario ids (default: all; repeats are ignored)");
-  lab_cmd->add_option("--seeds", lab.seeds, "seeds per variant, 1..10000000 (default 20)")->type_name("N");
-  lab_cmd->add_option("--seed", lab.seed,
-                      "first seed: the runs use seeds S .. S+N-1, 0..2^64-1 (default 1)")->type_name("S");
-  lab_cmd->add_option("--variant", lab.variants, "only these variants (repeatable)")->type_name("V");
-  lab_cmd->add_option("--json", lab.json_path, "write the full result as JSON to FILE")->type_name("FILE");
-  lab_cmd->add_option("--jobs,-j", lab.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")->type_name("J");
-  lab_cmd->add_flag("--list", lab.list, "list scenarios and variants");
-  lab_cmd->add_flag("--check-determinism", lab.check_determinism,
+// Declares `faultline lab`; returns its command.
+CLI::App* AddLabCommand(CLI::App& app, LabArgs& args) {
+  CLI::App* lab_cmd =
+      app.add_subcommand("lab", "run scenarios over many seeds: baseline vs hardened");
+  lab_cmd->add_option("ids", args.ids, "scenario ids (default: all; repeats are ignored)");
+  lab_cmd->add_option("--seeds", args.seeds, "seeds per variant, 1..10000000 (default 20)")
+      ->type_name("N");
+  lab_cmd
+      ->add_option("--seed", args.seed,
+                   "first seed: the runs use seeds S .. S+N-1, 0..2^64-1 (default 1)")
+      ->type_name("S");
+  lab_cmd->add_option("--variant", args.variants, "only these variants (repeatable)")
+      ->type_name("V");
+  lab_cmd->add_option("--json", args.json_path, "write the full result as JSON to FILE")
+      ->type_name("FILE");
+  lab_cmd
+      ->add_option("--jobs,-j", args.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")
+      ->type_name("J");
+  lab_cmd->add_flag("--list", args.list, "list scenarios and variants");
+  lab_cmd->add_flag("--check-determinism", args.check_determinism,
                     "run every seed twice and report the first divergent event");
   lab_cmd->footer(
       "Verdicts: a hardened variant 'holds' with zero violations on every seed, else it is "
@@ -58,51 +58,93 @@ int main(int argc, char** argv) {
       "(1-p)^n <= 5% (5 seeds for p = 0.5), too few to tell: then it is 'inconclusive', which "
       "does not fail the lab. Exit 0 pass, 1 a VIOLATED or DID NOT FAIL verdict or a divergence, "
       "2 misuse.\n");
+  return lab_cmd;
+}
 
-  SoakArgs soak;
-  CLI::App* soak_cmd = app.add_subcommand(
-      "soak", "run hardened variants on fresh seeds until SECONDS have passed");
-  soak_cmd->add_option("seconds", soak.seconds, "how long to run, 1..31536000")->required();
-  soak_cmd->add_option("ids", soak.ids, "scenario ids (default: all)");
-  soak_cmd->add_option("--seed", soak.seed,
-                       "first seed (default: random from the OS, printed first)")->type_name("S");
-  soak_cmd->add_option("--jobs,-j", soak.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")->type_name("J");
-  soak_cmd->add_option("--batch", soak.batch,
-                       "seeds per variant per batch, 0..100000; 0 = 4 per thread (default 0)")->type_name("B");
-  soak_cmd->add_flag("--baselines", soak.baselines,
+// Declares `faultline soak`; returns its command.
+CLI::App* AddSoakCommand(CLI::App& app, SoakArgs& args) {
+  CLI::App* soak_cmd =
+      app.add_subcommand("soak", "run hardened variants on fresh seeds until SECONDS have passed");
+  soak_cmd->add_option("seconds", args.seconds, "how long to run, 1..31536000")->required();
+  soak_cmd->add_option("ids", args.ids, "scenario ids (default: all)");
+  soak_cmd
+      ->add_option("--seed", args.seed, "first seed (default: random from the OS, printed first)")
+      ->type_name("S");
+  soak_cmd
+      ->add_option("--jobs,-j", args.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")
+      ->type_name("J");
+  soak_cmd
+      ->add_option("--batch", args.batch,
+                   "seeds per variant per batch, 0..100000; 0 = 4 per thread (default 0)")
+      ->type_name("B");
+  soak_cmd->add_flag("--baselines", args.baselines,
                      "also run the baseline variants (shown, never fail the soak)");
-  soak_cmd->add_flag("--check-determinism", soak.check_determinism,
+  soak_cmd->add_flag("--check-determinism", args.check_determinism,
                      "run every seed twice and report the first divergent event");
   soak_cmd->footer(
       "Batches of consecutive seeds run until the time is up; the batch in flight finishes, so "
       "the soak can overrun by one batch. Exit 0 when every hardened variant held, 1 on any "
       "hardened violation or divergence (with the replay command), 2 misuse.\n");
+  return soak_cmd;
+}
 
-  ReplayArgs replay;
-  CLI::App* replay_cmd = app.add_subcommand("replay", "replay one run: its trace and determinism hash");
-  replay_cmd->add_option("id", replay.id, "scenario id")->required();
-  replay_cmd->add_option("--variant", replay.variant, "variant")->type_name("V")->required();
-  replay_cmd->add_option("--seed", replay.seed, "seed, 0..2^64-1")->type_name("S")->required();
-  replay_cmd->add_flag("--trace", replay.trace, "print every event");
-  replay_cmd->add_option("--history", replay.history_path, "write the history as JSON lines")->type_name("FILE");
+// Declares `faultline replay`; returns its command.
+CLI::App* AddReplayCommand(CLI::App& app, ReplayArgs& args) {
+  CLI::App* replay_cmd =
+      app.add_subcommand("replay", "replay one run: its trace and determinism hash");
+  replay_cmd->add_option("id", args.id, "scenario id")->required();
+  replay_cmd->add_option("--variant", args.variant, "variant")->type_name("V")->required();
+  replay_cmd->add_option("--seed", args.seed, "seed, 0..2^64-1")->type_name("S")->required();
+  replay_cmd->add_flag("--trace", args.trace, "print every event");
+  replay_cmd->add_option("--history", args.history_path, "write the history as JSON lines")
+      ->type_name("FILE");
   replay_cmd->footer("Exit 0 when the run has no violation, 1 when it has, 2 misuse.\n");
+  return replay_cmd;
+}
 
-  CheckArgs check;
+// Declares `faultline check`; returns its command (the linearizable subcommand).
+CLI::App* AddCheckCommand(CLI::App& app, CheckArgs& args) {
   CLI::App* check_cmd = app.add_subcommand("check", "check a recorded history");
   check_cmd->require_subcommand(1);
   CLI::App* lin_cmd =
       check_cmd->add_subcommand("linearizable", "is a register or key-value history linearizable?");
-  lin_cmd->add_option("--model", check.model, "register or kv")->type_name("M")->required();
-  lin_cmd->add_option("history", check.history_path, "history as JSON lines (a regular file)")
+  lin_cmd->add_option("--model", args.model, "register or kv")->type_name("M")->required();
+  lin_cmd->add_option("history", args.history_path, "history as JSON lines (a regular file)")
       ->required();
-  lin_cmd->add_option("--deadline", check.deadline_s,
-                      "give up (verdict unknown) after S seconds, 1..86400 (default 60)")->type_name("S");
-  lin_cmd->add_option("--max-states", check.max_states,
-                      "give up (verdict unknown) when one key's search has memoised N states, "
-                      "1..1000000000 (default 4000000: about 0.6 GB of memo for a 1000-op key)")->type_name("N");
-  lin_cmd->footer("Exit 0 linearizable, 1 not linearizable or unknown (a limit was reached; the "
-                  "output names it), 2 misuse or a malformed history.\n");
+  lin_cmd
+      ->add_option("--deadline", args.deadline_s,
+                   "give up (verdict unknown) after S seconds, 1..86400 (default 60)")
+      ->type_name("S");
+  lin_cmd
+      ->add_option("--max-states", args.max_states,
+                   "give up (verdict unknown) when one key's search has memoised N states, "
+                   "1..1000000000 (default 4000000: about 0.6 GB of memo for a 1000-op key)")
+      ->type_name("N");
+  lin_cmd->footer(
+      "Exit 0 linearizable, 1 not linearizable or unknown (a limit was reached; the "
+      "output names it), 2 misuse or a malformed history.\n");
+  return lin_cmd;
+}
 
+}  // namespace
+}  // namespace faultline::app
+
+int main(int argc, char** argv) {
+  using namespace faultline::app;
+  CLI::App app{
+      "faultline: distributed-systems failures replayed in a deterministic simulator, "
+      "naive designs against hardened ones",
+      "faultline"};
+  app.require_subcommand(1);
+
+  LabArgs lab;
+  CLI::App* lab_cmd = AddLabCommand(app, lab);
+  SoakArgs soak;
+  CLI::App* soak_cmd = AddSoakCommand(app, soak);
+  ReplayArgs replay;
+  CLI::App* replay_cmd = AddReplayCommand(app, replay);
+  CheckArgs check;
+  CLI::App* lin_cmd = AddCheckCommand(app, check);
   app.add_subcommand("version", "print the version");
 
   try {
@@ -129,7 +171,7 @@ int main(int argc, char** argv) {
       replay.history_given = replay_cmd->count("--history") > 0;
       return RunReplay(replay);
     }
-    if (app.got_subcommand(check_cmd) && check_cmd->got_subcommand(lin_cmd)) return RunCheck(check);
+    if (lin_cmd->parsed()) return RunCheck(check);
   } catch (const UsageError& e) {
     return Misuse(e.what());
   }

@@ -6,10 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <system_error>
-
-#include <nlohmann/json.hpp>
 
 #include "apps/faultline/commands.h"
 

@@ -30,7 +30,7 @@ uint64_t SeedFromOs() {
 }
 
 struct SoakRun {
-  lab::RunnerReport total;  // summaries over every batch
+  lab::RunnerReport total;   // summaries over every batch
   uint64_t per_variant = 0;  // seeds run per variant: first .. first + per_variant - 1
   uint64_t batches = 0;
 };
@@ -74,7 +74,8 @@ SoakRun RunBatches(std::vector<lab::RunSpec> specs, const lab::RunnerOptions& op
     next += batch;
   }
   if (tty) std::fprintf(stderr, "\r%60s\r", "");
-  total.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  total.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (const lab::SummaryBuilder& b : builders) total.summaries.push_back(b.Build());
   return run;
 }
@@ -87,7 +88,8 @@ int RunSoak(const SoakArgs& args) {
   const uint64_t batch_arg = ParseUnsigned("--batch", args.batch, 0, 100'000);
   const std::vector<const lab::Scenario*> scenarios = SelectScenarios(args.ids);
   const bool seed_given = !args.seed.empty();
-  const uint64_t first = seed_given ? ParseUnsigned("--seed", args.seed, 0, UINT64_MAX) : SeedFromOs();
+  const uint64_t first =
+      seed_given ? ParseUnsigned("--seed", args.seed, 0, UINT64_MAX) : SeedFromOs();
 
   std::vector<lab::RunSpec> specs;
   for (const lab::Scenario* s : scenarios) {
@@ -95,7 +97,8 @@ int RunSoak(const SoakArgs& args) {
       if (v.hardened || args.baselines) specs.push_back(lab::RunSpec{s, v, {}});
     }
   }
-  if (specs.empty()) throw UsageError("the chosen scenarios have no hardened variant (try --baselines)");
+  if (specs.empty())
+    throw UsageError("the chosen scenarios have no hardened variant (try --baselines)");
   lab::RunnerOptions options;
   options.threads = ThreadsFor(jobs);
   options.check_determinism = args.check_determinism;
@@ -120,20 +123,21 @@ int RunSoak(const SoakArgs& args) {
               static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(first + (run.per_variant - 1)),
               static_cast<unsigned long long>(run.per_variant),
-              static_cast<unsigned long long>(run.batches),
-              static_cast<unsigned long long>(batch));
+              static_cast<unsigned long long>(run.batches), static_cast<unsigned long long>(batch));
   PrintTiming(total);
   bool ok = total.divergences.empty();
   for (const lab::VariantSummary& s : total.summaries) {
     if (!s.hardened || s.passed) continue;
     ok = false;
     std::printf("%s\n", s.reason.c_str());
-    std::printf("  replay the first failing seed: faultline replay %s --variant %s --seed %llu --trace\n",
-                s.scenario.c_str(), s.variant.c_str(),
-                static_cast<unsigned long long>(s.failing_seeds.front()));
+    std::printf(
+        "  replay the first failing seed: faultline replay %s --variant %s --seed %llu --trace\n",
+        s.scenario.c_str(), s.variant.c_str(),
+        static_cast<unsigned long long>(s.failing_seeds.front()));
   }
   if (!total.divergences.empty()) {
-    std::printf("determinism: %zu runs diverged (see DIVERGENCE above)\n", total.divergences.size());
+    std::printf("determinism: %zu runs diverged (see DIVERGENCE above)\n",
+                total.divergences.size());
   }
   std::printf("soak: %s\n", ok ? "PASS" : "FAIL");
   return ok ? 0 : 1;

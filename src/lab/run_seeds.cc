@@ -139,8 +139,8 @@ RunnerReport RunSeeds(const std::vector<RunSpec>& specs, const RunnerOptions& op
       const uint64_t finished = done.fetch_add(1) + 1;
       if (options.progress) {
         std::lock_guard<std::mutex> lock(progress_mu);
-        options.progress(RunnerProgress{finished, tasks.size(), spec.scenario->id(),
-                                        spec.variant.name, seed});
+        options.progress(
+            RunnerProgress{finished, tasks.size(), spec.scenario->id(), spec.variant.name, seed});
       }
     }
   };

@@ -8,11 +8,16 @@ namespace faultline::lab {
 
 const char* VerdictName(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kHolds: return "holds";
-    case Verdict::kViolated: return "VIOLATED";
-    case Verdict::kFailsAsExpected: return "fails as expected";
-    case Verdict::kDidNotFail: return "DID NOT FAIL";
-    case Verdict::kInconclusive: return "inconclusive";
+    case Verdict::kHolds:
+      return "holds";
+    case Verdict::kViolated:
+      return "VIOLATED";
+    case Verdict::kFailsAsExpected:
+      return "fails as expected";
+    case Verdict::kDidNotFail:
+      return "DID NOT FAIL";
+    case Verdict::kInconclusive:
+      return "inconclusive";
   }
   return "?";
 }
@@ -84,12 +89,12 @@ void Judge(VariantSummary& s) {
     const std::string minimum = Percent(s.failure_rate_min);
     if (failing > 0 && rate >= s.failure_rate_min) {
       s.verdict_code = Verdict::kFailsAsExpected;
-      s.reason = who + " fails as expected: on " + counted + " (" + Percent(rate) +
-                 ", minimum " + minimum + ")";
+      s.reason = who + " fails as expected: on " + counted + " (" + Percent(rate) + ", minimum " +
+                 minimum + ")";
     } else if (s.seeds < needed) {
       s.verdict_code = Verdict::kInconclusive;
-      s.reason = who + " inconclusive: failed on " + counted + " (" + Percent(rate) +
-                 ", minimum " + minimum + "), but judging a " + minimum + " failure rate needs " +
+      s.reason = who + " inconclusive: failed on " + counted + " (" + Percent(rate) + ", minimum " +
+                 minimum + "), but judging a " + minimum + " failure rate needs " +
                  std::to_string(needed) + " seeds or more (--seeds)";
     } else {
       s.verdict_code = Verdict::kDidNotFail;
@@ -123,7 +128,8 @@ VariantSummary SummaryBuilder::Build() const {
 }
 
 VariantSummary Summarize(const Scenario& scenario, const VariantSpec& variant,
-                         const std::vector<uint64_t>& seeds, const std::vector<RunResult>& results) {
+                         const std::vector<uint64_t>& seeds,
+                         const std::vector<RunResult>& results) {
   FL_ASSERT(seeds.size() == results.size());
   SummaryBuilder builder(scenario, variant);
   for (size_t i = 0; i < results.size(); ++i) builder.Add(seeds[i], results[i]);

@@ -1,5 +1,7 @@
 // The multi-seed runner's public API (faultline/lab/runner.h) with scenarios defined here, the way
 // a user runs their own scenario over many seeds from their own test binary.
+#include "faultline/lab/runner.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <mutex>
 #include <set>
 
-#include "faultline/lab/runner.h"
 #include "faultline/lab/scenario.h"
 
 namespace faultline::lab {
@@ -62,9 +63,8 @@ class NondeterministicScenario : public Scenario {
   RunResult Run(const RunContext& ctx) const override {
     sim::World world(ctx.seed, sim::WorldOptions::Nodes(1));
     ObserveRun(world, ctx);
-    for (int i = 0; i < 50; ++i) world.Schedule(Duration::Millis(10 * (i + 1)), [&world] {
-      world.Trace("tick");
-    });
+    for (int i = 0; i < 50; ++i)
+      world.Schedule(Duration::Millis(10 * (i + 1)), [&world] { world.Trace("tick"); });
     int64_t shift = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -132,7 +132,8 @@ TEST(Runner, TwoThreadsGiveTheSameResultsAsOne) {
   const VariantSummary& lossy = parallel.summaries[0];
   for (size_t k = 0; k < 40; ++k) {
     const bool failed = parallel.results[0][k].violation_count() > 0;
-    const bool listed = std::count(lossy.failing_seeds.begin(), lossy.failing_seeds.end(), k + 1) > 0;
+    const bool listed =
+        std::count(lossy.failing_seeds.begin(), lossy.failing_seeds.end(), k + 1) > 0;
     EXPECT_EQ(failed, listed) << "seed " << k + 1;
   }
   // About 1 - (63/64)^200 = 96% of seeds lose an increment: enough to pass p = 0.5.

@@ -162,11 +162,11 @@ struct RunnerReport {
   std::vector<Divergence> divergences;    // by spec, then seed
   // results[i][k]: the run of specs[i].seeds[k], when RunnerOptions::keep_results.
   std::vector<std::vector<RunResult>> results;
-  uint64_t runs = 0;         // runs counted in the summaries
-  uint64_t reruns = 0;       // determinism-check and divergence-report reruns
-  double cpu_seconds = 0;    // CPU time of all runs and reruns
-  double wall_seconds = 0;   // elapsed (steady clock) from start to end of RunSeeds
-  unsigned threads = 0;      // worker threads used
+  uint64_t runs = 0;        // runs counted in the summaries
+  uint64_t reruns = 0;      // determinism-check and divergence-report reruns
+  double cpu_seconds = 0;   // CPU time of all runs and reruns
+  double wall_seconds = 0;  // elapsed (steady clock) from start to end of RunSeeds
+  unsigned threads = 0;     // worker threads used
   // No variant fails the lab and no run diverged.
   bool ok() const;
 };
