@@ -29,57 +29,6 @@ uint64_t SeedFromOs() {
   return seed == 0 ? 1 : seed;
 }
 
-struct SoakRun {
-  lab::RunnerReport total;   // summaries over every batch
-  uint64_t per_variant = 0;  // seeds run per variant: first .. first + per_variant - 1
-  uint64_t batches = 0;
-};
-
-// Batches of `batch` consecutive seeds from `first`, every spec on the same seeds, until
-// `seconds` have passed (the batch in flight finishes) or the seed space ends.
-SoakRun RunBatches(std::vector<lab::RunSpec> specs, const lab::RunnerOptions& options,
-                   uint64_t first, uint64_t batch, uint64_t seconds) {
-  std::vector<lab::SummaryBuilder> builders;
-  for (const lab::RunSpec& spec : specs) builders.emplace_back(*spec.scenario, spec.variant);
-  SoakRun run;
-  lab::RunnerReport& total = run.total;
-  const auto start = std::chrono::steady_clock::now();
-  const auto end = start + std::chrono::seconds(seconds);
-  const bool tty = isatty(STDERR_FILENO) == 1;
-  uint64_t next = first;
-  while (std::chrono::steady_clock::now() < end && next <= UINT64_MAX - (batch - 1)) {
-    for (lab::RunSpec& spec : specs) spec.seeds = lab::SeedRange(next, batch);
-    lab::RunnerReport r = lab::RunSeeds(specs, options);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      for (size_t k = 0; k < specs[i].seeds.size(); ++k) {
-        builders[i].Add(specs[i].seeds[k], r.results[i][k]);
-      }
-      builders[i].AddTime(r.summaries[i].cpu_seconds, r.summaries[i].rerun_cpu_seconds,
-                          r.summaries[i].wall_seconds);
-    }
-    for (lab::Divergence& d : r.divergences) total.divergences.push_back(std::move(d));
-    total.runs += r.runs;
-    total.reruns += r.reruns;
-    total.cpu_seconds += r.cpu_seconds;
-    total.threads = r.threads;
-    run.per_variant += batch;
-    ++run.batches;
-    if (tty) {
-      std::fprintf(stderr, "\rsoak: %llu seeds per variant, %.0f s  ",
-                   static_cast<unsigned long long>(run.per_variant),
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      std::fflush(stderr);
-    }
-    if (next > UINT64_MAX - batch) break;
-    next += batch;
-  }
-  if (tty) std::fprintf(stderr, "\r%60s\r", "");
-  total.wall_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  for (const lab::SummaryBuilder& b : builders) total.summaries.push_back(b.Build());
-  return run;
-}
-
 }  // namespace
 
 int RunSoak(const SoakArgs& args) {
@@ -102,7 +51,6 @@ int RunSoak(const SoakArgs& args) {
   lab::RunnerOptions options;
   options.threads = ThreadsFor(jobs);
   options.check_determinism = args.check_determinism;
-  options.keep_results = true;
   const uint64_t batch = batch_arg != 0 ? batch_arg : uint64_t{4} * options.threads;
   if (first > UINT64_MAX - (batch - 1)) {
     throw UsageError("--seed " + args.seed + " leaves fewer than one batch (" +
@@ -115,14 +63,30 @@ int RunSoak(const SoakArgs& args) {
               args.baselines ? " --baselines" : "");
   std::fflush(stdout);
 
-  const SoakRun run = RunBatches(specs, options, first, batch, seconds);
+  lab::SoakOptions soak_options;
+  soak_options.runner = options;
+  soak_options.first_seed = first;
+  soak_options.batch = batch;
+  soak_options.seconds = static_cast<double>(seconds);
+  const bool tty = isatty(STDERR_FILENO) == 1;
+  const auto start = std::chrono::steady_clock::now();
+  if (tty) {
+    soak_options.on_batch = [start](uint64_t seeds_per_variant) {
+      std::fprintf(stderr, "\rsoak: %llu seeds per variant, %.0f s  ",
+                   static_cast<unsigned long long>(seeds_per_variant),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::fflush(stderr);
+    };
+  }
+  const lab::SoakReport run = lab::Soak(specs, soak_options);
+  if (tty) std::fprintf(stderr, "\r%60s\r", "");
   const lab::RunnerReport& total = run.total;
   for (const lab::Divergence& d : total.divergences) std::printf("%s\n", d.Describe().c_str());
   PrintTable(total.summaries);
   std::printf("seeds covered: %llu .. %llu (%llu per variant, %llu batches of %llu)\n",
               static_cast<unsigned long long>(first),
-              static_cast<unsigned long long>(first + (run.per_variant - 1)),
-              static_cast<unsigned long long>(run.per_variant),
+              static_cast<unsigned long long>(first + (run.seeds_per_variant - 1)),
+              static_cast<unsigned long long>(run.seeds_per_variant),
               static_cast<unsigned long long>(run.batches), static_cast<unsigned long long>(batch));
   PrintTiming(total);
   bool ok = total.divergences.empty();

@@ -185,4 +185,48 @@ RunnerReport RunSeeds(const std::vector<RunSpec>& specs, const RunnerOptions& op
   return report;
 }
 
+SoakReport Soak(std::vector<RunSpec> specs, const SoakOptions& options) {
+  FL_ASSERT(options.batch >= 1);
+  FL_ASSERT(options.first_seed <= UINT64_MAX - (options.batch - 1));
+  RunnerOptions runner = options.runner;
+  runner.keep_results = true;
+  std::vector<SummaryBuilder> builders;
+  for (const RunSpec& spec : specs) builders.emplace_back(*spec.scenario, spec.variant);
+  SoakReport soak;
+  soak.first_seed = options.first_seed;
+  RunnerReport& total = soak.total;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(options.seconds));
+  uint64_t next = options.first_seed;
+  while (true) {
+    for (RunSpec& spec : specs) spec.seeds = SeedRange(next, options.batch);
+    RunnerReport r = RunSeeds(specs, runner);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      for (size_t k = 0; k < specs[i].seeds.size(); ++k) {
+        builders[i].Add(specs[i].seeds[k], r.results[i][k]);
+      }
+      builders[i].AddTime(r.summaries[i].cpu_seconds, r.summaries[i].rerun_cpu_seconds,
+                          r.summaries[i].wall_seconds);
+    }
+    for (Divergence& d : r.divergences) total.divergences.push_back(std::move(d));
+    total.runs += r.runs;
+    total.reruns += r.reruns;
+    total.cpu_seconds += r.cpu_seconds;
+    total.threads = r.threads;
+    soak.seeds_per_variant += options.batch;
+    ++soak.batches;
+    if (options.on_batch) options.on_batch(soak.seeds_per_variant);
+    // Stop when the time is up or the next batch would pass the last seed.
+    if (std::chrono::steady_clock::now() >= end) break;
+    if (next > UINT64_MAX - options.batch) break;
+    next += options.batch;
+    if (next > UINT64_MAX - (options.batch - 1)) break;
+  }
+  total.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const SummaryBuilder& b : builders) total.summaries.push_back(b.Build());
+  return soak;
+}
+
 }  // namespace faultline::lab

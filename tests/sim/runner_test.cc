@@ -196,5 +196,65 @@ TEST(Runner, SmallSamplesOfABaselineAreInconclusive) {
   EXPECT_TRUE(s.passed);
 }
 
+// A "hardened" design with a bug on every seed = 3 (mod 7): a soak must find it and name the
+// first such seed.
+class SeedBugScenario : public Scenario {
+ public:
+  std::string_view id() const override { return "seed-bug"; }
+  std::string_view description() const override { return "test"; }
+  std::vector<VariantSpec> variants() const override { return {{"hardened", true, 0, ""}}; }
+  std::vector<std::string> key_metrics() const override { return {}; }
+  RunResult Run(const RunContext& ctx) const override {
+    sim::World world(ctx.seed, sim::WorldOptions::Nodes(1));
+    ObserveRun(world, ctx);
+    world.Schedule(Duration::Millis(1), [&world] { world.Trace("tick"); });
+    world.RunFor(Duration::Millis(10));
+    RunResult r;
+    if (ctx.seed % 7 == 3) r.Violate("bug", 1, "seed = 3 mod 7");
+    FinishRun(world, ctx, &r);
+    return r;
+  }
+};
+
+TEST(Runner, SoakRunsConsecutiveBatchesAndFindsTheFirstFailingSeed) {
+  const SeedBugScenario scenario;
+  SoakOptions options;
+  options.runner.threads = 2;
+  options.first_seed = 100;
+  options.batch = 5;
+  options.seconds = 0.2;
+  uint64_t callbacks = 0;
+  options.on_batch = [&callbacks](uint64_t) { ++callbacks; };
+  const SoakReport soak = Soak({Spec(scenario, "hardened", {})}, options);
+  ASSERT_GE(soak.batches, 1u);
+  EXPECT_EQ(callbacks, soak.batches);
+  EXPECT_EQ(soak.first_seed, 100u);
+  EXPECT_EQ(soak.seeds_per_variant, 5 * soak.batches);
+  ASSERT_EQ(soak.total.summaries.size(), 1u);
+  const VariantSummary& s = soak.total.summaries[0];
+  EXPECT_EQ(s.seeds, soak.seeds_per_variant);
+  EXPECT_EQ(soak.total.runs, soak.seeds_per_variant);
+  std::vector<uint64_t> expected;
+  for (uint64_t seed = 100; seed < 100 + soak.seeds_per_variant; ++seed) {
+    if (seed % 7 == 3) expected.push_back(seed);
+  }
+  EXPECT_EQ(s.failing_seeds, expected);
+  EXPECT_EQ(s.verdict_code, Verdict::kViolated);  // seed 101 is in the first batch
+  EXPECT_EQ(s.first_violations.at("bug").seed, 101u);
+  EXPECT_EQ(s.first_violations.at("bug").detail, "seed = 3 mod 7");
+  EXPECT_FALSE(soak.total.ok());
+}
+
+TEST(Runner, SoakStopsBeforeTheLastSeedIsPassed) {
+  const SeedBugScenario scenario;
+  SoakOptions options;
+  options.first_seed = UINT64_MAX - 9;  // room for exactly two batches of 5
+  options.batch = 5;
+  options.seconds = 60;
+  const SoakReport soak = Soak({Spec(scenario, "hardened", {})}, options);
+  EXPECT_EQ(soak.batches, 2u);
+  EXPECT_EQ(soak.total.summaries[0].seeds, 10u);
+}
+
 }  // namespace
 }  // namespace faultline::lab

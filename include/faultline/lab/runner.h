@@ -11,6 +11,8 @@
 //   for (const auto& d : report.divergences) std::puts(d.Describe().c_str());
 //   EXPECT_TRUE(report.ok());
 //
+// Soak() does the same in batches of fresh consecutive seeds until a wall-time budget is spent.
+//
 // Threads: a simulation (one World) stays on one thread; the runner's worker threads each take
 // whole runs. Scenario::Run must therefore be reentrant (see scenario.h). The progress callback
 // is called from worker threads, one call at a time.
@@ -174,5 +176,30 @@ struct RunnerReport {
 // Runs every spec's seeds. Requires every spec's scenario to be non-null and variant to be one
 // the scenario accepts.
 RunnerReport RunSeeds(const std::vector<RunSpec>& specs, const RunnerOptions& options = {});
+
+struct SoakOptions {
+  RunnerOptions runner;  // keep_results is ignored (results are folded into the summaries)
+  uint64_t first_seed = 1;
+  // Seeds per variant per batch, >= 1; every spec runs the same seeds.
+  uint64_t batch = 8;
+  // Batches start until this much wall time (steady clock) has passed; the batch in flight
+  // finishes, so a soak overruns by at most one batch. At least one batch always runs.
+  double seconds = 60;
+  // Called after every batch with the seeds run so far per variant; may be empty.
+  std::function<void(uint64_t seeds_per_variant)> on_batch;
+};
+
+struct SoakReport {
+  // Summaries over every batch (RunnerReport::results is empty).
+  RunnerReport total;
+  uint64_t first_seed = 0;
+  uint64_t seeds_per_variant = 0;  // seeds first_seed .. first_seed + seeds_per_variant - 1
+  uint64_t batches = 0;
+};
+
+// Runs batches of consecutive seeds, from options.first_seed, for every spec (its `seeds` are
+// ignored) until options.seconds have passed or the next batch would pass seed 2^64-1.
+// Requires first_seed + batch - 1 <= UINT64_MAX.
+SoakReport Soak(std::vector<RunSpec> specs, const SoakOptions& options);
 
 }  // namespace faultline::lab
