@@ -205,7 +205,7 @@ has out "CPU time, [0-9.]+s wall time on [0-9]+ threads" "closing line separates
 
 # Soak: fresh seeds from the OS until the time is up, the start seed printed first.
 expect 0 "soak 2 s" -- soak 2 selftest
-head -1 "$tmp/out" | grep -Eq '^soak: 2 s from seed [0-9]+ \(rerun: faultline soak 2 --seed [0-9]+\)' &&
+head -1 "$tmp/out" | grep -Eq '^soak: 2 s from seed ([0-9]+) \(rerun: faultline soak 2 selftest --seed \1\)$' &&
   passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL: soak does not print its seed first"; head -3 "$tmp/out"; }
 has out "^selftest +hardened " "soak table has the hardened variant"
 has out "^seeds covered: [0-9]+ \.\. [0-9]+ \([0-9]+ per variant" "soak prints the seed range"
@@ -213,6 +213,13 @@ has out "^soak: PASS" "soak passes"
 expect 0 "soak reproducible start" -- soak 1 selftest --seed 40 --batch 3 --baselines
 has out "^seeds covered: 40 \.\. " "soak --seed starts there"
 has out "^selftest +naive " "soak --baselines runs baselines"
+# The soak's "these runs again" command reruns exactly its seeds: the same table rows.
+grep '^selftest ' "$tmp/out" >"$tmp/soak-rows"
+again=$(sed -n 's/^these runs again: faultline //p' "$tmp/out")
+# shellcheck disable=SC2086
+"$bin" $again 2>/dev/null | grep '^selftest ' >"$tmp/lab-rows"
+if [ -s "$tmp/soak-rows" ] && cmp -s "$tmp/soak-rows" "$tmp/lab-rows"; then passes=$((passes + 1)); else
+  fails=$((fails + 1)); echo "FAIL: soak's rerun command does not reproduce its table"; fi
 expect 2 "soak zero seconds" -- soak 0
 expect 2 "soak not a number" -- soak soon
 expect 2 "soak unknown scenario" -- soak 1 nope

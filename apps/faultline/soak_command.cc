@@ -4,6 +4,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -57,10 +58,17 @@ int RunSoak(const SoakArgs& args) {
                      std::to_string(batch) + " seeds) before the largest seed 2^64-1");
   }
 
-  std::printf("soak: %llu s from seed %llu (rerun: faultline soak %llu --seed %llu%s)\n",
+  std::string ids;
+  for (const lab::Scenario* s : scenarios) {
+    if (!args.ids.empty()) ids += " " + std::string(s->id());
+  }
+  std::printf("soak: %llu s from seed %llu (rerun: faultline soak %llu%s --seed %llu%s)\n",
               static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(first),
-              static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(first),
-              args.baselines ? " --baselines" : "");
+              static_cast<unsigned long long>(seconds), ids.c_str(),
+              static_cast<unsigned long long>(first),
+              (std::string(args.baselines ? " --baselines" : "") +
+               (batch_arg != 0 ? " --batch " + std::to_string(batch_arg) : ""))
+                  .c_str());
   std::fflush(stdout);
 
   lab::SoakOptions soak_options;
@@ -88,6 +96,19 @@ int RunSoak(const SoakArgs& args) {
               static_cast<unsigned long long>(first + (run.seeds_per_variant - 1)),
               static_cast<unsigned long long>(run.seeds_per_variant),
               static_cast<unsigned long long>(run.batches), static_cast<unsigned long long>(batch));
+  // The same runs, whatever the machine's speed: the lab over the seed range covered.
+  std::string variants;
+  if (!args.baselines) {
+    std::vector<std::string> names;
+    for (const lab::RunSpec& spec : specs) {
+      if (std::find(names.begin(), names.end(), spec.variant.name) != names.end()) continue;
+      names.push_back(spec.variant.name);
+      variants += " --variant " + spec.variant.name;
+    }
+  }
+  std::printf("these runs again: faultline lab%s%s --seed %llu --seeds %llu\n", ids.c_str(),
+              variants.c_str(), static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(run.seeds_per_variant));
   PrintTiming(total);
   bool ok = total.divergences.empty();
   for (const lab::VariantSummary& s : total.summaries) {
