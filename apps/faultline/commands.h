@@ -1,55 +1,91 @@
-// The faultline command-line tool: thin argument parsing over lab/. Exit codes: 0 success, 1 the
-// lab's verdict failed (a hardened variant violated, a naive one did not fail, a run diverged),
-// 2 command-line misuse.
+// The faultline command-line tool: thin argument parsing over lab/ and check/. Exit codes: 0
+// success, 1 a verdict failed (a hardened variant violated, a baseline did not fail, a run
+// diverged, a history is not linearizable), 2 command-line misuse.
+//
+// Commands report misuse by throwing UsageError; main() catches it, prints
+// "faultline: error: MESSAGE" on one line and exits 2. Nothing in a command calls exit().
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "faultline/lab/runner.h"
 
 namespace faultline::app {
 
+class UsageError : public std::runtime_error {
+ public:
+  explicit UsageError(const std::string& message) : std::runtime_error(message) {}
+};
+
+// Strict unsigned decimal: digits only (no sign, space or suffix), overflow detected, within
+// [min, max]. Throws UsageError naming `option`: "not a number" or "out of range".
+uint64_t ParseUnsigned(std::string_view option, std::string_view text, uint64_t min, uint64_t max);
+
 struct LabArgs {
   std::vector<std::string> ids;
   std::vector<std::string> variants;
-  uint64_t seeds = 20;
-  uint64_t seed = 1;
+  std::string seeds = "20";
+  std::string seed = "1";
+  std::string jobs = "0";
   std::string json_path;
+  bool json_given = false;
   bool list = false;
   bool check_determinism = false;
-  unsigned jobs = 0;  // 0: one per core
+};
+
+struct SoakArgs {
+  std::string seconds;
+  std::vector<std::string> ids;
+  std::string seed;  // empty: drawn from the OS
+  std::string jobs = "0";
+  std::string batch = "0";
+  bool baselines = false;
+  bool check_determinism = false;
 };
 
 struct ReplayArgs {
   std::string id;
   std::string variant;
-  uint64_t seed = 1;
+  std::string seed;
   bool trace = false;
   std::string history_path;
+  bool history_given = false;
 };
 
 struct CheckArgs {
   std::string model = "register";
   std::string history_path;
-  uint32_t deadline_s = 60;
+  std::string deadline_s = "60";
+  std::string max_states = "4000000";
 };
 
 int RunLab(const LabArgs& args);
-// faultline check linearizable: 0 linearizable, 1 not (or unknown within the deadline), 2 misuse
+int RunSoak(const SoakArgs& args);
+int RunReplay(const ReplayArgs& args);
+// faultline check linearizable: 0 linearizable, 1 not (or unknown within the limits), 2 misuse
 // or a malformed history.
 int RunCheck(const CheckArgs& args);
-int RunReplay(const ReplayArgs& args);
+
+// lab_command.cc: the scenarios named by `ids` (all when empty), in the order given, without
+// duplicates; throws UsageError for an unknown id.
+std::vector<const lab::Scenario*> SelectScenarios(const std::vector<std::string>& ids);
+// Worker threads for --jobs (0: one per core).
+unsigned ThreadsFor(uint64_t jobs);
 
 // report.cc
+// The results table, then per variant with violations: counts by name and the details ("expected
+// vs seen") of its first failing seed's violations, for those that have one.
 void PrintTable(const std::vector<lab::VariantSummary>& summaries);
+// The closing timing line: simulated time, CPU time (runs and reruns), wall time of the whole lab.
+void PrintTiming(const lab::RunnerReport& report);
 // Writes FILE atomically (temporary file, then rename). False with a message on failure.
-bool WriteJson(const std::string& path, const std::vector<lab::VariantSummary>& summaries,
-               const LabArgs& args, std::string* error);
+bool WriteJson(const std::string& path, const lab::RunnerReport& report, uint64_t first_seed,
+               uint64_t seeds, std::string* error);
 // True when `path` can be created or overwritten (checked before any run starts).
 bool CanWrite(const std::string& path, std::string* error);
-
-[[noreturn]] void UsageError(const std::string& message);
 
 }  // namespace faultline::app

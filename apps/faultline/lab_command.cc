@@ -1,134 +1,29 @@
+// faultline lab and faultline replay: argument checks and printing over lab::RunSeeds.
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "apps/faultline/commands.h"
+#include "faultline/lab/runner.h"
 #include "faultline/lab/scenario.h"
 
 namespace faultline::app {
 namespace {
 
-struct Job {
-  const lab::Scenario* scenario;
-  lab::VariantSpec variant;
-  std::vector<uint64_t> seeds;
-  std::vector<lab::RunResult> results;
-  std::vector<uint64_t> divergent_seeds;
-  double wall_seconds = 0;
-};
-
 // Progress on stderr, only when it is a terminal.
-class Progress {
- public:
-  Progress(uint64_t total) : total_(total), tty_(isatty(STDERR_FILENO) == 1) {}
-  void Tick(const std::string& label) {
-    const uint64_t done = ++done_;
-    if (!tty_) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    constexpr int kWidth = 30;
-    const int filled = static_cast<int>(kWidth * done / total_);
-    std::fprintf(stderr, "\r[%s%s] %llu/%llu %-40s", std::string(filled, '=').c_str(),
-                 std::string(kWidth - filled, ' ').c_str(), static_cast<unsigned long long>(done),
-                 static_cast<unsigned long long>(total_), label.c_str());
-    if (done == total_) std::fprintf(stderr, "\r%*s\r", kWidth + 60, "");
-    std::fflush(stderr);
-  }
-
- private:
-  uint64_t total_;
-  bool tty_;
-  std::atomic<uint64_t> done_{0};
-  std::mutex mu_;
-};
-
-lab::RunResult RunOnce(const lab::Scenario& s, const lab::VariantSpec& v, uint64_t seed,
-                       std::vector<uint64_t>* hashes = nullptr,
-                       std::vector<std::string>* trace = nullptr) {
-  lab::RunContext ctx;
-  ctx.seed = seed;
-  ctx.variant = &v;
-  ctx.event_hashes = hashes;
-  if (trace != nullptr) {
-    ctx.trace = [trace, hashes](sim::SimTime at, const std::string& line) {
-      const size_t index = hashes != nullptr ? hashes->size() : 0;
-      trace->push_back("#" + std::to_string(index) + " t=" + std::to_string(at.nanos()) + "ns " +
-                       line);
-    };
-  }
-  return s.Run(ctx);
-}
-
-// Runs the seed twice more with per-event hashes and prints where the runs first differ.
-void ReportDivergence(const Job& job, uint64_t seed) {
-  std::vector<uint64_t> ha, hb;
-  std::vector<std::string> ta, tb;
-  RunOnce(*job.scenario, job.variant, seed, &ha, &ta);
-  RunOnce(*job.scenario, job.variant, seed, &hb, &tb);
-  size_t i = 0;
-  while (i < ha.size() && i < hb.size() && ha[i] == hb[i]) ++i;
-  std::printf("DIVERGENCE %s/%s seed %llu: first divergent event #%zu of %zu/%zu\n",
-              std::string(job.scenario->id()).c_str(), job.variant.name.c_str(),
-              static_cast<unsigned long long>(seed), i, ha.size(), hb.size());
-  const std::string prefix = "#" + std::to_string(i) + " ";
-  for (const auto& [name, lines] : {std::pair{"run A", &ta}, std::pair{"run B", &tb}}) {
-    for (const std::string& line : *lines) {
-      if (line.rfind(prefix, 0) == 0) std::printf("  %s: %s\n", name, line.c_str());
-    }
-  }
-}
-
-void RunJobs(std::vector<Job>& jobs, unsigned threads, bool check_determinism) {
-  struct Task {
-    size_t job;
-    size_t seed_index;
-  };
-  std::vector<Task> tasks;
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    jobs[j].results.resize(jobs[j].seeds.size());
-    for (size_t k = 0; k < jobs[j].seeds.size(); ++k) tasks.push_back({j, k});
-  }
-  Progress progress(tasks.size());
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  std::vector<double> wall(jobs.size(), 0.0);
-  auto worker = [&] {
-    while (true) {
-      const size_t t = next.fetch_add(1);
-      if (t >= tasks.size()) return;
-      Job& job = jobs[tasks[t].job];
-      const uint64_t seed = job.seeds[tasks[t].seed_index];
-      const auto start = std::chrono::steady_clock::now();
-      lab::RunResult r = RunOnce(*job.scenario, job.variant, seed);
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      bool diverged = false;
-      if (check_determinism) diverged = RunOnce(*job.scenario, job.variant, seed).hash != r.hash;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        wall[tasks[t].job] += secs;
-        if (diverged) job.divergent_seeds.push_back(seed);
-      }
-      job.results[tasks[t].seed_index] = std::move(r);
-      progress.Tick(std::string(job.scenario->id()) + "/" + job.variant.name);
-    }
-  };
-  threads = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(tasks.size())));
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    jobs[j].wall_seconds = wall[j];
-    std::sort(jobs[j].divergent_seeds.begin(), jobs[j].divergent_seeds.end());
-  }
+void ShowProgress(const lab::RunnerProgress& p) {
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(kWidth * p.done / std::max<uint64_t>(p.total, 1));
+  const std::string label = std::string(p.scenario) + "/" + std::string(p.variant);
+  std::fprintf(stderr, "\r[%s%s] %llu/%llu %-40s", std::string(filled, '=').c_str(),
+               std::string(kWidth - filled, ' ').c_str(), static_cast<unsigned long long>(p.done),
+               static_cast<unsigned long long>(p.total), label.c_str());
+  if (p.done == p.total) std::fprintf(stderr, "\r%*s\r", kWidth + 60, "");
+  std::fflush(stderr);
 }
 
 void PrintList() {
@@ -137,6 +32,11 @@ void PrintList() {
     for (const lab::VariantSpec& v : s->variants()) {
       std::printf("    %-12s %-9s %s\n", v.name.c_str(), v.hardened ? "hardened" : "baseline",
                   v.description.c_str());
+      if (!v.hardened) {
+        std::printf("    %-12s %-9s must fail on >= %.0f%% of seeds; judged from %llu seeds\n", "",
+                    "", v.failure_rate_min * 100,
+                    static_cast<unsigned long long>(lab::MinSeedsToJudge(v.failure_rate_min)));
+      }
     }
   }
 }
@@ -148,84 +48,86 @@ int RunLab(const LabArgs& args) {
     PrintList();
     return 0;
   }
-  std::vector<const lab::Scenario*> scenarios;
-  if (args.ids.empty()) {
-    scenarios = lab::AllScenarios();
-  } else {
-    for (const std::string& id : args.ids) {
-      const lab::Scenario* s = lab::FindScenario(id);
-      if (s == nullptr) UsageError("unknown scenario '" + id + "' (see faultline lab --list)");
-      scenarios.push_back(s);
-    }
-  }
+  const uint64_t seeds = ParseUnsigned("--seeds", args.seeds, 1, 10'000'000);
+  const uint64_t first = ParseUnsigned("--seed", args.seed, 0, UINT64_MAX);
+  const uint64_t jobs = ParseUnsigned("--jobs", args.jobs, 0, 1024);
+  const std::vector<const lab::Scenario*> scenarios = SelectScenarios(args.ids);
   for (const std::string& v : args.variants) {
     bool known = false;
     for (const lab::Scenario* s : scenarios) known |= lab::FindVariant(s->variants(), v) != nullptr;
-    if (!known) UsageError("unknown variant '" + v + "' for the chosen scenarios");
+    if (!known) throw UsageError("unknown variant '" + v + "' for the chosen scenarios");
   }
-  if (args.seed > UINT64_MAX - args.seeds) UsageError("--seed + --seeds overflows 64 bits");
+  // The last seed is first + seeds - 1; it must fit in 64 bits.
+  if (first > UINT64_MAX - (seeds - 1)) {
+    throw UsageError("--seed " + args.seed + " with --seeds " + args.seeds +
+                     " runs past the largest seed 2^64-1");
+  }
+  if (args.json_given && args.json_path.empty()) throw UsageError("--json: empty file name");
   std::string error;
-  if (!args.json_path.empty() && !CanWrite(args.json_path, &error)) UsageError(error);
+  if (!args.json_path.empty() && !CanWrite(args.json_path, &error)) throw UsageError(error);
 
-  std::vector<Job> jobs;
+  std::vector<lab::RunSpec> specs;
   for (const lab::Scenario* s : scenarios) {
     for (const lab::VariantSpec& v : s->variants()) {
       if (!args.variants.empty() &&
           std::find(args.variants.begin(), args.variants.end(), v.name) == args.variants.end()) {
         continue;
       }
-      Job job{s, v, {}, {}, {}, 0};
-      for (uint64_t k = 0; k < args.seeds; ++k) job.seeds.push_back(args.seed + k);
-      jobs.push_back(std::move(job));
+      specs.push_back(lab::RunSpec{s, v, lab::SeedRange(first, seeds)});
     }
   }
-  const unsigned threads = args.jobs != 0 ? args.jobs : std::max(1u, std::thread::hardware_concurrency());
-  RunJobs(jobs, threads, args.check_determinism);
+  lab::RunnerOptions options;
+  options.threads = ThreadsFor(jobs);
+  options.check_determinism = args.check_determinism;
+  if (isatty(STDERR_FILENO) == 1) options.progress = ShowProgress;
+  const lab::RunnerReport report = lab::RunSeeds(specs, options);
 
-  std::vector<lab::VariantSummary> summaries;
-  bool ok = true;
-  uint64_t divergences = 0;
-  for (const Job& job : jobs) {
-    lab::VariantSummary s = lab::Summarize(*job.scenario, job.variant, job.seeds, job.results);
-    s.wall_seconds = job.wall_seconds;
-    ok &= s.passed;
-    summaries.push_back(std::move(s));
-    divergences += job.divergent_seeds.size();
-    for (uint64_t seed : job.divergent_seeds) ReportDivergence(job, seed);
-  }
-  PrintTable(summaries);
+  for (const lab::Divergence& d : report.divergences) std::printf("%s\n", d.Describe().c_str());
+  PrintTable(report.summaries);
   if (args.check_determinism) {
-    std::printf("determinism: %llu runs checked twice, %llu divergences\n",
-                static_cast<unsigned long long>(args.seeds * jobs.size()),
-                static_cast<unsigned long long>(divergences));
-    ok &= divergences == 0;
+    std::printf("determinism: %llu runs checked twice, %zu divergences\n",
+                static_cast<unsigned long long>(report.runs), report.divergences.size());
   }
-  if (!args.json_path.empty() && !WriteJson(args.json_path, summaries, args, &error)) {
+  PrintTiming(report);
+  if (!args.json_path.empty() && !WriteJson(args.json_path, report, first, seeds, &error)) {
     std::fprintf(stderr, "faultline: error: %s\n", error.c_str());
     return 1;
   }
-  for (const lab::VariantSummary& s : summaries) {
-    if (!s.passed && !s.failing_seeds.empty()) {
-      std::printf("replay the first failing seed: faultline replay %s --variant %s --seed %llu --trace\n",
-                  s.scenario.c_str(), s.variant.c_str(),
-                  static_cast<unsigned long long>(s.failing_seeds.front()));
+  for (const lab::VariantSummary& s : report.summaries) {
+    if (s.passed) continue;
+    std::printf("%s\n", s.reason.c_str());
+    if (!s.failing_seeds.empty() && s.fails_lab()) {
+      std::printf(
+          "  replay the first failing seed: faultline replay %s --variant %s --seed %llu --trace\n",
+          s.scenario.c_str(), s.variant.c_str(),
+          static_cast<unsigned long long>(s.failing_seeds.front()));
     }
   }
+  if (!report.divergences.empty()) {
+    std::printf("determinism: %zu runs diverged (see DIVERGENCE above)\n",
+                report.divergences.size());
+  }
+  const bool ok = report.ok();
   std::printf("lab: %s\n", ok ? "PASS" : "FAIL");
   return ok ? 0 : 1;
 }
 
 int RunReplay(const ReplayArgs& args) {
+  const uint64_t seed = ParseUnsigned("--seed", args.seed, 0, UINT64_MAX);
   const lab::Scenario* s = lab::FindScenario(args.id);
-  if (s == nullptr) UsageError("unknown scenario '" + args.id + "' (see faultline lab --list)");
+  if (s == nullptr)
+    throw UsageError("unknown scenario '" + args.id + "' (see faultline lab --list)");
   const std::vector<lab::VariantSpec> variants = s->variants();
   const lab::VariantSpec* v = lab::FindVariant(variants, args.variant);
-  if (v == nullptr) UsageError("unknown variant '" + args.variant + "' for " + args.id);
+  if (v == nullptr) throw UsageError("unknown variant '" + args.variant + "' for " + args.id);
+  if (args.history_given && args.history_path.empty()) {
+    throw UsageError("--history: empty file name");
+  }
   std::string error;
-  if (!args.history_path.empty() && !CanWrite(args.history_path, &error)) UsageError(error);
+  if (!args.history_path.empty() && !CanWrite(args.history_path, &error)) throw UsageError(error);
 
   lab::RunContext ctx;
-  ctx.seed = args.seed;
+  ctx.seed = seed;
   ctx.variant = v;
   if (args.trace) {
     ctx.trace = [](sim::SimTime at, const std::string& line) {
@@ -236,24 +138,31 @@ int RunReplay(const ReplayArgs& args) {
   ctx.history_out = &history;
   const lab::RunResult r = s->Run(ctx);
   std::printf("scenario %s variant %s seed %llu\n", args.id.c_str(), v->name.c_str(),
-              static_cast<unsigned long long>(args.seed));
+              static_cast<unsigned long long>(seed));
   std::printf("events %llu, simulated %.3fs\n", static_cast<unsigned long long>(r.events),
               r.simulated.seconds_f());
   for (const auto& [name, value] : r.metrics) std::printf("metric %s = %g\n", name.c_str(), value);
   for (const auto& [name, count] : r.violations) {
-    std::printf("violation %s x%lld\n", name.c_str(), static_cast<long long>(count));
+    auto it = r.violation_details.find(name);
+    if (it != r.violation_details.end()) {
+      std::printf("violation %s x%lld: first: %s\n", name.c_str(), static_cast<long long>(count),
+                  it->second.c_str());
+    } else {
+      std::printf("violation %s x%lld\n", name.c_str(), static_cast<long long>(count));
+    }
   }
   std::printf("violations %lld\n", static_cast<long long>(r.violation_count()));
   std::printf("hash %016llx\n", static_cast<unsigned long long>(r.hash));
   if (!args.history_path.empty()) {
     std::ofstream out(args.history_path);
     history.WriteJsonl(out);
+    out.flush();
     if (!out) {
-      std::fprintf(stderr, "faultline: error: cannot write %s\n", args.history_path.c_str());
+      std::fprintf(stderr, "faultline: error: cannot write '%s'\n", args.history_path.c_str());
       return 1;
     }
   }
-  return 0;
+  return r.violation_count() > 0 ? 1 : 0;
 }
 
 }  // namespace faultline::app

@@ -1,54 +1,150 @@
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "apps/faultline/commands.h"
 
 namespace faultline::app {
+namespace {
 
-void UsageError(const std::string& message) {
+int Misuse(const std::string& message) {
   std::fprintf(stderr, "faultline: error: %s\n", message.c_str());
-  std::exit(2);
+  return 2;
 }
 
-}  // namespace faultline::app
+// CLI11's message, on one line, with the cases it words misleadingly reworded.
+std::string DescribeParseError(const CLI::ParseError& e, int argc, char** argv) {
+  std::string what = e.what();
+  if (what.empty()) what = e.get_name();
+  for (char& c : what) {
+    if (c == '\n') c = ' ';
+  }
+  // "faultline --bogus", "faultline check --bogus": CLI11 reports the missing subcommand, not
+  // the option it did not know.
+  if (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos) {
+    for (int i = 1; i < argc; ++i) {
+      if (argv[i][0] == '-') return "unknown option '" + std::string(argv[i]) + "'";
+    }
+  }
+  return what;
+}
 
-int main(int argc, char** argv) {
-  using namespace faultline::app;
-  CLI::App app{"faultline: the seven distributed-systems failures, replayed and held", "faultline"};
-  app.require_subcommand(1);
-
-  LabArgs lab;
-  CLI::App* lab_cmd = app.add_subcommand("lab", "run scenarios over many seeds: naive vs hardened");
-  lab_cmd->add_option("ids", lab.ids, "scenario ids (default: all)");
-  lab_cmd->add_option("--seeds", lab.seeds, "number of seeds per variant")->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}));
-  lab_cmd->add_option("--seed", lab.seed, "first seed (seeds S .. S+N-1)");
-  lab_cmd->add_option("--variant", lab.variants, "only these variants");
-  lab_cmd->add_option("--json", lab.json_path, "write the full result as JSON to FILE");
-  lab_cmd->add_option("--jobs,-j", lab.jobs, "parallel runs (default: one per core)")->check(CLI::Range(0u, 256u));
-  lab_cmd->add_flag("--list", lab.list, "list scenarios and variants");
-  lab_cmd->add_flag("--check-determinism", lab.check_determinism,
+// Declares `faultline lab`; returns its command.
+CLI::App* AddLabCommand(CLI::App& app, LabArgs& args) {
+  CLI::App* lab_cmd =
+      app.add_subcommand("lab", "run scenarios over many seeds: baseline vs hardened");
+  lab_cmd->add_option("ids", args.ids, "scenario ids (default: all; repeats are ignored)");
+  lab_cmd->add_option("--seeds", args.seeds, "seeds per variant, 1..10000000 (default 20)")
+      ->type_name("N");
+  lab_cmd
+      ->add_option("--seed", args.seed,
+                   "first seed: the runs use seeds S .. S+N-1, 0..2^64-1 (default 1)")
+      ->type_name("S");
+  lab_cmd->add_option("--variant", args.variants, "only these variants (repeatable)")
+      ->type_name("V");
+  lab_cmd->add_option("--json", args.json_path, "write the full result as JSON to FILE")
+      ->type_name("FILE");
+  lab_cmd
+      ->add_option("--jobs,-j", args.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")
+      ->type_name("J");
+  lab_cmd->add_flag("--list", args.list, "list scenarios and variants");
+  lab_cmd->add_flag("--check-determinism", args.check_determinism,
                     "run every seed twice and report the first divergent event");
+  lab_cmd->footer(
+      "Verdicts: a hardened variant 'holds' with zero violations on every seed, else it is "
+      "VIOLATED. A baseline variant 'fails as expected' when it violates on at least its minimum "
+      "failure rate p of the seeds (0.5 unless the scenario says otherwise). If it violates on "
+      "fewer, it is 'DID NOT FAIL' - unless there are fewer than n(p) seeds, the smallest n with "
+      "(1-p)^n <= 5% (5 seeds for p = 0.5), too few to tell: then it is 'inconclusive', which "
+      "does not fail the lab. Exit 0 pass, 1 a VIOLATED or DID NOT FAIL verdict or a divergence, "
+      "2 misuse.\n");
+  return lab_cmd;
+}
 
-  ReplayArgs replay;
-  CLI::App* replay_cmd = app.add_subcommand("replay", "replay one run: its trace and determinism hash");
-  replay_cmd->add_option("id", replay.id, "scenario id")->required();
-  replay_cmd->add_option("--variant", replay.variant, "variant")->required();
-  replay_cmd->add_option("--seed", replay.seed, "seed")->required();
-  replay_cmd->add_flag("--trace", replay.trace, "print every event");
-  replay_cmd->add_option("--history", replay.history_path, "write the history as JSON lines");
+// Declares `faultline soak`; returns its command.
+CLI::App* AddSoakCommand(CLI::App& app, SoakArgs& args) {
+  CLI::App* soak_cmd =
+      app.add_subcommand("soak", "run hardened variants on fresh seeds until SECONDS have passed");
+  soak_cmd->add_option("seconds", args.seconds, "how long to run, 1..31536000")->required();
+  soak_cmd->add_option("ids", args.ids, "scenario ids (default: all)");
+  soak_cmd
+      ->add_option("--seed", args.seed, "first seed (default: random from the OS, printed first)")
+      ->type_name("S");
+  soak_cmd
+      ->add_option("--jobs,-j", args.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")
+      ->type_name("J");
+  soak_cmd
+      ->add_option("--batch", args.batch,
+                   "seeds per variant per batch, 0..100000; 0 = 4 per thread (default 0)")
+      ->type_name("B");
+  soak_cmd->add_flag("--baselines", args.baselines,
+                     "also run the baseline variants (shown, never fail the soak)");
+  soak_cmd->add_flag("--check-determinism", args.check_determinism,
+                     "run every seed twice and report the first divergent event");
+  soak_cmd->footer(
+      "Batches of consecutive seeds run until the time is up; the batch in flight finishes, so "
+      "the soak can overrun by one batch. Exit 0 when every hardened variant held, 1 on any "
+      "hardened violation or divergence (with the replay command), 2 misuse.\n");
+  return soak_cmd;
+}
 
-  CheckArgs check;
+// Declares `faultline replay`; returns its command.
+CLI::App* AddReplayCommand(CLI::App& app, ReplayArgs& args) {
+  CLI::App* replay_cmd =
+      app.add_subcommand("replay", "replay one run: its trace and determinism hash");
+  replay_cmd->add_option("id", args.id, "scenario id")->required();
+  replay_cmd->add_option("--variant", args.variant, "variant")->type_name("V")->required();
+  replay_cmd->add_option("--seed", args.seed, "seed, 0..2^64-1")->type_name("S")->required();
+  replay_cmd->add_flag("--trace", args.trace, "print every event");
+  replay_cmd->add_option("--history", args.history_path, "write the history as JSON lines")
+      ->type_name("FILE");
+  replay_cmd->footer("Exit 0 when the run has no violation, 1 when it has, 2 misuse.\n");
+  return replay_cmd;
+}
+
+// Declares `faultline check`; returns its command (the linearizable subcommand).
+CLI::App* AddCheckCommand(CLI::App& app, CheckArgs& args) {
   CLI::App* check_cmd = app.add_subcommand("check", "check a recorded history");
   check_cmd->require_subcommand(1);
   CLI::App* lin_cmd =
       check_cmd->add_subcommand("linearizable", "is a register or key-value history linearizable?");
-  lin_cmd->add_option("--model", check.model, "register or kv")->required();
-  lin_cmd->add_option("history", check.history_path, "history as JSON lines")->required();
-  lin_cmd->add_option("--deadline", check.deadline_s, "give up (verdict unknown) after S seconds")
-      ->check(CLI::Range(1u, 86400u));
+  lin_cmd->add_option("--model", args.model, "register or kv")->type_name("M")->required();
+  lin_cmd->add_option("history", args.history_path, "history as JSON lines (a regular file)")
+      ->required();
+  lin_cmd
+      ->add_option("--deadline", args.deadline_s,
+                   "give up (verdict unknown) after S seconds, 1..86400 (default 60)")
+      ->type_name("S");
+  lin_cmd
+      ->add_option("--max-states", args.max_states,
+                   "give up (verdict unknown) when one key's search has memoised N states, "
+                   "1..1000000000 (default 4000000: about 0.6 GB of memo for a 1000-op key)")
+      ->type_name("N");
+  lin_cmd->footer(
+      "Exit 0 linearizable, 1 not linearizable or unknown (a limit was reached; the "
+      "output names it), 2 misuse or a malformed history.\n");
+  return lin_cmd;
+}
 
+}  // namespace
+}  // namespace faultline::app
+
+int main(int argc, char** argv) {
+  using namespace faultline::app;
+  CLI::App app{
+      "faultline: distributed-systems failures replayed in a deterministic simulator, "
+      "naive designs against hardened ones",
+      "faultline"};
+  app.require_subcommand(1);
+
+  LabArgs lab;
+  CLI::App* lab_cmd = AddLabCommand(app, lab);
+  SoakArgs soak;
+  CLI::App* soak_cmd = AddSoakCommand(app, soak);
+  ReplayArgs replay;
+  CLI::App* replay_cmd = AddReplayCommand(app, replay);
+  CheckArgs check;
+  CLI::App* lin_cmd = AddCheckCommand(app, check);
   app.add_subcommand("version", "print the version");
 
   try {
@@ -58,20 +154,26 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (what.empty()) what = e.get_name();
-    for (char& c : what) {
-      if (c == '\n') c = ' ';
-    }
-    UsageError(what + " (see --help)");
+    return Misuse(DescribeParseError(e, argc, argv) + " (see --help)");
   }
 
-  if (app.got_subcommand("version")) {
-    std::printf("faultline %s\n", FAULTLINE_VERSION);
-    return 0;
+  try {
+    if (app.got_subcommand("version")) {
+      std::printf("faultline %s\n", FAULTLINE_VERSION);
+      return 0;
+    }
+    if (app.got_subcommand(lab_cmd)) {
+      lab.json_given = lab_cmd->count("--json") > 0;
+      return RunLab(lab);
+    }
+    if (app.got_subcommand(soak_cmd)) return RunSoak(soak);
+    if (app.got_subcommand(replay_cmd)) {
+      replay.history_given = replay_cmd->count("--history") > 0;
+      return RunReplay(replay);
+    }
+    if (lin_cmd->parsed()) return RunCheck(check);
+  } catch (const UsageError& e) {
+    return Misuse(e.what());
   }
-  if (app.got_subcommand(lab_cmd)) return RunLab(lab);
-  if (app.got_subcommand(replay_cmd)) return RunReplay(replay);
-  if (app.got_subcommand(check_cmd) && check_cmd->got_subcommand(lin_cmd)) return RunCheck(check);
   return 2;
 }
