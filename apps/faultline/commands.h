@@ -9,6 +9,10 @@
 
 #include "faultline/lab/runner.h"
 
+namespace CLI {
+class App;
+}  // namespace CLI
+
 namespace faultline::app {
 
 struct LabArgs {
@@ -41,6 +45,19 @@ int RunLab(const LabArgs& args);
 // or a malformed history.
 int RunCheck(const CheckArgs& args);
 int RunReplay(const ReplayArgs& args);
+
+// bench_command.cc: `faultline bench idempotency --store URI ...`.
+struct BenchArgs {
+  std::string store;
+  unsigned threads = 1;
+  uint64_t ops = 2000;
+  uint64_t keys = 1000;
+  double skew = 0;
+  std::string table = "faultline_bench";
+};
+CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args);
+// 0 done, 1 a round failed, 2 misuse (bad URI, unreachable server).
+int RunBench(const BenchArgs& args);
 
 // report.cc
 void PrintTable(const std::vector<lab::VariantSummary>& summaries);

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("version", "print the version");
 
+  BenchArgs bench;  // faultline bench (bench_command.cc)
+  CLI::App* bench_cmd = AddBenchCommand(app, bench);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -73,5 +76,6 @@ int main(int argc, char** argv) {
   if (app.got_subcommand(lab_cmd)) return RunLab(lab);
   if (app.got_subcommand(replay_cmd)) return RunReplay(replay);
   if (app.got_subcommand(check_cmd) && check_cmd->got_subcommand(lin_cmd)) return RunCheck(check);
+  if (app.got_subcommand(bench_cmd)) return RunBench(bench);  // faultline bench
   return 2;
 }
