@@ -13,13 +13,13 @@ Status Classify(std::string_view sqlstate, bool connection_lost, const std::stri
   auto cls = [sqlstate](std::string_view prefix) { return sqlstate.substr(0, 2) == prefix; };
   if (is("40001") || is("40P01") || is("55P03")) return AbortedError(message);
   if (cls("08") || is("57P01") || is("57P02") || is("57P03")) return UnavailableError(message);
-  if (sqlstate.empty() && connection_lost) return UnavailableError(message);
+  // The server sends a SQLSTATE with every error; none means libpq itself failed: the connection.
+  if (sqlstate.empty()) return UnavailableError(message);
   if (is("57014")) return DeadlineExceededError(message);
   if (cls("53")) return ResourceExhaustedError(message);
   if (is("54000")) return InvalidArgumentError(message);
   if (cls("42") || cls("23") || is("0A000")) return FailedPreconditionError(message);
-  if (connection_lost) return UnavailableError(message);
-  return InternalError(message);
+  return connection_lost ? UnavailableError(message) : InternalError(message);
 }
 
 }  // namespace
@@ -86,7 +86,9 @@ Result<ResultPtr> Connection::Check(PGresult* raw, std::string_view what) {
   ResultPtr result(raw);
   const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
-  return ErrorStatus(conn_, result.get(), what);
+  Status error = ErrorStatus(conn_, result.get(), what);
+  if (error.code() == StatusCode::kUnavailable) broken_ = true;
+  return error;
 }
 
 Result<ResultPtr> Connection::Exec(const std::string& sql) {

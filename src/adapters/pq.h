@@ -25,8 +25,8 @@ inline constexpr Oid kInt8Oid = 20;
 
 // Maps a failed result (or a failed connection, when `result` is null) to a Status:
 //   40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available -> kAborted
-//   class 08 (connection), 57P01..57P03 (shutdown), no SQLSTATE with the connection gone
-//                                                                      -> kUnavailable
+//   class 08 (connection), 57P01..57P03 (shutdown), no SQLSTATE at all (libpq's own failure:
+//   the connection broke)                                              -> kUnavailable
 //   42P01 undefined_table, 42703 undefined_column, 42804 datatype_mismatch, 0A000,
 //   other class 42 and 23 (constraint)                                 -> kFailedPrecondition
 //   57014 query_canceled (statement_timeout)                           -> kDeadlineExceeded
@@ -82,8 +82,9 @@ class Connection {
   // Runs a prepared statement with binary parameters and binary results.
   Result<ResultPtr> ExecPrepared(const char* name, const Params& params);
 
-  // False once libpq has seen the connection fail.
-  bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // False once libpq has seen the connection fail, or a call failed for want of a connection
+  // (libpq does not always mark the connection bad when a send fails).
+  bool ok() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
   // PQTRANS_IDLE, PQTRANS_INTRANS, PQTRANS_INERROR, ...
   PGTransactionStatusType transaction_status() const { return PQtransactionStatus(conn_); }
   PGconn* raw() const { return conn_; }
@@ -93,6 +94,7 @@ class Connection {
   Result<ResultPtr> Check(PGresult* result, std::string_view what);
 
   PGconn* conn_;
+  bool broken_ = false;
 };
 
 }  // namespace faultline::pq

@@ -1,6 +1,9 @@
 #include "tests/integration/pg_test_server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <grp.h>
 #include <libpq-fe.h>
 #include <pwd.h>
@@ -186,7 +189,10 @@ Result<std::unique_ptr<PgTestServer>> PgTestServer::Start(PgTestServerOptions op
   FL_ASSIGN_OR_RETURN(const pid_t cp, Spawn(RunAs{}, {"/bin/cp", "-a", templ, server->dir_ + "/data"},
                                             cp_log));
   FL_RETURN_IF_ERROR(WaitExit(cp, "cp -a template", cp_log));
-  server->conninfo_ = "host=" + server->dir_ + " port=5432 user=postgres dbname=postgres";
+  const std::string port = std::to_string(server->options_.tcp_port != 0 ? server->options_.tcp_port
+                                                                        : 5432);
+  server->conninfo_ = "host=" + (server->options_.tcp_port != 0 ? "127.0.0.1" : server->dir_) +
+                      " port=" + port + " user=postgres dbname=postgres";
   FL_RETURN_IF_ERROR(server->Launch());
   return server;
 }
@@ -196,11 +202,12 @@ Status PgTestServer::Launch() {
   std::vector<std::string> argv = {bindir_ + "/postgres",
                                    "-D", dir_ + "/data",
                                    "-k", dir_,
-                                   "-p", "5432",
-                                   "-c", "listen_addresses=",
+                                   "-p", std::to_string(options_.tcp_port != 0 ? options_.tcp_port : 5432),
+                                   "-c", options_.tcp_port != 0 ? "listen_addresses=127.0.0.1" : "listen_addresses=",
                                    "-c", std::string("fsync=") + (options_.fsync ? "on" : "off"),
                                    "-c", "synchronous_commit=" + options_.synchronous_commit,
-                                   "-c", "max_connections=100"};
+                                   "-c", "max_connections=100",
+                                   "-c", "recovery_init_sync_method=syncfs"};  // crash restart: 4.5 s -> 0.4 s
   for (const std::string& setting : options_.settings) {
     argv.push_back("-c");
     argv.push_back(setting);
@@ -246,7 +253,9 @@ Status PgTestServer::Restart() {
 }
 
 PgTestServer::~PgTestServer() {
-  if (pid_ > 0) Kill(SIGINT).IgnoreError();
+  // The data directory is discarded, so the shutdown checkpoint SIGINT would write (and fsync:
+  // 3-4 s measured on a loaded machine) buys nothing: SIGQUIT stops it in milliseconds.
+  if (pid_ > 0) Kill(SIGQUIT).IgnoreError();
   if (!dir_.empty()) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
@@ -272,6 +281,23 @@ Result<std::string> SharedPgConninfo() {
   }
   if (!failure.ok()) return failure;
   return server->conninfo();
+}
+
+Result<uint16_t> FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return UnavailableError(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return UnavailableError(std::string("bind 127.0.0.1:0: ") + std::strerror(errno));
+  }
+  close(fd);
+  return static_cast<uint16_t>(ntohs(addr.sin_port));
 }
 
 std::string UniqueTableName() {

@@ -20,9 +20,21 @@
 // returns ok only once the transaction is durable: a crash after that keeps it, a crash before it
 // loses all of it, never part.
 //
-// Errors: kInvalidArgument for keys or values over the store's limits, kAborted for conflicts,
-// kUnavailable for I/O failure (after which implementations may refuse further work until
-// reopened), kFailedPrecondition for use of a finished transaction.
+// Reads are guaranteed serializable only once Commit returns ok. A transaction that is rolled
+// back (or whose Commit fails) may have read a state that no serial order produces: PostgreSQL's
+// SSI validates a transaction's reads at COMMIT, and may also cancel a read-only transaction with
+// kAborted, from a read or from Commit. Code that acts on what it read (a fenced reader, a check
+// before a side effect) must Commit the reading transaction, and retry on kAborted.
+//
+// Implementations: LogStore (store/log_store.h: simulator or any Disk), SqliteStore and
+// PostgresStore (adapters/sqlite_store.h, adapters/postgres_store.h), or OpenStore(uri)
+// (adapters/open_store.h). All of them pass the same conformance suite (tests/store/).
+//
+// Errors: kInvalidArgument for keys or values over the store's limits, kAborted for conflicts
+// (from Commit, or from any operation of an engine that detects them early or times out a lock
+// wait), kUnavailable for I/O failure or a lost server connection (after which implementations
+// may refuse further work until reopened; from Commit it means the outcome is unknown),
+// kFailedPrecondition for use of a finished transaction.
 #pragma once
 
 #include <cstdint>
