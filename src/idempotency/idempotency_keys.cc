@@ -193,17 +193,18 @@ Result<Claim> IdempotencyKeys::Acquire(Transaction& txn, std::string_view scope,
   const Record& old = loaded->record;
   Record next = fresh;
   next.attempt = old.attempt + 1;
-  switch (old.state) {
-    case RecordState::kCompleted:
-      if (now < old.expires_at) {
-        if (old.fingerprint != fp) return Other(ClaimState::kMismatch, old);
-        Claim claim = Other(ClaimState::kCompleted, old);
-        claim.response = old.response;
-        return claim;
-      }
-      break;  // past retention: a new request, claimed afresh
+  // Past expires_at a record counts as absent whatever its state, exactly as if Expire had
+  // already deleted it: the outcome never depends on when Expire ran.
+  const RecordState state = now >= old.expires_at ? RecordState::kReleased : old.state;
+  switch (state) {
+    case RecordState::kCompleted: {
+      if (old.fingerprint != fp) return Other(ClaimState::kMismatch, old);
+      Claim claim = Other(ClaimState::kCompleted, old);
+      claim.response = old.response;
+      return claim;
+    }
     case RecordState::kReleased:
-      break;  // nothing happened under the released attempt: claimed afresh
+      break;  // released, or past retention: a new request, claimed afresh from the top
     case RecordState::kInProgress:
       if (old.fingerprint != fp) return Other(ClaimState::kMismatch, old);
       if (now < old.lease_until) {

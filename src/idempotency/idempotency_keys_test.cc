@@ -200,6 +200,24 @@ TEST_F(IdempotencyKeysTest, ExpiredLeaseIsTakenOverAndTheOldAttemptIsFencedOut) 
   EXPECT_EQ(replay.response, "winner");
 }
 
+TEST_F(IdempotencyKeysTest, AbandonedClaimCountsAsAbsentRetentionAfterItsLeaseRanOut) {
+  // In progress, lease over, nobody retried: until lease_until + retention the same request takes
+  // it over and resumes; from then on the record is treated exactly as if Expire had deleted it.
+  const Claim first = MustAcquire("k", fp_a_);
+  MustOk(CheckpointNow("k", first.attempt, "p1"));
+  env_.clock.Advance(kLease + keys_->options().retention - Duration::Nanos(1));
+  EXPECT_EQ(MustAcquire("k", fp_b_).state, ClaimState::kMismatch);
+  const Claim second = MustAcquire("k", fp_a_);
+  EXPECT_EQ(second.attempt, 2u);
+  EXPECT_EQ(second.recovery_point, "p1");
+  env_.clock.Advance(kLease + keys_->options().retention);  // exactly at the new expires_at
+  const Claim third = MustAcquire("k", fp_b_);
+  EXPECT_EQ(third.state, ClaimState::kClaimed);
+  EXPECT_EQ(third.attempt, 3u);
+  EXPECT_EQ(third.recovery_point, "");
+  EXPECT_EQ(keys_->Complete("acct_1", "k", second.attempt, "r").code(), StatusCode::kFencedOut);
+}
+
 TEST_F(IdempotencyKeysTest, ReleaseLetsTheNextClaimStartAfreshWithAHigherAttempt) {
   const Claim first = MustAcquire("k", fp_a_);
   MustOk(CheckpointNow("k", first.attempt, "p1"));

@@ -8,7 +8,7 @@
 //
 // A record per (scope, key) — scope is the caller's identity (account, tenant, endpoint), so two
 // clients that pick the same key never collide — holds:
-//   state        in-progress | completed
+//   state        in-progress | completed | released (below)
 //   fingerprint  of the request that claimed the key (a retry with another request is a Mismatch)
 //   attempt      1, 2, ...: the fencing token of the current claim; a takeover increments it
 //   lease_until  wall time after which an in-progress claim may be taken over
@@ -31,31 +31,37 @@
 // (expires_at ns XOR 2^63) + scope + '\0' + key (0x7F is never the first byte of a scope), written
 // in the same transaction as the record; Expire scans it in time order.
 //
-// Claim returns exactly one of:
+// Acquire returns a Claim in exactly one of these states:
 //   kClaimed     the caller owns the key with `attempt` (a fencing token) and resumes from
 //                `recovery_point` ("" on a first claim; the last committed phase on a takeover);
 //   kInProgress  another attempt holds a live claim; `retry_after` says when it may have finished
 //                or expired (HTTP 409 + Retry-After);
 //   kCompleted   `response` is the stored response (replay it);
 //   kMismatch    the key was claimed with a different fingerprint (HTTP 422); nothing changes.
-// A completed record past its retention counts as absent: the key may be claimed afresh (a new
-// request, Stripe's 24 h rule) with attempt = old + 1. "Past" is inclusive: at now == expires_at
-// the record is expired, for Acquire and Expire alike. The precedence on an existing record is:
-// completed and live → mismatch check, then replay; in progress → mismatch check, then kInProgress
-// while now < lease_until, takeover (attempt + 1, same fingerprint, recovery point kept) after.
+// A record past its expires_at counts as absent, whatever its state, exactly as if Expire had
+// already deleted it (so no outcome depends on when Expire runs): the key may be claimed afresh (a
+// new request, Stripe's 24 h rule) with attempt = old + 1, any fingerprint, from the top. "Past"
+// is inclusive: at now == expires_at the record is expired, for Acquire and Expire alike. For an
+// in-progress record that is `retention` after its lease ran out: retention must exceed the
+// longest time a client keeps retrying one request, or a late retry restarts from the top.
+// An attempt whose lease ran out but that nobody took over may still Checkpoint, Complete or
+// Release: the lease bounds how long others wait; the attempt number decides who may write.
+// The precedence on an existing record: past expires_at, or released → claimed afresh;
+// completed → mismatch check, then replay; in progress → mismatch check, then kInProgress while
+// now < lease_until, takeover (attempt + 1, same fingerprint, recovery point kept) from then on.
 //
 // Fencing. Complete, Checkpoint and Release name the attempt they belong to. When an in-progress
-// claim's lease has run out, the next Claim takes it over with attempt + 1; from then on every call
+// claim's lease has run out, the next Acquire takes it over with attempt + 1; from then on every call
 // naming the old attempt fails with kFencedOut and writes nothing — so a holder that was paused past
 // its lease can never overwrite its successor's response, nor release the successor's claim.
 // Lease expiry is judged on the claimant's Clock::WallNow(): claimants on different machines need
 // loosely synchronised wall clocks for *liveness* (a takeover not too early or too late), never for
 // *safety*, which the attempt number provides.
 //
-// Atomicity. Every method has a form that runs inside the caller's Transaction, so the claim (or the
-// checkpoint, or the completion) commits in the same local transaction as the caller's own writes:
-// if the transaction aborts, neither happened. The forms without a Transaction run their own
-// (RunInTransaction, retrying kAborted).
+// Atomicity. Acquire, Checkpoint and Complete have a form that runs inside the caller's
+// Transaction, so the claim (or the checkpoint, or the completion) commits in the same local
+// transaction as the caller's own writes: if the transaction aborts, neither happened. The forms
+// without a Transaction, Release and Expire run their own (RunInTransaction, retrying kAborted).
 //
 // Errors: kInvalidArgument for an empty scope or key, one over its limit (default 255 bytes), a key
 // or scope with bytes outside printable ASCII 0x20..0x7E, a response over response_bytes_max, a
