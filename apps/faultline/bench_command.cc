@@ -9,8 +9,9 @@
 //                 (one transaction), then the effect and Complete with a 64-byte response in one
 //                 transaction (effect and response commit together or not at all).
 // Both phases start with a short unrecorded warm-up. Printed per phase: rounds/s, p50, p99 and max
-// of the round latency; then what idempotency added (p50 and p99 differences). Everything written
-// lives under "bench/<run id>/" in the store's table (--table, default faultline_bench) and is
+// of the round latency (a round's retries after kAborted included: a service retries them too),
+// and how many steps were retried; then what idempotency added (p50 and p99 differences). Written
+// rows live under "bench/<run id>/" in the store's table (--table, default faultline_bench) and are
 // deleted at the end.
 //
 // Exit codes: 0 done; 1 a round failed mid-run (one line on stderr); 2 misuse: bad arguments, an
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -62,7 +64,10 @@ struct PhaseResult {
   std::vector<int64_t> latencies_ns;  // sorted
   double seconds = 0;
   Status status;
+  uint64_t retries = 0;  // steps retried after kAborted
 };
+
+constexpr int kAbortedRetriesMax = 100;
 
 double Percentile(const std::vector<int64_t>& sorted, double p) {
   if (sorted.empty()) return 0;
@@ -75,28 +80,46 @@ class Bench {
   Bench(const BenchArgs& args, LocalStore& store, std::string run)
       : args_(args), store_(store), run_(std::move(run)), zipf_(args.keys, args.skew) {}
 
-  Status Round(bool idempotent, IdempotencyKeys& keys, Rng& rng, const std::string& key) {
+  // One request. kAborted (a conflict that outlasted RunInTransaction's own retries) committed
+  // nothing: the step is retried, as a service would, and counted in `retries`.
+  Status Round(bool idempotent, IdempotencyKeys& keys, Rng& rng, const std::string& key,
+               uint64_t& retries) {
     const std::string row = "bench/" + run_ + "/row/" + std::to_string(zipf_.Sample(rng));
     const std::string value(64, 'v');
+    auto retried = [&](const std::function<Status()>& step) {
+      for (int i = 0;; ++i) {
+        const Status s = step();
+        if (s.code() != StatusCode::kAborted || i == kAbortedRetriesMax) return s;
+        ++retries;
+      }
+    };
     if (!idempotent) {
-      return RunInTransaction(store_, [&](Transaction& txn) { return txn.Put(row, value); });
+      return retried([&] {
+        return RunInTransaction(store_, [&](Transaction& txn) { return txn.Put(row, value); });
+      });
     }
     static const idempotency::Fingerprint fp = idempotency::FingerprintOf("POST /bench");
-    FL_ASSIGN_OR_RETURN(idempotency::Claim claim,
-                        keys.Acquire("bench", key, fp, Duration::Seconds(60)));
+    idempotency::Claim claim;
+    FL_RETURN_IF_ERROR(retried([&]() -> Status {
+      FL_ASSIGN_OR_RETURN(claim, keys.Acquire("bench", key, fp, Duration::Seconds(60)));
+      return Status::Ok();
+    }));
     if (claim.state != ClaimState::kClaimed) {
       return InternalError(std::string("fresh key not claimed: ") + ClaimStateName(claim.state));
     }
     const std::string response(64, 'r');
-    return RunInTransaction(store_, [&](Transaction& txn) -> Status {
-      FL_RETURN_IF_ERROR(txn.Put(row, value));
-      return keys.Complete(txn, "bench", key, claim.attempt, response);
+    return retried([&] {
+      return RunInTransaction(store_, [&](Transaction& txn) -> Status {
+        FL_RETURN_IF_ERROR(txn.Put(row, value));
+        return keys.Complete(txn, "bench", key, claim.attempt, response);
+      });
     });
   }
 
   PhaseResult Phase(bool idempotent, uint64_t ops, bool record) {
     std::vector<std::vector<int64_t>> per_thread(args_.threads);
     std::vector<Status> errors(args_.threads);
+    std::vector<uint64_t> retries(args_.threads, 0);
     SystemClock& clock = SystemClock::Default();
     idempotency::KeyOptions key_options;
     key_options.prefix = "bench/" + run_ + "/idem/";
@@ -113,7 +136,7 @@ class Bench {
           const std::string key = std::to_string(phase_seed_) + "-" + std::to_string(t) + "-" +
                                   std::to_string(i);
           const MonoTime begin = clock.Now();
-          const Status s = Round(idempotent, **keys, rng, key);
+          const Status s = Round(idempotent, **keys, rng, key, retries[t]);
           if (!s.ok()) {
             errors[t] = s;
             return;
@@ -126,6 +149,7 @@ class Bench {
     ++phase_seed_;
     PhaseResult result;
     result.seconds = static_cast<double>((clock.Now() - start).nanos()) / 1e9;
+    for (uint64_t r : retries) result.retries += r;
     for (const Status& e : errors) {
       if (!e.ok() && result.status.ok()) result.status = e;
     }
@@ -164,10 +188,11 @@ class Bench {
 };
 
 void PrintRow(const char* name, const PhaseResult& r) {
-  std::printf("%-38s %10.0f %9.3f %9.3f %9.3f\n", name,
+  std::printf("%-38s %10.0f %9.3f %9.3f %9.3f %9llu\n", name,
               static_cast<double>(r.latencies_ns.size()) / r.seconds, Percentile(r.latencies_ns, 0.5),
               Percentile(r.latencies_ns, 0.99),
-              r.latencies_ns.empty() ? 0.0 : static_cast<double>(r.latencies_ns.back()) / 1e6);
+              r.latencies_ns.empty() ? 0.0 : static_cast<double>(r.latencies_ns.back()) / 1e6,
+              static_cast<unsigned long long>(r.retries));
 }
 
 }  // namespace
@@ -217,7 +242,8 @@ int RunBench(const BenchArgs& args) {
               "skew %.2f\n",
               args.threads, static_cast<unsigned long long>(args.ops),
               static_cast<unsigned long long>(args.keys), args.skew);
-  std::printf("%-38s %10s %9s %9s %9s\n", "round", "rounds/s", "p50 ms", "p99 ms", "max ms");
+  std::printf("%-38s %10s %9s %9s %9s %9s\n", "round", "rounds/s", "p50 ms", "p99 ms", "max ms",
+              "retried");
   for (const auto& [name, r] : rows) PrintRow(name, r);
   const auto& bare = rows[0].second.latencies_ns;
   const auto& idem = rows[1].second.latencies_ns;
