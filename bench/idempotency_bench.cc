@@ -24,12 +24,12 @@
 #include <map>
 #include <memory>
 #include <span>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "bench/alloc_counter.h"
-#include "faultline/env/disk.h"
 #include "faultline/env/clock.h"
+#include "faultline/env/disk.h"
 #include "faultline/idempotency/http.h"
 #include "faultline/idempotency/idempotency_keys.h"
 #include "faultline/idempotency/inbox.h"
@@ -119,9 +119,8 @@ struct Env {
 };
 
 void CountAllocs(benchmark::State& state, uint64_t before) {
-  state.counters["allocs_per_op"] =
-      benchmark::Counter(static_cast<double>(bench::Allocations() - before) /
-                         static_cast<double>(state.iterations()));
+  state.counters["allocs_per_op"] = benchmark::Counter(
+      static_cast<double>(bench::Allocations() - before) / static_cast<double>(state.iterations()));
 }
 
 void BM_AcquireComplete(benchmark::State& state) {

@@ -10,7 +10,8 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsLcAlpha(char c) { return c >= 'a' && c <= 'z'; }
 bool IsAlpha(char c) { return IsLcAlpha(c) || (c >= 'A' && c <= 'Z'); }
 bool IsTchar(char c) {
-  return IsAlpha(c) || IsDigit(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return IsAlpha(c) || IsDigit(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 bool IsBase64(char c) { return IsAlpha(c) || IsDigit(c) || c == '+' || c == '/' || c == '='; }
 
@@ -55,8 +56,8 @@ class SfParser {
       if (empty() || !(IsLcAlpha(peek()) || peek() == '*')) {
         return Malformed("a parameter has an invalid key");
       }
-      while (!empty() && (IsLcAlpha(peek()) || IsDigit(peek()) || peek() == '_' ||
-                          peek() == '-' || peek() == '.' || peek() == '*')) {
+      while (!empty() && (IsLcAlpha(peek()) || IsDigit(peek()) || peek() == '_' || peek() == '-' ||
+                          peek() == '.' || peek() == '*')) {
         ++pos_;
       }
       if (!empty() && peek() == '=') {
@@ -211,8 +212,8 @@ HttpAnswer AnswerForClaim(const Claim& claim) {
       return Reject(422, "Unprocessable Content",
                     "the Idempotency-Key was already used with a different request");
     case ClaimState::kInProgress: {
-      answer = Reject(409, "Conflict",
-                      "a request with this Idempotency-Key is still being processed");
+      answer =
+          Reject(409, "Conflict", "a request with this Idempotency-Key is still being processed");
       const int64_t ns = claim.retry_after.nanos();
       const int64_t seconds = ns <= 0 ? 0 : (ns - 1) / 1'000'000'000 + 1;
       answer.retry_after_seconds = seconds < 1 ? 1 : seconds;

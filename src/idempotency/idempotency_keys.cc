@@ -32,8 +32,7 @@ std::string IndexPrefix(const KeyOptions& o) { return o.prefix + std::string(kIn
 
 // The index entry names the record by its key without the prefix: scope + '\0' + key.
 std::string IndexKey(const KeyOptions& o, WallTime expires_at, std::string_view record_key) {
-  return IndexPrefix(o) + OrderedTime(expires_at) +
-         std::string(record_key.substr(o.prefix.size()));
+  return IndexPrefix(o) + OrderedTime(expires_at) + std::string(record_key.substr(o.prefix.size()));
 }
 
 Status CheckIds(const KeyOptions& o, std::string_view scope, std::string_view key) {
@@ -59,8 +58,7 @@ Result<std::optional<Loaded>> Load(Transaction& txn, const std::string& record_k
 // concurrent writer; on LogStore it never fails, the transaction's read already being validated.
 Status Replace(Transaction& txn, const KeyOptions& o, const std::string& record_key,
                const Loaded& old, const Record& next) {
-  FL_ASSIGN_OR_RETURN(bool swapped,
-                      txn.CompareAndSet(record_key, old.value, EncodeRecord(next)));
+  FL_ASSIGN_OR_RETURN(bool swapped, txn.CompareAndSet(record_key, old.value, EncodeRecord(next)));
   if (!swapped) return AbortedError("idempotency record changed concurrently");
   if (old.record.expires_at != next.expires_at) {
     FL_RETURN_IF_ERROR(txn.Delete(IndexKey(o, old.record.expires_at, record_key)).status());
@@ -232,7 +230,8 @@ Status IdempotencyKeys::Checkpoint(Transaction& txn, std::string_view scope, std
   const std::string record_key = RecordKey(options_, scope, key);
   FL_ASSIGN_OR_RETURN(Loaded loaded, LoadOwned(txn, record_key, attempt));
   if (loaded.record.state != RecordState::kInProgress) {
-    return FencedOutError("attempt " + std::to_string(attempt) + " already ended (completed or released)");
+    return FencedOutError("attempt " + std::to_string(attempt) +
+                          " already ended (completed or released)");
   }
   Record next = loaded.record;
   next.recovery_point = std::string(recovery_point);

@@ -135,7 +135,8 @@ TEST_F(IdempotencyKeysTest, FirstClaimThenInProgressThenMismatch) {
 }
 
 TEST_F(IdempotencyKeysTest, CompletedKeyReplaysByteIdenticalIncludingBinaryAndEmpty) {
-  const std::string binary("status=201\0\xff\x00\x80 body", 21);
+  static constexpr char kBinary[] = "status=201\0\xff\x00\x80 body";
+  const std::string binary(kBinary, sizeof(kBinary) - 1);  // NULs and high bytes included
   const std::map<std::string, std::string> responses = {{"bin", binary}, {"empty", ""}};
   for (const auto& [key, response] : responses) {
     const Claim claim = MustAcquire(key, fp_a_);
@@ -240,8 +241,7 @@ TEST_F(IdempotencyKeysTest, CompleteIsIdempotentForItsOwnAttemptOnly) {
   EXPECT_EQ(keys_->Release("acct_1", "none", 1).code(), StatusCode::kNotFound);
   EXPECT_EQ(CheckpointNow("none", 1, "p").code(), StatusCode::kNotFound);
   const Claim claim = MustAcquire("k", fp_a_);
-  EXPECT_EQ(keys_->Complete("acct_1", "k", claim.attempt + 1, "r").code(),
-            StatusCode::kFencedOut);
+  EXPECT_EQ(keys_->Complete("acct_1", "k", claim.attempt + 1, "r").code(), StatusCode::kFencedOut);
   MustOk(keys_->Complete("acct_1", "k", claim.attempt, "r"));
   MustOk(keys_->Complete("acct_1", "k", claim.attempt, "r"));
   EXPECT_EQ(keys_->Complete("acct_1", "k", claim.attempt, "other").code(),
@@ -261,8 +261,8 @@ TEST_F(IdempotencyKeysTest, BadInputIsInvalidArgumentAndWritesNothing) {
   const std::string max_name(255, 'a');
   const std::string nonprintable("ke\ny", 4);
   const std::string with_nul("ke\0y", 4);
-  for (const std::string& bad : {std::string(), long_name, nonprintable, with_nul,
-                                 std::string("caf\xc3\xa9")}) {
+  for (const std::string& bad :
+       {std::string(), long_name, nonprintable, with_nul, std::string("caf\xc3\xa9")}) {
     EXPECT_EQ(keys_->Acquire("acct_1", bad, fp_a_, kLease).status().code(),
               StatusCode::kInvalidArgument);
     EXPECT_EQ(keys_->Acquire(bad, "k", fp_a_, kLease).status().code(),
@@ -299,12 +299,11 @@ TEST_F(IdempotencyKeysTest, CorruptedRecordIsDataLoss) {
   };
   std::string flipped = good;
   flipped[20] = static_cast<char>(flipped[20] ^ 0x01);
-  for (const std::string& bad : {flipped, good.substr(0, good.size() - 1), std::string("x"),
-                                 std::string(), good + "z"}) {
+  for (const std::string& bad :
+       {flipped, good.substr(0, good.size() - 1), std::string("x"), std::string(), good + "z"}) {
     put_raw(bad);
     EXPECT_EQ(keys_->Acquire("acct_1", "k", fp_a_, kLease).status().code(), StatusCode::kDataLoss);
-    EXPECT_EQ(keys_->Complete("acct_1", "k", claim.attempt, "resp").code(),
-              StatusCode::kDataLoss);
+    EXPECT_EQ(keys_->Complete("acct_1", "k", claim.attempt, "resp").code(), StatusCode::kDataLoss);
   }
   // Values with a valid CRC but an impossible field are refused too: attempt 0, version 2,
   // state 9. (Offsets: version 0, state 1, fingerprint 2..33, attempt 34..41.)
@@ -332,8 +331,7 @@ TEST_F(IdempotencyKeysTest, TransactionFormsRollBackWithTheCallersTransaction) {
   // A claim made in a transaction the caller rolls back never happened.
   {
     std::unique_ptr<Transaction> txn = Must(env_.store->Begin());
-    EXPECT_EQ(Must(keys_->Acquire(*txn, "acct_1", "k", fp_a_, kLease)).state,
-              ClaimState::kClaimed);
+    EXPECT_EQ(Must(keys_->Acquire(*txn, "acct_1", "k", fp_a_, kLease)).state, ClaimState::kClaimed);
     MustOk(txn->Put("orders/1", "created"));
     txn->Rollback();
   }
@@ -381,7 +379,7 @@ TEST_F(IdempotencyKeysTest, ExpireDeletesInBatchesOnlyWhatIsPastRetention) {
   // Only the in-progress record and its index entry remain.
   EXPECT_EQ(env_.Dump().size(), 2u);
   EXPECT_EQ(MustAcquire("live", fp_a_).state, ClaimState::kClaimed);  // lease ran out: takeover
-  EXPECT_EQ(MustAcquire("done0", fp_b_).attempt, 1u);                  // deleted: a new record
+  EXPECT_EQ(MustAcquire("done0", fp_b_).attempt, 1u);                 // deleted: a new record
   env_.clock.Advance(Duration::Seconds(1000));
   EXPECT_EQ(Must(keys_->Expire()), 2u);
   EXPECT_TRUE(env_.Dump().empty());

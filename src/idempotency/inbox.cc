@@ -73,8 +73,7 @@ Result<size_t> Inbox::Expire() {
     deleted = 0;
     std::string begin = options_.prefix + "\x7f" + consumer_;
     begin.push_back('\0');
-    const std::string end =
-        begin + internal::OrderedTime(clock_.WallNow() + Duration::Nanos(1));
+    const std::string end = begin + internal::OrderedTime(clock_.WallNow() + Duration::Nanos(1));
     FL_ASSIGN_OR_RETURN(std::vector<KeyValue> entries,
                         txn.Scan(begin, end, options_.expire_batch_max));
     for (const KeyValue& entry : entries) {

@@ -52,8 +52,8 @@ Result<PhasedOutcome> RunPhased(
   FL_RETURN_IF_ERROR(CheckSteps(keys, steps));
   FL_ASSERT(finish != nullptr);
   PhasedOutcome outcome;
-  FL_ASSIGN_OR_RETURN(outcome.claim, keys.Acquire(request.scope, request.key,
-                                                  request.fingerprint, request.lease));
+  FL_ASSIGN_OR_RETURN(outcome.claim,
+                      keys.Acquire(request.scope, request.key, request.fingerprint, request.lease));
   if (outcome.claim.state == ClaimState::kCompleted) outcome.response = outcome.claim.response;
   if (outcome.claim.state != ClaimState::kClaimed) return outcome;
 
@@ -68,8 +68,8 @@ Result<PhasedOutcome> RunPhased(
     }
     const Status committed = RunInTransaction(store, [&](Transaction& txn) -> Status {
       // The checkpoint first: a fenced attempt learns it before running the body.
-      FL_RETURN_IF_ERROR(keys.Checkpoint(txn, request.scope, request.key, ctx.attempt, step.name,
-                                         request.lease));
+      FL_RETURN_IF_ERROR(
+          keys.Checkpoint(txn, request.scope, request.key, ctx.attempt, step.name, request.lease));
       return step.commit(txn, ctx, call_result);
     });
     if (!committed.ok()) return committed;

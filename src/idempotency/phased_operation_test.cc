@@ -61,10 +61,10 @@ class RideTest : public ::testing::Test {
       };
     };
     std::vector<PhasedStep> steps;
-    steps.push_back({"ride_created", nullptr,
-                     [](Transaction& txn, const StepContext&, std::string_view) {
-                       return Increment(txn, "count/ride");
-                     }});
+    steps.push_back(
+        {"ride_created", nullptr, [](Transaction& txn, const StepContext&, std::string_view) {
+           return Increment(txn, "count/ride");
+         }});
     if (crash.step == 0) {
       steps[0].call = [](const StepContext&) -> Result<std::string> {
         return UnavailableError("crash before the first commit");
@@ -183,9 +183,9 @@ TEST_F(RideTest, PausedAttemptIsFencedAtItsNextCommitAndItsLateCompleteIsRejecte
     return charge(ctx);
   };
   const PhasedRequest request{"user_1", "ride-42", FingerprintOf("POST /rides"), kLease};
-  const Result<PhasedOutcome> paused =
-      RunPhased(*keys_, *env_.store, request, steps,
-                [](Transaction&, const StepContext&) -> Result<std::string> { return std::string("late"); });
+  const Result<PhasedOutcome> paused = RunPhased(
+      *keys_, *env_.store, request, steps,
+      [](Transaction&, const StepContext&) -> Result<std::string> { return std::string("late"); });
   EXPECT_EQ(paused.status().code(), StatusCode::kFencedOut);
   ASSERT_TRUE(successor.has_value());
   EXPECT_EQ(successor->claim.attempt, 2u);
@@ -202,7 +202,9 @@ TEST_F(RideTest, BadStepListsAndUnknownRecoveryPointsRunNothing) {
   std::vector<PhasedStep> steps = Steps({});
   steps[2].name = steps[1].name;
   const PhasedRequest request{"user_1", "ride-42", FingerprintOf("POST /rides"), kLease};
-  auto finish = [](Transaction&, const StepContext&) -> Result<std::string> { return std::string("ok"); };
+  auto finish = [](Transaction&, const StepContext&) -> Result<std::string> {
+    return std::string("ok");
+  };
   EXPECT_EQ(RunPhased(*keys_, *env_.store, request, steps, finish).status().code(),
             StatusCode::kInvalidArgument);
   steps = Steps({});

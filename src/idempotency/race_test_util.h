@@ -108,8 +108,7 @@ inline std::vector<Result<Claim>> AcquireRound(
   for (int i = 0; i < threads; ++i) {
     workers.emplace_back([&, i] {
       start.arrive_and_wait();
-      claims[i] = keys[i]->Acquire("race", key, FingerprintOf("POST /race"),
-                                   Duration::Seconds(60));
+      claims[i] = keys[i]->Acquire("race", key, FingerprintOf("POST /race"), Duration::Seconds(60));
     });
   }
   for (std::thread& t : workers) t.join();

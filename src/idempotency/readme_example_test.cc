@@ -74,7 +74,9 @@ class ChargeEndpoint {
   }
 
  private:
-  static HttpResponse Send(const HttpAnswer& a) { return {a.status, a.retry_after_seconds, a.body}; }
+  static HttpResponse Send(const HttpAnswer& a) {
+    return {a.status, a.retry_after_seconds, a.body};
+  }
 
   LocalStore& store_;
   std::unique_ptr<IdempotencyKeys> keys_;

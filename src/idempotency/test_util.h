@@ -18,9 +18,7 @@ T Must(Result<T> result) {
   return std::move(result).value();
 }
 
-inline void MustOk(const Status& status) {
-  FL_ASSERT_MSG(status.ok(), status.ToString().c_str());
-}
+inline void MustOk(const Status& status) { FL_ASSERT_MSG(status.ok(), status.ToString().c_str()); }
 
 struct SimStoreEnv {
   explicit SimStoreEnv(uint64_t seed = 1) : rng(seed), disk(&rng) { Reopen(); }

@@ -51,12 +51,12 @@
 // now < lease_until, takeover (attempt + 1, same fingerprint, recovery point kept) from then on.
 //
 // Fencing. Complete, Checkpoint and Release name the attempt they belong to. When an in-progress
-// claim's lease has run out, the next Acquire takes it over with attempt + 1; from then on every call
-// naming the old attempt fails with kFencedOut and writes nothing — so a holder that was paused past
-// its lease can never overwrite its successor's response, nor release the successor's claim.
-// Lease expiry is judged on the claimant's Clock::WallNow(): claimants on different machines need
-// loosely synchronised wall clocks for *liveness* (a takeover not too early or too late), never for
-// *safety*, which the attempt number provides.
+// claim's lease has run out, the next Acquire takes it over with attempt + 1; from then on every
+// call naming the old attempt fails with kFencedOut and writes nothing — so a holder that was
+// paused past its lease can never overwrite its successor's response, nor release the successor's
+// claim. Lease expiry is judged on the claimant's Clock::WallNow(): claimants on different machines
+// need loosely synchronised wall clocks for *liveness* (a takeover not too early or too late),
+// never for *safety*, which the attempt number provides.
 //
 // Atomicity. Acquire, Checkpoint and Complete have a form that runs inside the caller's
 // Transaction, so the claim (or the checkpoint, or the completion) commits in the same local
@@ -148,8 +148,8 @@ class IdempotencyKeys {
   // Stores `response` and marks the key completed; replays return it from now on.
   Status Complete(std::string_view scope, std::string_view key, uint64_t attempt,
                   std::string_view response);
-  Status Complete(Transaction& txn, std::string_view scope, std::string_view key,
-                  uint64_t attempt, std::string_view response);
+  Status Complete(Transaction& txn, std::string_view scope, std::string_view key, uint64_t attempt,
+                  std::string_view response);
 
   // The attempt failed before any side effect: marks the record released (see above), so a retry
   // claims afresh (Powertools: "handler exception → delete record"). kFencedOut if superseded or

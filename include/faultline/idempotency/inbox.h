@@ -18,7 +18,8 @@
 //
 // Errors: kInvalidArgument for an empty consumer or message id, or one over its limit (255 bytes),
 // or a consumer with bytes outside printable ASCII 0x20..0x7E (it delimits keys); kDataLoss for an
-// index entry that does not decode; the store's errors otherwise. Thread safety: immutable after Create.
+// index entry that does not decode; the store's errors otherwise. Thread safety: immutable after
+// Create.
 #pragma once
 
 #include <functional>
@@ -64,7 +65,10 @@ class Inbox {
 
  private:
   Inbox(LocalStore& store, Clock& clock, std::string consumer, InboxOptions options)
-      : store_(store), clock_(clock), consumer_(std::move(consumer)), options_(std::move(options)) {}
+      : store_(store),
+        clock_(clock),
+        consumer_(std::move(consumer)),
+        options_(std::move(options)) {}
   LocalStore& store_;
   Clock& clock_;
   std::string consumer_;

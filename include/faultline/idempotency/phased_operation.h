@@ -48,8 +48,8 @@ namespace faultline::idempotency {
 struct StepContext {
   std::string_view scope;
   std::string_view key;
-  uint64_t attempt = 0;   // this attempt's fencing token
-  std::string step_key;   // StepKey(scope, key, step name): pass it downstream ("" in finish)
+  uint64_t attempt = 0;  // this attempt's fencing token
+  std::string step_key;  // StepKey(scope, key, step name): pass it downstream ("" in finish)
 };
 
 struct PhasedStep {
