@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -47,6 +48,64 @@ struct Tally {
   int acked_after_restart = 0;
 };
 
+// One client: claim + complete rounds on fresh keys until `stop`. kAborted (a serialization
+// failure that outlasted RunInTransaction's retries) committed nothing: the call is retried and
+// counted, not an error.
+void RunClient(IdempotencyKeys& keys, int t, const std::atomic<bool>& stop,
+               const std::atomic<bool>& restarted, Tally& tally) {
+  const auto fp = FingerprintOf("POST /restart");
+  for (int n = 0; !stop.load(); ++n) {
+    const std::string key = "t" + std::to_string(t) + "-" + std::to_string(n);
+    const bool after = restarted.load();
+    // True when the call should be retried.
+    auto retry = [&](const Status& s) {
+      std::lock_guard<std::mutex> lock(tally.mu);
+      if (s.code() == StatusCode::kAborted) {
+        ++tally.aborted;
+        return true;
+      }
+      if (s.code() == StatusCode::kUnavailable) {
+        ++tally.unavailable;
+        return true;
+      }
+      tally.other_errors.push_back(key + ": " + s.ToString());
+      return false;
+    };
+    Result<idempotency::Claim> claim = InternalError("not run");
+    for (;;) {
+      claim = keys.Acquire("restart", key, fp, Duration::Seconds(30));
+      if (claim.ok() || claim.status().code() != StatusCode::kAborted) break;
+      retry(claim.status());
+    }
+    if (!claim.ok()) {
+      retry(claim.status());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;  // kUnavailable: the claim's outcome is unknown; the request is abandoned
+    }
+    if (claim->state != ClaimState::kClaimed) {
+      std::lock_guard<std::mutex> lock(tally.mu);
+      tally.other_errors.push_back(key + ": fresh key not claimed");
+      continue;
+    }
+    const std::string response = ResponseFor(key);
+    // kUnavailable from Complete: the outcome is unknown; the caller retries the same attempt
+    // until the server answers (Complete of the same response by the same attempt is ok).
+    for (;;) {
+      const Status s = keys.Complete("restart", key, claim->attempt, response);
+      if (s.ok()) {
+        std::lock_guard<std::mutex> lock(tally.mu);
+        tally.acked.emplace_back(key, response);
+        if (after) ++tally.acked_after_restart;
+        break;
+      }
+      if (!retry(s)) break;
+      if (s.code() == StatusCode::kUnavailable) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+  }
+}
+
 TEST(IdempotencyRealPgRestart, CrashAndRestartLoseNoAcknowledgedCompletion) {
   Result<std::unique_ptr<PgTestServer>> server = PgTestServer::Start();
   ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -63,62 +122,11 @@ TEST(IdempotencyRealPgRestart, CrashAndRestartLoseNoAcknowledgedCompletion) {
   Tally tally;
   std::atomic<bool> stop{false};
   std::atomic<bool> restarted{false};
-  // kAborted (a serialization failure that outlasted RunInTransaction's retries) committed
-  // nothing: the caller retries the same call. It is counted, not an error.
-  auto worker = [&](int t) {
-    for (int n = 0; !stop.load(); ++n) {
-      const std::string key = "t" + std::to_string(t) + "-" + std::to_string(n);
-      const bool after = restarted.load();
-      // True when the call should be retried.
-      auto retry = [&](const Status& s) {
-        std::lock_guard<std::mutex> lock(tally.mu);
-        if (s.code() == StatusCode::kAborted) {
-          ++tally.aborted;
-          return true;
-        }
-        if (s.code() == StatusCode::kUnavailable) {
-          ++tally.unavailable;
-          return true;
-        }
-        tally.other_errors.push_back(key + ": " + s.ToString());
-        return false;
-      };
-      Result<idempotency::Claim> claim = InternalError("not run");
-      for (;;) {
-        claim = (*keys)->Acquire("restart", key, fp, Duration::Seconds(30));
-        if (claim.ok() || claim.status().code() != StatusCode::kAborted) break;
-        retry(claim.status());
-      }
-      if (!claim.ok()) {
-        retry(claim.status());
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        continue;  // kUnavailable: the claim's outcome is unknown; the request is abandoned
-      }
-      if (claim->state != ClaimState::kClaimed) {
-        std::lock_guard<std::mutex> lock(tally.mu);
-        tally.other_errors.push_back(key + ": fresh key not claimed");
-        continue;
-      }
-      const std::string response = ResponseFor(key);
-      // kUnavailable from Complete: the outcome is unknown; the caller retries the same attempt
-      // until the server answers (Complete of the same response by the same attempt is ok).
-      for (;;) {
-        const Status s = (*keys)->Complete("restart", key, claim->attempt, response);
-        if (s.ok()) {
-          std::lock_guard<std::mutex> lock(tally.mu);
-          tally.acked.emplace_back(key, response);
-          if (after) ++tally.acked_after_restart;
-          break;
-        }
-        if (!retry(s)) break;
-        if (s.code() == StatusCode::kUnavailable) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-      }
-    }
-  };
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) threads.emplace_back(worker, t);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back(RunClient, std::ref(**keys), t, std::cref(stop), std::cref(restarted),
+                         std::ref(tally));
+  }
 
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
   const int unavailable_before = [&] {
