@@ -198,16 +198,20 @@ BENCHMARK(BM_InboxProcess);
 
 void BM_Fingerprint(benchmark::State& state) {
   const std::string request(1024, 'x');
+  const uint64_t before = bench::Allocations();
   for (auto _ : state) benchmark::DoNotOptimize(idempotency::FingerprintOf(request));
+  CountAllocs(state, before);
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * 1024);
 }
 BENCHMARK(BM_Fingerprint);
 
 void BM_ParseHeader(benchmark::State& state) {
   const std::string field = "\"8e03978e-40d5-43e8-bc93-6894a57f9324\"";
+  const uint64_t before = bench::Allocations();
   for (auto _ : state) {
     benchmark::DoNotOptimize(idempotency::ParseIdempotencyKeyHeader(field));
   }
+  CountAllocs(state, before);
 }
 BENCHMARK(BM_ParseHeader);
 

@@ -172,6 +172,7 @@ Result<std::string> ParseIdempotencyKeyHeader(std::optional<std::string_view> fi
   SfParser parser(*field_value);
   parser.SkipSp();
   std::string key;
+  key.reserve(field_value->size());  // one allocation at most: the key is never longer
   FL_RETURN_IF_ERROR(parser.String(&key));
   FL_RETURN_IF_ERROR(parser.Parameters());
   parser.SkipSp();
