@@ -14,6 +14,10 @@
 
 #include "faultline/lab/runner.h"
 
+namespace CLI {
+class App;
+}  // namespace CLI
+
 namespace faultline::app {
 
 class UsageError : public std::runtime_error {
@@ -75,6 +79,19 @@ int RunCheck(const CheckArgs& args);
 std::vector<const lab::Scenario*> SelectScenarios(const std::vector<std::string>& ids);
 // Worker threads for --jobs (0: one per core).
 unsigned ThreadsFor(uint64_t jobs);
+
+// bench_command.cc: `faultline bench idempotency --store URI ...`.
+struct BenchArgs {
+  std::string store;
+  unsigned threads = 1;
+  uint64_t ops = 2000;
+  uint64_t keys = 1000;
+  double skew = 0;
+  std::string table = "faultline_bench";
+};
+CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args);
+// 0 done, 1 a round failed, 2 misuse (bad URI, unreachable server).
+int RunBench(const BenchArgs& args);
 
 // report.cc
 // The results table, then per variant with violations: counts by name and the details ("expected

@@ -147,6 +147,9 @@ int main(int argc, char** argv) {
   CLI::App* lin_cmd = AddCheckCommand(app, check);
   app.add_subcommand("version", "print the version");
 
+  BenchArgs bench;  // faultline bench (bench_command.cc)
+  CLI::App* bench_cmd = AddBenchCommand(app, bench);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -172,6 +175,7 @@ int main(int argc, char** argv) {
       return RunReplay(replay);
     }
     if (lin_cmd->parsed()) return RunCheck(check);
+    if (app.got_subcommand(bench_cmd)) return RunBench(bench);
   } catch (const UsageError& e) {
     return Misuse(e.what());
   }
