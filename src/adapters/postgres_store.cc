@@ -48,10 +48,14 @@ std::string StatementText(Stmt stmt, const std::string& table) {
   switch (stmt) {
     case kGet: return "SELECT v FROM " + t + " WHERE k = $1";
     case kPut:
+      // RETURNING v = $2 compares the stored column with the bytea parameter: if the column was
+      // retyped behind the store's back (bytea -> text converts silently on assignment), the
+      // statement fails to plan and PostgreSQL aborts the transaction, so nothing is written.
       return "INSERT INTO " + t + " (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = "
-             "EXCLUDED.v";
+             "EXCLUDED.v RETURNING v = $2";
     case kInsert:
-      return "INSERT INTO " + t + " (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING RETURNING 1";
+      return "INSERT INTO " + t + " (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING RETURNING "
+             "v = $2";
     case kCasUpdate: return "UPDATE " + t + " SET v = $3 WHERE k = $1 AND v = $2 RETURNING 1";
     case kCasDelete: return "DELETE FROM " + t + " WHERE k = $1 AND v = $2 RETURNING 1";
     case kDelete: return "DELETE FROM " + t + " WHERE k = $1 RETURNING 1";
