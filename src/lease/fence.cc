@@ -147,18 +147,30 @@ Status FencedStore::Raise(FencingToken token) {
       kCommitAttemptsMax);
 }
 
+// Reads commit rather than roll back: under PostgreSQL's SERIALIZABLE a transaction that is rolled
+// back is never validated, so a rolled-back read may observe a state no serial order contains (a
+// mark raised but the old holder's later write missing). Committing validates the read.
 Result<FencingToken> FencedStore::Highest() {
-  FL_ASSIGN_OR_RETURN(std::unique_ptr<Transaction> txn, store_.Begin());
-  Result<std::optional<FencingToken>> highest = ReadMark(*txn, MarkKey(resource_));
-  txn->Rollback();
-  if (!highest.ok()) return std::move(highest).TakeStatus();
-  return highest->value_or(FencingToken(0));
+  std::optional<FencingToken> highest;
+  FL_RETURN_IF_ERROR(RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        FL_ASSIGN_OR_RETURN(highest, ReadMark(txn, MarkKey(resource_)));
+        return Status::Ok();
+      },
+      kCommitAttemptsMax));
+  return highest.value_or(FencingToken(0));
 }
 
 Result<std::optional<std::string>> FencedStore::Get(std::string_view key) {
-  FL_ASSIGN_OR_RETURN(std::unique_ptr<Transaction> txn, store_.Begin());
-  Result<std::optional<std::string>> value = txn->Get(key);
-  txn->Rollback();
+  std::optional<std::string> value;
+  FL_RETURN_IF_ERROR(RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        FL_ASSIGN_OR_RETURN(value, txn.Get(key));
+        return Status::Ok();
+      },
+      kCommitAttemptsMax));
   return value;
 }
 

@@ -81,6 +81,7 @@ class FencedStore {
   // Raises the mark without writing anything else (a new holder announcing itself before it reads,
   // so that every older holder is fenced from then on). kFencedOut if token < mark.
   Status Raise(FencingToken token);
+  // Reads in a transaction that commits (validated under SERIALIZABLE), retrying kAborted.
   Result<FencingToken> Highest();
   Result<std::optional<std::string>> Get(std::string_view key);
 
