@@ -132,6 +132,8 @@ Status KeyOptions::Validate() const {
   FL_CHECK_OPTION(retention > Duration::Zero(), "retention must be > 0");
   FL_CHECK_OPTION(!retention.is_infinite(), "retention must be finite");
   FL_CHECK_OPTION(expire_batch_max > 0, "expire_batch_max must be > 0");
+  FL_CHECK_OPTION(commit_attempts_max >= 1 && commit_attempts_max <= 1000,
+                  "commit_attempts_max must be in [1, 1000]");
   return Status::Ok();
 }
 
@@ -158,10 +160,13 @@ Result<std::unique_ptr<IdempotencyKeys>> IdempotencyKeys::Create(LocalStore& sto
 Result<Claim> IdempotencyKeys::Acquire(std::string_view scope, std::string_view key,
                                        const Fingerprint& fp, Duration lease) {
   Claim claim;
-  const Status status = RunInTransaction(store_, [&](Transaction& txn) -> Status {
-    FL_ASSIGN_OR_RETURN(claim, Acquire(txn, scope, key, fp, lease));
-    return Status::Ok();
-  });
+  const Status status = RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        FL_ASSIGN_OR_RETURN(claim, Acquire(txn, scope, key, fp, lease));
+        return Status::Ok();
+      },
+      options_.commit_attempts_max);
   if (!status.ok()) return status;
   return claim;
 }
@@ -243,7 +248,8 @@ Status IdempotencyKeys::Checkpoint(Transaction& txn, std::string_view scope, std
 Status IdempotencyKeys::Complete(std::string_view scope, std::string_view key, uint64_t attempt,
                                  std::string_view response) {
   return RunInTransaction(
-      store_, [&](Transaction& txn) { return Complete(txn, scope, key, attempt, response); });
+      store_, [&](Transaction& txn) { return Complete(txn, scope, key, attempt, response); },
+      options_.commit_attempts_max);
 }
 
 Status IdempotencyKeys::Complete(Transaction& txn, std::string_view scope, std::string_view key,
@@ -274,50 +280,56 @@ Status IdempotencyKeys::Complete(Transaction& txn, std::string_view scope, std::
 
 Status IdempotencyKeys::Release(std::string_view scope, std::string_view key, uint64_t attempt) {
   FL_RETURN_IF_ERROR(CheckIds(options_, scope, key));
-  return RunInTransaction(store_, [&](Transaction& txn) -> Status {
-    const WallTime now = clock_.WallNow();
-    const std::string record_key = RecordKey(options_, scope, key);
-    FL_ASSIGN_OR_RETURN(Loaded loaded, LoadOwned(txn, record_key, attempt));
-    switch (loaded.record.state) {
-      case RecordState::kReleased:
-        return Status::Ok();
-      case RecordState::kCompleted:
-        return FencedOutError("attempt " + std::to_string(attempt) + " already completed");
-      case RecordState::kInProgress:
-        break;
-    }
-    Record next = loaded.record;
-    next.state = RecordState::kReleased;
-    next.recovery_point.clear();
-    next.expires_at = now + options_.retention;
-    return Replace(txn, options_, record_key, loaded, next);
-  });
+  return RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        const WallTime now = clock_.WallNow();
+        const std::string record_key = RecordKey(options_, scope, key);
+        FL_ASSIGN_OR_RETURN(Loaded loaded, LoadOwned(txn, record_key, attempt));
+        switch (loaded.record.state) {
+          case RecordState::kReleased:
+            return Status::Ok();
+          case RecordState::kCompleted:
+            return FencedOutError("attempt " + std::to_string(attempt) + " already completed");
+          case RecordState::kInProgress:
+            break;
+        }
+        Record next = loaded.record;
+        next.state = RecordState::kReleased;
+        next.recovery_point.clear();
+        next.expires_at = now + options_.retention;
+        return Replace(txn, options_, record_key, loaded, next);
+      },
+      options_.commit_attempts_max);
 }
 
 Result<size_t> IdempotencyKeys::Expire() {
   size_t deleted = 0;
-  const Status status = RunInTransaction(store_, [&](Transaction& txn) -> Status {
-    deleted = 0;
-    const WallTime now = clock_.WallNow();
-    const std::string begin = IndexPrefix(options_);
-    const std::string end = begin + OrderedTime(now + Duration::Nanos(1));
-    FL_ASSIGN_OR_RETURN(std::vector<KeyValue> entries,
-                        txn.Scan(begin, end, options_.expire_batch_max));
-    for (const KeyValue& entry : entries) {
-      const std::string_view rest = std::string_view(entry.key).substr(begin.size());
-      FL_ASSIGN_OR_RETURN(WallTime at, internal::ParseOrderedTime(rest));
-      const std::string record_key = options_.prefix + std::string(rest.substr(8));
-      FL_ASSIGN_OR_RETURN(std::optional<Loaded> loaded, Load(txn, record_key));
-      // An entry whose record moved on (or vanished) is stale; Replace never leaves one, but a
-      // reader must not trust that.
-      if (loaded && loaded->record.expires_at == at) {
-        FL_RETURN_IF_ERROR(txn.Delete(record_key).status());
-        ++deleted;
-      }
-      FL_RETURN_IF_ERROR(txn.Delete(entry.key).status());
-    }
-    return Status::Ok();
-  });
+  const Status status = RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        deleted = 0;
+        const WallTime now = clock_.WallNow();
+        const std::string begin = IndexPrefix(options_);
+        const std::string end = begin + OrderedTime(now + Duration::Nanos(1));
+        FL_ASSIGN_OR_RETURN(std::vector<KeyValue> entries,
+                            txn.Scan(begin, end, options_.expire_batch_max));
+        for (const KeyValue& entry : entries) {
+          const std::string_view rest = std::string_view(entry.key).substr(begin.size());
+          FL_ASSIGN_OR_RETURN(WallTime at, internal::ParseOrderedTime(rest));
+          const std::string record_key = options_.prefix + std::string(rest.substr(8));
+          FL_ASSIGN_OR_RETURN(std::optional<Loaded> loaded, Load(txn, record_key));
+          // An entry whose record moved on (or vanished) is stale; Replace never leaves one, but a
+          // reader must not trust that.
+          if (loaded && loaded->record.expires_at == at) {
+            FL_RETURN_IF_ERROR(txn.Delete(record_key).status());
+            ++deleted;
+          }
+          FL_RETURN_IF_ERROR(txn.Delete(entry.key).status());
+        }
+        return Status::Ok();
+      },
+      options_.commit_attempts_max);
   if (!status.ok()) return status;
   return deleted;
 }

@@ -28,6 +28,8 @@ Status InboxOptions::Validate() const {
   FL_CHECK_OPTION(retention > Duration::Zero(), "retention must be > 0");
   FL_CHECK_OPTION(!retention.is_infinite(), "retention must be finite");
   FL_CHECK_OPTION(expire_batch_max > 0, "expire_batch_max must be > 0");
+  FL_CHECK_OPTION(commit_attempts_max >= 1 && commit_attempts_max <= 1000,
+                  "commit_attempts_max must be in [1, 1000]");
   return Status::Ok();
 }
 
@@ -58,36 +60,43 @@ Result<bool> Inbox::Record(Transaction& txn, std::string_view message_id) {
 Result<bool> Inbox::Process(std::string_view message_id,
                             const std::function<Status(Transaction&)>& effects) {
   bool applied = false;
-  const Status status = RunInTransaction(store_, [&](Transaction& txn) -> Status {
-    FL_ASSIGN_OR_RETURN(applied, Record(txn, message_id));
-    if (!applied) return Status::Ok();
-    return effects(txn);
-  });
+  const Status status = RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        FL_ASSIGN_OR_RETURN(applied, Record(txn, message_id));
+        if (!applied) return Status::Ok();
+        return effects(txn);
+      },
+      options_.commit_attempts_max);
   if (!status.ok()) return status;
   return applied;
 }
 
 Result<size_t> Inbox::Expire() {
   size_t deleted = 0;
-  const Status status = RunInTransaction(store_, [&](Transaction& txn) -> Status {
-    deleted = 0;
-    std::string begin = options_.prefix + "\x7f" + consumer_;
-    begin.push_back('\0');
-    const std::string end = begin + internal::OrderedTime(clock_.WallNow() + Duration::Nanos(1));
-    FL_ASSIGN_OR_RETURN(std::vector<KeyValue> entries,
-                        txn.Scan(begin, end, options_.expire_batch_max));
-    for (const KeyValue& entry : entries) {
-      const std::string_view rest = std::string_view(entry.key).substr(begin.size());
-      if (rest.size() <= 8) return DataLossError("inbox index entry does not decode");
-      std::string key = options_.prefix + consumer_;
-      key.push_back('\0');
-      key.append(rest.substr(8));
-      FL_ASSIGN_OR_RETURN(bool existed, txn.Delete(key));
-      if (existed) ++deleted;
-      FL_RETURN_IF_ERROR(txn.Delete(entry.key).status());
-    }
-    return Status::Ok();
-  });
+  const Status status = RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        deleted = 0;
+        std::string begin = options_.prefix + "\x7f" + consumer_;
+        begin.push_back('\0');
+        const std::string end =
+            begin + internal::OrderedTime(clock_.WallNow() + Duration::Nanos(1));
+        FL_ASSIGN_OR_RETURN(std::vector<KeyValue> entries,
+                            txn.Scan(begin, end, options_.expire_batch_max));
+        for (const KeyValue& entry : entries) {
+          const std::string_view rest = std::string_view(entry.key).substr(begin.size());
+          if (rest.size() <= 8) return DataLossError("inbox index entry does not decode");
+          std::string key = options_.prefix + consumer_;
+          key.push_back('\0');
+          key.append(rest.substr(8));
+          FL_ASSIGN_OR_RETURN(bool existed, txn.Delete(key));
+          if (existed) ++deleted;
+          FL_RETURN_IF_ERROR(txn.Delete(entry.key).status());
+        }
+        return Status::Ok();
+      },
+      options_.commit_attempts_max);
   if (!status.ok()) return status;
   return deleted;
 }

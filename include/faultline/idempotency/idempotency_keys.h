@@ -61,7 +61,8 @@
 // Atomicity. Acquire, Checkpoint and Complete have a form that runs inside the caller's
 // Transaction, so the claim (or the checkpoint, or the completion) commits in the same local
 // transaction as the caller's own writes: if the transaction aborts, neither happened. The forms
-// without a Transaction, Release and Expire run their own (RunInTransaction, retrying kAborted).
+// without a Transaction, Release and Expire run their own (RunInTransaction, retrying kAborted up to
+// commit_attempts_max times).
 //
 // Errors: kInvalidArgument for an empty scope or key, one over its limit (default 255 bytes), a key
 // or scope with bytes outside printable ASCII 0x20..0x7E, a response over response_bytes_max, a
@@ -69,7 +70,8 @@
 // Release of a key that has no record; kFailedPrecondition for Complete of an already completed key
 // by its own attempt with a different response (the same response again is ok: idempotent);
 // kDataLoss for a stored record that does not decode (altered behind faultline's back); the store's
-// own errors otherwise (kAborted only from the Transaction forms; kUnavailable).
+// own errors otherwise (kUnavailable; kAborted from the Transaction forms, and from the others only
+// when all commit_attempts_max attempts conflicted — sustained contention on one key: retry later).
 // Thread safety: an IdempotencyKeys is immutable after Create and may be shared by threads, as long
 // as the LocalStore is safe to use from them.
 #pragma once
@@ -108,6 +110,9 @@ struct KeyOptions {
   Duration retention = Duration::Seconds(24 * 3600);
   // Records deleted per Expire transaction at most.
   size_t expire_batch_max = 1000;
+  // Attempts (first included) of the forms that run their own transaction, when Commit conflicts.
+  // Under SERIALIZABLE a handful of clients on one key conflict often; 1..1000.
+  uint32_t commit_attempts_max = 32;
 
   Status Validate() const;
 };

@@ -41,6 +41,8 @@ struct InboxOptions {
   size_t message_id_bytes_max = 255;
   Duration retention = Duration::Seconds(24 * 3600);
   size_t expire_batch_max = 1000;
+  // Attempts (first included) of Process and Expire when Commit conflicts; 1..1000.
+  uint32_t commit_attempts_max = 32;
 
   Status Validate() const;
 };
