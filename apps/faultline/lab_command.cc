@@ -59,8 +59,9 @@ lab::RunResult RunOnce(const lab::Scenario& s, const lab::VariantSpec& v, uint64
   if (trace != nullptr) {
     ctx.trace = [trace, hashes](sim::SimTime at, const std::string& line) {
       const size_t index = hashes != nullptr ? hashes->size() : 0;
-      trace->push_back("#" + std::to_string(index) + " t=" + std::to_string(at.nanos()) + "ns " +
-                       line);
+      std::string entry = "#";  // appended: "#" + std::string&& trips GCC 12's -Wrestrict
+      entry += std::to_string(index);
+      trace->push_back(entry + " t=" + std::to_string(at.nanos()) + "ns " + line);
     };
   }
   return s.Run(ctx);
@@ -77,7 +78,7 @@ void ReportDivergence(const Job& job, uint64_t seed) {
   std::printf("DIVERGENCE %s/%s seed %llu: first divergent event #%zu of %zu/%zu\n",
               std::string(job.scenario->id()).c_str(), job.variant.name.c_str(),
               static_cast<unsigned long long>(seed), i, ha.size(), hb.size());
-  const std::string prefix = "#" + std::to_string(i) + " ";
+  const std::string prefix = std::string("#").append(std::to_string(i)) + " ";
   for (const auto& [name, lines] : {std::pair{"run A", &ta}, std::pair{"run B", &tb}}) {
     for (const std::string& line : *lines) {
       if (line.rfind(prefix, 0) == 0) std::printf("  %s: %s\n", name, line.c_str());

@@ -257,8 +257,12 @@ Extracted Extract(const History& history, Model model, bool drop_unobserved_info
 
 std::string Describe(const History& history, const POp& op) {
   const HistoryOp& h = history.ops()[op.index];
-  std::string s = "#" + std::to_string(op.index) + " p" + std::to_string(h.process) + " " + h.f +
-                  " " + h.value;
+  // Appended piecewise: GCC 12 misreports "literal" + std::string&& at -O3 (see sim/world.cc).
+  std::string s = "#";
+  s += std::to_string(op.index);
+  s += " p";
+  s += std::to_string(h.process);
+  s += " " + h.f + " " + h.value;
   if (op.info) {
     s += " -> info";
   } else {

@@ -91,7 +91,10 @@ class Replica : public sim::Node {
 
 std::string IdsJson(const std::vector<uint64_t>& ids) {
   std::string s = "[";
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(ids[i]);  // appended: "," + std::string&& trips GCC 12's -Wrestrict
+  }
   return s + "]";
 }
 
