@@ -29,14 +29,13 @@
 #include <vector>
 
 #include "bench/alloc_counter.h"
+#include "faultline/adapters/system_clock.h"
+#include "faultline/check/history.h"
 #include "faultline/check/linearizability.h"
 #include "faultline/core/assert.h"
-#include "faultline/sim/history.h"
 
 namespace faultline::check {
 namespace {
-
-using sim::OpType;
 
 struct KvHistoryOptions {
   uint64_t seed = 1;
@@ -52,7 +51,7 @@ struct KvHistoryOptions {
 };
 
 struct KvHistory {
-  sim::History history;
+  History history;
   std::vector<size_t> ok_read_completions;  // positions of ok read completions in `history`
 };
 
@@ -154,12 +153,12 @@ KvHistory GenerateKvHistory(const KvHistoryOptions& o) {
 }
 
 // The same history with the value of the `nth` ok read replaced by 99, which nobody writes.
-sim::History CorruptOneRead(const KvHistory& kv, size_t nth) {
+History CorruptOneRead(const KvHistory& kv, size_t nth) {
   FL_ASSERT(nth < kv.ok_read_completions.size());
   const size_t pos = kv.ok_read_completions[nth];
-  sim::History out;
+  History out;
   for (size_t i = 0; i < kv.history.size(); ++i) {
-    const sim::HistoryOp& op = kv.history.ops()[i];
+    const HistoryOp& op = kv.history.ops()[i];
     std::string value = op.value;
     if (i == pos) value = value.substr(0, value.rfind(':') + 1) + "99}";
     out.Add(op.process, op.type, op.f, value, op.time_ns);
@@ -175,7 +174,8 @@ void BM_CheckKv(benchmark::State& state) {
   gen.clients = state.range(2);
   gen.seed = static_cast<uint64_t>(state.range(3));
   const KvHistory kv = GenerateKvHistory(gen);
-  const CheckOptions options{};  // 60 s deadline, default memo limits
+  CheckOptions options;  // 60 s deadline, default memo limits
+  options.clock = &SystemClock::Default();
   CheckStats stats;
   const uint64_t allocs_before = bench::Allocations();
   for (auto _ : state) {

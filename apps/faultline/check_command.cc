@@ -12,6 +12,7 @@
 #include <string>
 
 #include "apps/faultline/commands.h"
+#include "faultline/adapters/system_clock.h"
 #include "faultline/check/history_io.h"
 #include "faultline/check/linearizability.h"
 
@@ -166,6 +167,7 @@ int RunCheck(const CheckArgs& args) {
   check::CheckOptions options;
   options.deadline = Duration::Seconds(static_cast<int64_t>(deadline_s));
   options.memo_entries_max = static_cast<size_t>(max_states);
+  options.clock = &SystemClock::Default();  // --deadline is wall-clock time
   const check::LinearizabilityResult r = check::Check(*history, model, options);
   if (!r.error.ok()) throw UsageError(args.history_path + ": " + std::string(r.error.message()));
   std::printf("%s: %s (%zu ops, %zu partitions, %llu states, %.3f s)\n", args.history_path.c_str(),

@@ -1,5 +1,7 @@
 #include "faultline/check/history_io.h"
 
+#include "src/check/history_io_internal.h"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -148,17 +150,17 @@ std::optional<int64_t> AsInt64(const json& j) {
   return std::nullopt;
 }
 
-std::optional<sim::OpType> ParseType(std::string_view s) {
-  if (s == "invoke") return sim::OpType::kInvoke;
-  if (s == "ok") return sim::OpType::kOk;
-  if (s == "fail") return sim::OpType::kFail;
-  if (s == "info") return sim::OpType::kInfo;
+std::optional<OpType> ParseType(std::string_view s) {
+  if (s == "invoke") return OpType::kInvoke;
+  if (s == "ok") return OpType::kOk;
+  if (s == "fail") return OpType::kFail;
+  if (s == "info") return OpType::kInfo;
   return std::nullopt;
 }
 
 // Parses one non-blank line through a full nlohmann::json DOM and appends it to `history`.
 Status ParseLineDom(std::string_view line, uint64_t line_no, const HistoryParseLimits& limits,
-                    sim::History& history) {
+                    History& history) {
   if (NestingDepth(line) > limits.json_depth_max) {
     return LineError(line_no, "JSON nested deeper than " + std::to_string(limits.json_depth_max));
   }
@@ -174,7 +176,7 @@ Status ParseLineDom(std::string_view line, uint64_t line_no, const HistoryParseL
   auto type_it = j.find("type");
   if (type_it == j.end()) return LineError(line_no, "missing field \"type\"");
   if (!type_it->is_string()) return LineError(line_no, "field \"type\" is not a string");
-  const std::optional<sim::OpType> type = ParseType(type_it->get_ref<const std::string&>());
+  const std::optional<OpType> type = ParseType(type_it->get_ref<const std::string&>());
   if (!type) {
     return LineError(line_no, "unknown type " + type_it->dump(-1, ' ', true,
                                                              json::error_handler_t::replace));
@@ -194,7 +196,7 @@ Status ParseLineDom(std::string_view line, uint64_t line_no, const HistoryParseL
     if (!index || *index < 0) return LineError(line_no, "field \"index\" is not a non-negative int");
   }
 
-  const std::vector<sim::HistoryOp>& ops = history.ops();
+  const std::vector<HistoryOp>& ops = history.ops();
   int64_t time_ns = 0;
   auto time_it = j.find("time_ns");
   if (time_it != j.end()) {
@@ -245,7 +247,7 @@ class FastLineParser {
  public:
   // Appends the op on `line` to `history` and returns true, or returns false with `history`
   // untouched when the line is outside the subset or wrong in any way.
-  bool Parse(std::string_view line, size_t depth_max, sim::History& history);
+  bool Parse(std::string_view line, size_t depth_max, History& history);
 
  private:
   // The fields of the top-level object; a repeated key overwrites, as in json's std::map.
@@ -284,7 +286,7 @@ class FastLineParser {
   bool ScanArray(size_t depth);
   bool ScanObject(size_t depth);
   bool SortMembers(size_t open, size_t base);
-  bool Append(const Fields& fields, sim::History& history);
+  bool Append(const Fields& fields, History& history);
 
   const char* p_ = nullptr;
   const char* end_ = nullptr;
@@ -294,7 +296,7 @@ class FastLineParser {
   std::string reorder_;
 };
 
-bool FastLineParser::Parse(std::string_view line, size_t depth_max, sim::History& history) {
+bool FastLineParser::Parse(std::string_view line, size_t depth_max, History& history) {
   p_ = line.data();
   end_ = line.data() + line.size();
   depth_max_ = std::min(depth_max, kFastDepthMax);
@@ -497,12 +499,12 @@ bool FastLineParser::SortMembers(size_t open, size_t base) {
 }
 
 // The field checks of ParseLineDom, on the fields of a line that is valid JSON.
-bool FastLineParser::Append(const Fields& fields, sim::History& history) {
+bool FastLineParser::Append(const Fields& fields, History& history) {
   if (!fields.process || !fields.type || !fields.f) return false;
-  const std::optional<sim::OpType> type = ParseType(*fields.type);
+  const std::optional<OpType> type = ParseType(*fields.type);
   if (!type) return false;
   if (fields.index && *fields.index < 0) return false;
-  const std::vector<sim::HistoryOp>& ops = history.ops();
+  const std::vector<HistoryOp>& ops = history.ops();
   int64_t time_ns = 0;
   if (fields.time_ns) {
     time_ns = *fields.time_ns;
@@ -520,10 +522,10 @@ bool FastLineParser::Append(const Fields& fields, sim::History& history) {
 
 // Reads lines and hands each non-blank one to ParseLineDom, or first to `fast` when there is one.
 // With `fast` == nullptr this is the reference implementation, byte-wise reading included.
-Result<sim::History> ParseLines(std::istream& in, const HistoryParseLimits& limits,
+Result<History> ParseLines(std::istream& in, const HistoryParseLimits& limits,
                                 FastLineParser* fast, internal::HistoryParseCounters& counters) {
   FL_ASSERT(limits.line_bytes_max > 0);
-  sim::History history;
+  History history;
   std::string line;
   uint64_t line_no = 0;
   while (true) {
@@ -557,20 +559,20 @@ Result<sim::History> ParseLines(std::istream& in, const HistoryParseLimits& limi
 
 }  // namespace
 
-Result<sim::History> ParseHistoryJsonl(std::istream& in, const HistoryParseLimits& limits) {
+Result<History> ParseHistoryJsonl(std::istream& in, const HistoryParseLimits& limits) {
   internal::HistoryParseCounters counters;
   return internal::ParseHistoryJsonlCounting(in, limits, counters);
 }
 
 namespace internal {
 
-Result<sim::History> ParseHistoryJsonlReference(std::istream& in,
+Result<History> ParseHistoryJsonlReference(std::istream& in,
                                                 const HistoryParseLimits& limits) {
   HistoryParseCounters counters;
   return ParseLines(in, limits, /*fast=*/nullptr, counters);
 }
 
-Result<sim::History> ParseHistoryJsonlCounting(std::istream& in, const HistoryParseLimits& limits,
+Result<History> ParseHistoryJsonlCounting(std::istream& in, const HistoryParseLimits& limits,
                                                HistoryParseCounters& counters) {
   FastLineParser fast;
   return ParseLines(in, limits, &fast, counters);

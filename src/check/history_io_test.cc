@@ -4,6 +4,7 @@
 // ParseHistoryJsonl has a single-pass fast path with a DOM fallback; the differential tests at the
 // end check it against the DOM-only reference parser it replaced, line by line and byte for byte.
 #include "faultline/check/history_io.h"
+#include "src/check/history_io_internal.h"
 
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
@@ -19,14 +20,14 @@
 namespace faultline::check {
 namespace {
 
-Result<sim::History> Parse(const std::string& text, const HistoryParseLimits& limits = {}) {
+Result<History> Parse(const std::string& text, const HistoryParseLimits& limits = {}) {
   std::istringstream in(text);
   return ParseHistoryJsonl(in, limits);
 }
 
 void ExpectError(const std::string& text, const std::string& prefix, const std::string& needle,
                  const HistoryParseLimits& limits = {}) {
-  Result<sim::History> r = Parse(text, limits);
+  Result<History> r = Parse(text, limits);
   ASSERT_FALSE(r.ok()) << text;
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   const std::string msg(r.status().message());
@@ -37,20 +38,20 @@ void ExpectError(const std::string& text, const std::string& prefix, const std::
 TEST(HistoryIoTest, RoundTripsWriteJsonl) {
   // What WriteJsonl writes must read back identically, or saved failing runs could not be
   // re-checked offline.
-  sim::History h;
-  h.Add(3, sim::OpType::kInvoke, "write", "1", 1500000);
-  h.Add(3, sim::OpType::kOk, "write", "1", 1600000);
-  h.Add(4, sim::OpType::kInvoke, "cas", "[1,2]", 1600000);
-  h.Add(4, sim::OpType::kInfo, "cas", "{\"key\":\"a\",\"v\":[1,null]}", 1700000);
-  h.Add(5, sim::OpType::kFail, "read", "\"x\\ny\"", 1800000);
+  History h;
+  h.Add(3, OpType::kInvoke, "write", "1", 1500000);
+  h.Add(3, OpType::kOk, "write", "1", 1600000);
+  h.Add(4, OpType::kInvoke, "cas", "[1,2]", 1600000);
+  h.Add(4, OpType::kInfo, "cas", "{\"key\":\"a\",\"v\":[1,null]}", 1700000);
+  h.Add(5, OpType::kFail, "read", "\"x\\ny\"", 1800000);
   std::ostringstream out;
   h.WriteJsonl(out);
-  Result<sim::History> r = Parse(out.str());
+  Result<History> r = Parse(out.str());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), h.size());
   for (size_t i = 0; i < h.size(); ++i) {
-    const sim::HistoryOp& a = h.ops()[i];
-    const sim::HistoryOp& b = r->ops()[i];
+    const HistoryOp& a = h.ops()[i];
+    const HistoryOp& b = r->ops()[i];
     EXPECT_EQ(a.index, b.index);
     EXPECT_EQ(a.process, b.process);
     EXPECT_EQ(a.type, b.type);
@@ -63,7 +64,7 @@ TEST(HistoryIoTest, RoundTripsWriteJsonl) {
 TEST(HistoryIoTest, OptionalFieldsBlankLinesAndCrlf) {
   // time_ns defaults to line order, value to null, blank lines and CRLF endings are tolerated:
   // hand-written histories in tests and bug reports look like this.
-  Result<sim::History> r = Parse(
+  Result<History> r = Parse(
       "\n{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\r\n   \n"
       "{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\": [ 1 , 2 ]}\n");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -106,7 +107,7 @@ TEST(HistoryIoTest, EachMalformationIsALineNumberedError) {
 TEST(HistoryIoTest, FuzzRandomBytesNeverCrash) {
   // Any byte string yields either a History or an InvalidArgument: no crash, no exception.
   EXPECT_TRUE(rc::check([](const std::string& bytes) {
-    Result<sim::History> r = Parse(bytes);
+    Result<History> r = Parse(bytes);
     if (!r.ok()) {
       RC_ASSERT(r.status().code() == StatusCode::kInvalidArgument);
       RC_ASSERT(r.status().message().rfind("line ", 0) == 0);
@@ -138,7 +139,7 @@ TEST(HistoryIoTest, FuzzMutatedValidLinesNeverCrash) {
     HistoryParseLimits limits;
     limits.ops_max = 5;
     limits.line_bytes_max = 200;
-    Result<sim::History> r = Parse(text, limits);
+    Result<History> r = Parse(text, limits);
     if (!r.ok()) {
       RC_ASSERT(r.status().code() == StatusCode::kInvalidArgument);
       RC_ASSERT(r.status().message().rfind("line ", 0) == 0);
@@ -151,15 +152,15 @@ TEST(HistoryIoTest, FuzzMutatedValidLinesNeverCrash) {
 // ---- Differential tests: fast path vs the DOM-only reference ------------------------------------
 
 // A result as text: every op field, or the error code and message; equal texts = equal results.
-std::string Describe(const Result<sim::History>& r) {
+std::string Describe(const Result<History>& r) {
   if (!r.ok()) {
     return "error " + std::to_string(static_cast<int>(r.status().code())) + " " +
            std::string(r.status().message());
   }
   std::string out = "ok " + std::to_string(r->size()) + "\n";
-  for (const sim::HistoryOp& op : r->ops()) {
+  for (const HistoryOp& op : r->ops()) {
     out += std::to_string(op.index) + "|" + std::to_string(op.process) + "|" +
-           sim::OpTypeName(op.type) + "|" + std::to_string(op.f.size()) + ":" + op.f + "|" +
+           OpTypeName(op.type) + "|" + std::to_string(op.f.size()) + ":" + op.f + "|" +
            std::to_string(op.value.size()) + ":" + op.value + "|" + std::to_string(op.time_ns) +
            "\n";
   }
@@ -197,7 +198,7 @@ TEST(HistoryIoTest, FastPathTakesCheckerBenchLinesAndSortsKeysLikeJsonDump) {
   EXPECT_EQ(both.fast, both.reference);
   EXPECT_EQ(both.counters.fast_lines, 3u);
   EXPECT_EQ(both.counters.dom_lines, 0u);
-  Result<sim::History> r = Parse(text);
+  Result<History> r = Parse(text);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->ops()[0].value, "{\"key\":0,\"value\":null}");
   EXPECT_EQ(r->ops()[1].value, "{\"from\":3,\"key\":7,\"to\":4}");

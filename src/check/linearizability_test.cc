@@ -17,11 +17,9 @@
 namespace faultline::check {
 namespace {
 
-using sim::OpType;
-
 // Events are added in time order; t is a logical time in ns.
 struct Builder {
-  sim::History h;
+  History h;
   Builder& Inv(int64_t p, const char* f, const std::string& v, int64_t t) {
     h.Add(p, OpType::kInvoke, f, v, t);
     return *this;
@@ -40,7 +38,7 @@ struct Builder {
   }
 };
 
-Verdict RegisterVerdict(const sim::History& h) {
+Verdict RegisterVerdict(const History& h) {
   LinearizabilityResult r = Check(h, Model::kRegister);
   EXPECT_TRUE(r.error.ok()) << r.error.ToString();
   return r.verdict;
@@ -222,7 +220,7 @@ TEST(LinearizabilityTest, MalformedHistoryIsAnErrorNotAVerdict) {
 
 // A history with 2^n reachable memo states and no linearisation: n concurrent writes of
 // distinct values, all still in flight, and a read of a value nobody wrote.
-sim::History Adversarial(int n) {
+History Adversarial(int n) {
   Builder b;
   int64_t t = 0;
   for (int i = 0; i < n; ++i) b.Inv(i, "write", std::to_string(i), ++t);
@@ -232,16 +230,50 @@ sim::History Adversarial(int n) {
   return b.h;
 }
 
+// A clock that moves 1 ms every time it is read: deadlines expire after a known number of reads,
+// however fast the machine is.
+class TickingClock final : public Clock {
+ public:
+  MonoTime Now() override {
+    now_ = now_ + Duration::Millis(1);
+    return now_;
+  }
+  WallTime WallNow() override { return WallTime::FromNanos(now_.nanos()); }
+
+ private:
+  MonoTime now_ = MonoTime::FromNanos(0);
+};
+
 TEST(LinearizabilityTest, DeadlineGivesUnknown) {
-  // WGL is exponential; the deadline must turn a hopeless search into kUnknown, promptly.
+  // WGL is exponential; the deadline must turn a hopeless search into kUnknown, promptly. The
+  // search reads the clock every 1024 steps, so a 100 ms budget on a 1 ms-per-read clock stops it
+  // within about 100 reads.
+  TickingClock clock;
   CheckOptions options;
+  options.clock = &clock;
   options.deadline = Duration::Millis(100);
-  const auto start = std::chrono::steady_clock::now();
   LinearizabilityResult r = Check(Adversarial(40), Model::kRegister, options);
-  const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.verdict, Verdict::kUnknown);
   EXPECT_GT(r.stats.states_explored, 0u);
-  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_LE(r.stats.states_explored, 101u * 1024u);
+  EXPECT_GE(r.stats.elapsed, Duration::Millis(100));
+}
+
+TEST(LinearizabilityTest, WithoutAClockThereIsNoTimeBudget) {
+  // Adversarial(12) needs more than 1024 search steps. With a clock, a zero deadline expires at
+  // the first look; without one, the deadline is not applied and the search decides.
+  CheckOptions options;
+  options.deadline = Duration::Zero();
+  options.minimize_budget = Duration::Zero();
+  LinearizabilityResult unbounded = Check(Adversarial(12), Model::kRegister, options);
+  EXPECT_EQ(unbounded.verdict, Verdict::kNotLinearizable);
+  EXPECT_EQ(unbounded.stats.elapsed, Duration::Zero());
+  ASSERT_TRUE(unbounded.explanation.has_value());
+  EXPECT_TRUE(unbounded.explanation->minimized);
+
+  ManualClock clock;
+  options.clock = &clock;
+  EXPECT_EQ(Check(Adversarial(12), Model::kRegister, options).verdict, Verdict::kUnknown);
 }
 
 TEST(LinearizabilityTest, MemoLimitGivesUnknown) {
@@ -264,7 +296,7 @@ TEST(LinearizabilityTest, SmallAdversarialHistoryIsDecided) {
 // effect atomically at one step, later still returns (or times out as info). The result is
 // linearizable by construction. Values are 0..4; cas that does not match reports fail.
 struct GenResult {
-  sim::History history;
+  History history;
   std::vector<size_t> ok_read_completions;  // positions of ok read completions
 };
 
@@ -371,9 +403,9 @@ TEST(LinearizabilityTest, ExecutedRegisterHistoriesAreLinearizableAndCorruptedRe
     RC_ASSERT(r.verdict == Verdict::kLinearizable);
     if (g.ok_read_completions.empty()) return;
     const size_t pos = g.ok_read_completions[seed % g.ok_read_completions.size()];
-    sim::History mutated;
+    History mutated;
     for (size_t i = 0; i < g.history.size(); ++i) {
-      const sim::HistoryOp& op = g.history.ops()[i];
+      const HistoryOp& op = g.history.ops()[i];
       mutated.Add(op.process, op.type, op.f, i == pos ? "99" : op.value, op.time_ns);
     }
     LinearizabilityResult m = Check(mutated, Model::kRegister);
@@ -393,12 +425,12 @@ TEST(LinearizabilityTest, DroppingUnobservedInfoWritesNeverChangesTheVerdict) {
     const int ops = 1 + ops_raw % 40;
     GenResult g = Generate(seed, clients, ops, 1, false);
     std::mt19937_64 rng(seed ^ 0x5eed);
-    sim::History mutated;
+    History mutated;
     const size_t bad_read = g.ok_read_completions.empty()
                                 ? SIZE_MAX
                                 : g.ok_read_completions[rng() % g.ok_read_completions.size()];
     for (size_t i = 0; i < g.history.size(); ++i) {
-      const sim::HistoryOp& op = g.history.ops()[i];
+      const HistoryOp& op = g.history.ops()[i];
       OpType type = op.type;
       if (type == OpType::kOk && op.f != "read" && rng() % 3 == 0) type = OpType::kInfo;
       const std::string value = i == bad_read ? std::to_string(rng() % 7) : op.value;

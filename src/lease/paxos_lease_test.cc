@@ -621,7 +621,7 @@ TEST(PaxosLeaseTest, PromiseFileIsCompactedAndSurvivesRestartAfterCompaction) {
   for (int k = 0; k < 7; ++k) {
     const int last = count - ((count - k) % 7);  // the last i with i % 7 == k
     Result<pli::Reply> r = c.Prepare(1, 0, MakeBallot(static_cast<uint64_t>(last), NodeId(1)),
-                                     "n" + std::to_string(k));
+                                     std::string("n").append(std::to_string(k)));
     ASSERT_TRUE(r.ok());
     EXPECT_TRUE(r->ok) << k;
     EXPECT_EQ(r->promised, MakeBallot(static_cast<uint64_t>(last), NodeId(1))) << k;

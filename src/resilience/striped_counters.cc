@@ -1,4 +1,4 @@
-#include "faultline/resilience/striped_counters.h"
+#include "faultline/resilience/internal/striped_counters.h"
 
 namespace faultline::resilience_internal {
 

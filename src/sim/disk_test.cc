@@ -17,7 +17,7 @@ std::vector<uint8_t> B(std::string_view s) { return std::vector<uint8_t>(s.begin
 
 std::string Contents(SimDisk& d, std::string_view file) {
   Result<std::vector<uint8_t>> all = d.ReadAll(file);
-  if (!all.ok()) return "<" + std::string(StatusCodeName(all.status().code())) + ">";
+  if (!all.ok()) return std::string("<").append(StatusCodeName(all.status().code())) + ">";
   return std::string(all->begin(), all->end());
 }
 

@@ -1,6 +1,8 @@
 #include "faultline/sim/nemesis.h"
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "faultline/core/options.h"
 
@@ -89,6 +91,107 @@ struct DownTracker {
   }
 };
 
+// Draws the fault schedule: which family strikes when comes from Nemesis::Draw, the shape of
+// each fault from the methods below, each of which appends the fault's actions (or nothing, when
+// the family is busy at that time). The order of the rng draws is the schedule itself: it is
+// part of every seed's determinism hash and must not change.
+class ScheduleDrawer {
+ public:
+  ScheduleDrawer(const NemesisOptions& options, uint32_t node_count, Rng& rng)
+      : options_(options),
+        node_count_(node_count),
+        rng_(rng),
+        down_{std::vector<Duration>(node_count, Duration::Zero())} {}
+
+  void Partition(FaultAction a, Duration stop) {
+    if (partition_until_ > a.at) return;
+    partition_until_ = stop;
+    a.kind = FaultKind::kPartition;
+    a.shape = static_cast<PartitionShape>(rng_.Uniform(kPartitionShapeCount));
+    a.grudge = Grudge::Make(a.shape, node_count_, rng_);
+    const bool flap = options_.flapping && rng_.Chance(Ratio::Percent(25));
+    if (!flap) {
+      out_.push_back(a);
+      out_.push_back(FaultAction{stop, FaultKind::kHeal, a.node, a.shape, {}, 0, {}, {}});
+      return;
+    }
+    // Flapping: the same cut toggles faster than most failure detectors settle.
+    for (Duration u = a.at; u < stop; u += options_.flap_period * 2) {
+      FaultAction on = a;
+      on.at = u;
+      out_.push_back(on);
+      const Duration off = std::min(u + options_.flap_period, stop);
+      out_.push_back(FaultAction{off, FaultKind::kHeal, a.node, a.shape, {}, 0, {}, {}});
+    }
+  }
+
+  // A crash (then restart) or a pause (then resume), never taking down more than down_max.
+  void DownFault(FaultAction a, Duration stop, bool crash) {
+    const Duration t = a.at;
+    if (!down_.Free(a.node.value(), t) || down_.DownAt(t) >= options_.down_max) return;
+    down_.busy_until[a.node.value()] = stop;
+    a.kind = crash ? FaultKind::kCrash : FaultKind::kPause;
+    out_.push_back(a);
+    out_.push_back(FaultAction{stop, crash ? FaultKind::kRestart : FaultKind::kResume, a.node,
+                               a.shape, {}, 0, {}, {}});
+  }
+
+  void ClockFault(FaultAction a, Duration length, Duration stop) {
+    const uint64_t which = rng_.Uniform(3);
+    if (which == 0) {
+      a.kind = FaultKind::kClockJump;
+      a.amount = rng_.Range(-options_.clock_jump_max.nanos(), options_.clock_jump_max.nanos());
+    } else if (which == 1) {
+      a.kind = FaultKind::kClockStrobe;
+      a.amount =
+          rng_.Range(1'000'000, std::max<int64_t>(options_.clock_jump_max.nanos(), 1'000'000));
+      a.period = rng_.Range(Duration::Millis(1), Duration::Millis(200));
+      a.length = length;
+    } else {
+      a.kind = FaultKind::kClockDrift;
+      a.amount = rng_.Range(-options_.drift_ppm_max, options_.drift_ppm_max);
+    }
+    out_.push_back(a);
+    if (a.kind != FaultKind::kClockDrift) {
+      out_.push_back(FaultAction{stop, FaultKind::kClockReset, a.node, a.shape, {}, 0, {}, {}});
+    }
+  }
+
+  void LinkFaults(FaultAction a, Duration stop) {
+    if (link_until_ > a.at) return;
+    link_until_ = stop;
+    a.kind = FaultKind::kLinkFaults;
+    out_.push_back(a);
+    out_.push_back(FaultAction{stop, FaultKind::kLinkRepair, a.node, a.shape, {}, 0, {}, {}});
+  }
+
+  void Clog(FaultAction a, Duration length) {
+    a.kind = FaultKind::kClog;
+    a.length = length;
+    out_.push_back(a);
+  }
+
+  // Ends the schedule with a heal of everything at `end`, in time order.
+  std::vector<FaultAction> Finish(Duration end) {
+    FaultAction heal;
+    heal.at = end;
+    heal.kind = FaultKind::kHealAll;
+    out_.push_back(heal);
+    std::stable_sort(out_.begin(), out_.end(),
+                     [](const FaultAction& x, const FaultAction& y) { return x.at < y.at; });
+    return std::move(out_);
+  }
+
+ private:
+  const NemesisOptions& options_;
+  const uint32_t node_count_;
+  Rng& rng_;
+  std::vector<FaultAction> out_;
+  DownTracker down_;
+  Duration partition_until_ = Duration::Zero();
+  Duration link_until_ = Duration::Zero();
+};
+
 }  // namespace
 
 std::vector<FaultAction> Nemesis::Draw(const NemesisOptions& options, uint32_t node_count,
@@ -103,11 +206,8 @@ std::vector<FaultAction> Nemesis::Draw(const NemesisOptions& options, uint32_t n
   if (options.link_faults) families.push_back(Family::kLink);
   if (options.clogs && node_count >= 2) families.push_back(Family::kClog);
 
-  std::vector<FaultAction> out;
+  ScheduleDrawer drawer(options, node_count, rng);
   const Duration end = options.start + options.duration;
-  DownTracker down{std::vector<Duration>(node_count, Duration::Zero())};
-  Duration partition_until = Duration::Zero();
-  Duration link_until = Duration::Zero();
   Duration t = options.start;
   while (!families.empty()) {
     t += rng.Exponential(options.interval_mean);
@@ -120,82 +220,15 @@ std::vector<FaultAction> Nemesis::Draw(const NemesisOptions& options, uint32_t n
     a.at = t;
     a.node = NodeId(static_cast<uint32_t>(rng.Uniform(node_count)));
     switch (family) {
-      case Family::kPartition: {
-        if (partition_until > t) break;
-        partition_until = stop;
-        a.kind = FaultKind::kPartition;
-        a.shape = static_cast<PartitionShape>(rng.Uniform(kPartitionShapeCount));
-        a.grudge = Grudge::Make(a.shape, node_count, rng);
-        const bool flap = options.flapping && rng.Chance(Ratio::Percent(25));
-        if (!flap) {
-          out.push_back(a);
-          out.push_back(FaultAction{stop, FaultKind::kHeal, a.node, a.shape, {}, 0, {}, {}});
-          break;
-        }
-        // Flapping: the same cut toggles faster than most failure detectors settle.
-        for (Duration u = t; u < stop; u += options.flap_period * 2) {
-          FaultAction on = a;
-          on.at = u;
-          out.push_back(on);
-          const Duration off = std::min(u + options.flap_period, stop);
-          out.push_back(FaultAction{off, FaultKind::kHeal, a.node, a.shape, {}, 0, {}, {}});
-        }
-        break;
-      }
-      case Family::kCrash:
-      case Family::kPause: {
-        if (!down.Free(a.node.value(), t) || down.DownAt(t) >= options.down_max) break;
-        down.busy_until[a.node.value()] = stop;
-        const bool crash = family == Family::kCrash;
-        a.kind = crash ? FaultKind::kCrash : FaultKind::kPause;
-        out.push_back(a);
-        out.push_back(FaultAction{stop, crash ? FaultKind::kRestart : FaultKind::kResume, a.node,
-                                  a.shape, {}, 0, {}, {}});
-        break;
-      }
-      case Family::kClock: {
-        const uint64_t which = rng.Uniform(3);
-        if (which == 0) {
-          a.kind = FaultKind::kClockJump;
-          a.amount = rng.Range(-options.clock_jump_max.nanos(), options.clock_jump_max.nanos());
-        } else if (which == 1) {
-          a.kind = FaultKind::kClockStrobe;
-          a.amount = rng.Range(1'000'000, std::max<int64_t>(options.clock_jump_max.nanos(), 1'000'000));
-          a.period = rng.Range(Duration::Millis(1), Duration::Millis(200));
-          a.length = length;
-        } else {
-          a.kind = FaultKind::kClockDrift;
-          a.amount = rng.Range(-options.drift_ppm_max, options.drift_ppm_max);
-        }
-        out.push_back(a);
-        if (a.kind != FaultKind::kClockDrift) {
-          out.push_back(FaultAction{stop, FaultKind::kClockReset, a.node, a.shape, {}, 0, {}, {}});
-        }
-        break;
-      }
-      case Family::kLink: {
-        if (link_until > t) break;
-        link_until = stop;
-        a.kind = FaultKind::kLinkFaults;
-        out.push_back(a);
-        out.push_back(FaultAction{stop, FaultKind::kLinkRepair, a.node, a.shape, {}, 0, {}, {}});
-        break;
-      }
-      case Family::kClog: {
-        a.kind = FaultKind::kClog;
-        a.length = length;
-        out.push_back(a);
-        break;
-      }
+      case Family::kPartition: drawer.Partition(a, stop); break;
+      case Family::kCrash: drawer.DownFault(a, stop, /*crash=*/true); break;
+      case Family::kPause: drawer.DownFault(a, stop, /*crash=*/false); break;
+      case Family::kClock: drawer.ClockFault(a, length, stop); break;
+      case Family::kLink: drawer.LinkFaults(a, stop); break;
+      case Family::kClog: drawer.Clog(a, length); break;
     }
   }
-  FaultAction heal;
-  heal.at = end;
-  heal.kind = FaultKind::kHealAll;
-  out.push_back(heal);
-  std::stable_sort(out.begin(), out.end(),
-                   [](const FaultAction& x, const FaultAction& y) { return x.at < y.at; });
-  return out;
+  return drawer.Finish(end);
 }
 
 void Nemesis::Apply(World& world, const FaultAction& a, const NemesisOptions& options) {

@@ -475,7 +475,7 @@ TEST(SimNetworkTest, MessagesToAPausedNodeWaitAndArriveInOrderAfterResume) {
   world.Boot(NodeId(1), [&log1](Env& env) { return std::make_unique<Recorder>(env, &log1); });
   world.Pause(NodeId(1));
   for (int i = 0; i < 10; ++i) {
-    Send(world, NodeId(0), NodeId(1), "m" + std::to_string(i));
+    Send(world, NodeId(0), NodeId(1), std::string("m").append(std::to_string(i)));
     world.RunFor(Duration::Millis(1));
   }
   world.RunFor(Duration::Seconds(5));
@@ -483,7 +483,7 @@ TEST(SimNetworkTest, MessagesToAPausedNodeWaitAndArriveInOrderAfterResume) {
   world.Resume(NodeId(1));
   world.RunFor(Duration::Millis(1));
   std::vector<std::string> expected;
-  for (int i = 0; i < 10; ++i) expected.push_back("m" + std::to_string(i));
+  for (int i = 0; i < 10; ++i) expected.push_back(std::string("m").append(std::to_string(i)));
   EXPECT_EQ(log1, expected);
   EXPECT_EQ(world.network().stats().dropped_down, 0u);
 }

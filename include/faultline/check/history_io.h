@@ -1,6 +1,6 @@
 // File: faultline/check/history_io.h
 //
-// Reads a Jepsen-shaped history from JSON lines, the format sim::History::WriteJsonl writes:
+// Reads a Jepsen-shaped history from JSON lines, the format History::WriteJsonl writes:
 //   {"index":0,"process":3,"type":"invoke","f":"write","value":1,"time_ns":1500000}
 // so that histories recorded elsewhere (or saved from a failing run) can be checked offline.
 //
@@ -32,8 +32,8 @@
 #include <cstdint>
 #include <istream>
 
+#include "faultline/check/history.h"
 #include "faultline/core/status.h"
-#include "faultline/sim/history.h"
 
 namespace faultline::check {
 
@@ -46,26 +46,6 @@ struct HistoryParseLimits {
   size_t json_depth_max = 64;
 };
 
-Result<sim::History> ParseHistoryJsonl(std::istream& in, const HistoryParseLimits& limits = {});
-
-namespace internal {
-
-// For tests only: ParseHistoryJsonl must return exactly what these return (same ops, same error
-// status and message) for every input, and history_io_test checks that differentially.
-
-// The previous implementation, kept as the oracle: every line through a full nlohmann::json DOM.
-Result<sim::History> ParseHistoryJsonlReference(std::istream& in,
-                                                const HistoryParseLimits& limits = {});
-
-// How ParseHistoryJsonl handled the non-blank lines it looked at: by the single-pass scanner, or
-// by the DOM parser it falls back to (so that tests can show both paths are exercised).
-struct HistoryParseCounters {
-  uint64_t fast_lines = 0;
-  uint64_t dom_lines = 0;
-};
-Result<sim::History> ParseHistoryJsonlCounting(std::istream& in, const HistoryParseLimits& limits,
-                                               HistoryParseCounters& counters);
-
-}  // namespace internal
+Result<History> ParseHistoryJsonl(std::istream& in, const HistoryParseLimits& limits = {});
 
 }  // namespace faultline::check

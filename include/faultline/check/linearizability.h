@@ -20,9 +20,12 @@
 //              taken from the completion); cas: {"key":k,"from":a,"to":b}.
 // Values are compared by their compact JSON text (so 1 and 1.0 are different values).
 //
-// Cost: exponential in the worst case (it is NP-complete); bounded by CheckOptions::deadline
-// (wall clock) and by the memo size, either of which yields kUnknown. Memory is about
+// Cost: exponential in the worst case (it is NP-complete); bounded by the memo size and, when a
+// clock is given, by CheckOptions::deadline, either of which yields kUnknown. Memory is about
 // memo entries x (ops in the partition / 8 + 24) bytes.
+//
+// Dependencies: this module (faultline::check) links only faultline::core and nlohmann_json; it
+// uses the header-only Clock interface of faultline/env/clock.h and never the simulator.
 //
 // Thread safety: Check is reentrant; it runs on the calling thread only.
 #pragma once
@@ -33,10 +36,10 @@
 #include <string>
 #include <vector>
 
+#include "faultline/check/history.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
-#include "faultline/sim/history.h"
 
 namespace faultline::check {
 
@@ -52,7 +55,10 @@ const char* VerdictName(Verdict verdict);
 struct CheckOptions {
   // Budget for the whole check, measured on `clock`.
   Duration deadline = Duration::Seconds(60);
-  // Time source for the budgets; nullptr: the process's SystemClock. Pass a ManualClock (or a
+  // Time source for `deadline` and `minimize_budget`. nullptr (the default): no time budget at
+  // all; both durations are ignored, only the memo limits below bound the work, and
+  // CheckStats::elapsed is zero. For a wall-clock budget pass the process clock
+  // (&SystemClock::Default() from faultline/adapters/system_clock.h); pass a ManualClock (or a
   // simulated node's clock) to make the verdict independent of how fast the machine is.
   Clock* clock = nullptr;
   // Memo entries per partition; reaching it gives kUnknown.
@@ -67,7 +73,7 @@ struct CheckOptions {
   // After a violation, drop operations one at a time while the partition stays non-linearizable,
   // to report a 1-minimal failing set. Only for partitions with at most this many ops; 0 = off.
   size_t minimize_ops_max = 400;
-  // Wall-clock budget for that minimisation (within `deadline`); on expiry the unminimised
+  // Budget for that minimisation on `clock` (within `deadline`); on expiry the unminimised
   // explanation is reported.
   Duration minimize_budget = Duration::Seconds(1);
 };
@@ -82,7 +88,7 @@ struct PartitionResult {
   size_t memo_peak = 0;
 };
 
-// Why a partition is not linearizable. Op numbers are sim::HistoryOp::index of the invocations.
+// Why a partition is not linearizable. Op numbers are HistoryOp::index of the invocations.
 struct Explanation {
   std::string key;
   // The longest linearisation found, in order, and the op that could not be placed after it
@@ -116,7 +122,6 @@ struct LinearizabilityResult {
   CheckStats stats;
 };
 
-LinearizabilityResult Check(const sim::History& history, Model model,
-                            const CheckOptions& options = {});
+LinearizabilityResult Check(const History& history, Model model, const CheckOptions& options = {});
 
 }  // namespace faultline::check

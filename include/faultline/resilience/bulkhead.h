@@ -42,7 +42,7 @@
 #include "faultline/core/time.h"
 #include "faultline/env/cancel.h"
 #include "faultline/env/executor.h"
-#include "faultline/resilience/striped_counters.h"
+#include "faultline/resilience/internal/striped_counters.h"
 
 namespace faultline {
 

@@ -46,6 +46,7 @@
 #include "faultline/env/executor.h"
 #include "faultline/env/task.h"
 #include "faultline/resilience/deadline.h"
+#include "faultline/resilience/internal/hedging.h"
 #include "faultline/resilience/retry.h"
 #include "faultline/resilience/retry_after.h"
 #include "faultline/resilience/retry_budget.h"
@@ -95,108 +96,13 @@ template <typename T>
 using HedgeFnWithPushback =
     std::function<Task<Result<T>>(int attempt, CancelToken cancel, Pushback& pushback)>;
 
-namespace hedging_internal {
-
-template <typename T>
-struct Slot {
-  bool done = false;
-  bool seen = false;
-  Pushback pushback;
-  std::optional<Result<T>> result;
-};
-
-// State shared between the hedge coroutine and its attempts; lives in the hedge's frame.
-template <typename T>
-struct Shared {
-  explicit Shared(Executor& e) : executor(e) {}
-  Shared(const Shared&) = delete;
-  Shared& operator=(const Shared&) = delete;
-  ~Shared() {
-    if (timer) executor.Cancel(timer);
-  }
-
-  // Something happened (an attempt finished, the caller cancelled): wake the hedge on a later
-  // turn if it is waiting. Never resumes inline.
-  void Notify() {
-    event = true;
-    if (!waiter || wake_posted) return;
-    if (timer) executor.Cancel(timer);
-    wake_posted = true;
-    timer = executor.Post([this] {
-      timer = {};
-      Wake();
-    });
-  }
-  void Wake() {
-    wake_posted = false;
-    if (timer) {
-      executor.Cancel(timer);
-      timer = {};
-    }
-    std::coroutine_handle<> h = std::exchange(waiter, nullptr);
-    if (h) h.resume();
-  }
-
-  Executor& executor;
-  std::coroutine_handle<> waiter;
-  TimerId timer;
-  bool wake_posted = false;
-  bool event = false;
-  std::array<Slot<T>, kHedgeAttemptsMax> slots;
-};
-
-// co_await: until Notify() or `timeout` (Infinite: no timer).
-template <typename T>
-class [[nodiscard]] WaitAwaiter {
- public:
-  WaitAwaiter(Shared<T>& s, Duration timeout, CancelToken cancel)
-      : s_(s), timeout_(timeout), cancel_(std::move(cancel)) {}
-  WaitAwaiter(const WaitAwaiter&) = delete;
-  WaitAwaiter& operator=(const WaitAwaiter&) = delete;
-  ~WaitAwaiter() {
-    cancel_.Unregister(registration_);
-    s_.waiter = nullptr;
-  }
-  bool await_ready() const { return s_.event || cancel_.cancelled(); }
-  void await_suspend(std::coroutine_handle<> h) {
-    s_.waiter = h;
-    if (!timeout_.is_infinite()) {
-      Shared<T>* s = &s_;
-      s_.timer = s_.executor.ScheduleAfter(timeout_, [s] {
-        s->timer = {};
-        s->Wake();
-      });
-    }
-    Shared<T>* s = &s_;
-    registration_ = cancel_.Register([s] { s->Notify(); });
-  }
-  void await_resume() const {}
-
- private:
-  Shared<T>& s_;
-  Duration timeout_;
-  CancelToken cancel_;
-  uint64_t registration_ = 0;
-};
-
-template <typename T>
-Task<void> RunAttempt(Shared<T>* s, HedgeFnWithPushback<T>* fn, int index, CancelToken cancel) {
-  Slot<T>& slot = s->slots[static_cast<size_t>(index)];
-  Result<T> r = co_await (*fn)(index, std::move(cancel), slot.pushback);
-  slot.result.emplace(std::move(r));
-  slot.done = true;
-  s->Notify();
-}
-
-}  // namespace hedging_internal
-
 // Runs a hedged call; see the file comment. `executor`, `clock` and `budget` (nullptr: no budget)
 // must outlive the returned task; the policy is copied into it (it is small).
 template <typename T>
 Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
                       RetryBudget* budget, Deadline deadline, HedgeFnWithPushback<T> fn,
                       CancelToken cancel = {}, HedgeReport* report = nullptr) {
-  using hedging_internal::Shared;
+  using Shared = hedging_internal::Shared<T, kHedgeAttemptsMax>;
   HedgeReport local;
   HedgeReport& rep = report != nullptr ? *report : local;
   rep = HedgeReport{};
@@ -204,7 +110,7 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
 
   // Declaration order matters: `attempts` is destroyed first (tearing down attempts still in
   // flight), then the cancel source, then the shared state they point to.
-  Shared<T> shared(executor);
+  Shared shared(executor);
   CancelSource attempts_cancel;
   TaskSet attempts;
 
@@ -274,7 +180,7 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
         rep.attempts_started = started;
         next_at = now + opt.hedge_delay;
         // Runs until its first suspension (or to completion) before Spawn returns.
-        attempts.Spawn(hedging_internal::RunAttempt<T>(&shared, &fn, static_cast<int>(k),
+        attempts.Spawn(hedging_internal::RunAttempt(&shared, &fn, static_cast<int>(k),
                                                        attempts_cancel.token()));
         continue;  // it may already have finished
       }
@@ -289,7 +195,7 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
     MonoTime wake_at = deadline.at();
     if (more_to_send && next_at < wake_at) wake_at = next_at;
     const Duration timeout = wake_at == MonoTime::Max() ? Duration::Infinite() : wake_at - now;
-    co_await hedging_internal::WaitAwaiter<T>(shared, timeout, cancel);
+    co_await hedging_internal::WaitAwaiter<T, kHedgeAttemptsMax>(shared, timeout, cancel);
   }
 }
 

@@ -48,7 +48,7 @@
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
-#include "faultline/resilience/striped_counters.h"
+#include "faultline/resilience/internal/rate_limiter.h"
 
 namespace faultline {
 
@@ -95,29 +95,6 @@ struct RateLimiterCounters {
   uint64_t keys_exhausted = 0;  // KeyedRateLimiter only
   uint64_t keys_evicted = 0;    // KeyedRateLimiter only: idle keys forgotten to make room
 };
-
-namespace limiter_internal {
-
-// Statistics in 16 per-thread stripes, incremented by relaxed load+store so that a call writes
-// only its own thread's cache line. Exact with up to 16 threads using one limiter; beyond that,
-// threads sharing a stripe may lose increments. Decisions never read them.
-class StripedCounters : public resilience_internal::StripedCounters<3> {
- public:
-  enum Counter : uint32_t { kAdmitted, kRejected, kNever, kCount };
-};
-
-// One GCRA decision on a TAT. Admitted: returns 0 and sets *tat to tat'. Rejected: returns the
-// wait (> 0) and leaves *tat. Requires 0 <= inc <= tau < 2^62.
-inline int64_t GcraDecide(int64_t* tat, int64_t now, int64_t inc, int64_t tau) {
-  const int64_t base = *tat > now ? *tat : now;
-  const int64_t next = time_internal::SatAdd(base, inc);
-  const int64_t allow_at = next - tau;
-  if (now < allow_at) return allow_at - now;
-  *tat = next;
-  return 0;
-}
-
-}  // namespace limiter_internal
 
 struct TokenBucketOptions {
   // Most tokens the bucket holds: the largest burst, and the largest admissible request. >= 1.

@@ -1,6 +1,7 @@
-// File: faultline/resilience/striped_counters.h
+// File: faultline/resilience/internal/striped_counters.h
 //
-// Internal: statistics counters in 16 per-thread stripes, shared by the breaker, the rate limiters
+// Not part of the API (included by public headers whose inline hot paths count with it).
+// Statistics counters in 16 per-thread stripes, shared by the breaker, the rate limiters
 // and the bulkhead. An increment is a relaxed load+store on the calling thread's own cache line
 // (no read-modify-write, no sharing), so counting costs a hot path almost nothing. Exact with up
 // to 16 threads using one instance; beyond that, threads sharing a stripe may lose increments.

@@ -1,10 +1,10 @@
-#include "faultline/sim/history.h"
+#include "faultline/check/history.h"
 
 #include <cstdio>
 
 #include "faultline/core/assert.h"
 
-namespace faultline::sim {
+namespace faultline::check {
 
 const char* OpTypeName(OpType type) {
   switch (type) {
@@ -54,4 +54,4 @@ void History::WriteJsonl(std::ostream& out) const {
   }
 }
 
-}  // namespace faultline::sim
+}  // namespace faultline::check

@@ -1,0 +1,59 @@
+// The search half of faultline/check/linearizability.h, private to the checker: Wing & Gong's
+// search with Lowe's memo over one partition's paired operations, and the greedy minimisation of
+// a failing partition. linearizability.cc turns a History into these POps and the results back
+// into the public LinearizabilityResult.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "faultline/check/linearizability.h"
+#include "faultline/core/time.h"
+#include "faultline/env/clock.h"
+
+namespace faultline::check::internal {
+
+enum class OpKind : uint8_t { kRead, kWrite, kCas };
+
+// One paired operation inside a partition. Values are interned ids (see Interner).
+struct POp {
+  uint64_t index = 0;           // history index of the invocation
+  size_t completion_pos = 0;    // position of the completion in the history (if !info)
+  int64_t call_ns = 0;
+  int64_t return_ns = 0;        // meaningless when info
+  bool info = false;            // return time +inf
+  OpKind kind = OpKind::kRead;
+  int64_t a = 0;                // read: value read; write: value; cas: expected
+  int64_t b = 0;                // cas: new
+};
+
+struct SearchLimits {
+  // nullptr: no time budget (`deadline` is ignored); only the memo limits bound the search.
+  Clock* clock = nullptr;
+  MonoTime deadline;
+  size_t memo_entries_max = 0;
+  size_t memo_bytes_max = 0;
+
+  bool Expired() const { return clock != nullptr && clock->Now() >= deadline; }
+};
+
+struct SearchOutcome {
+  Verdict verdict = Verdict::kUnknown;
+  uint64_t states_explored = 0;
+  size_t memo_peak = 0;
+  std::vector<size_t> best_prefix;  // positions in the partition's op vector
+  size_t blocked = 0;
+};
+
+// Decides whether `ops` (non-empty) has a linearisation from `initial_state`. kUnknown when a
+// limit ran out. On kNotLinearizable, best_prefix/blocked describe the longest partial
+// linearisation found.
+SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim);
+
+// Greedily drops ops while the partition stays non-linearizable: the result is 1-minimal among
+// sets in which every value consumed has a producer. Returns false when the limits ran out first
+// (then `ops` is some non-linearizable subset of the input).
+bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim);
+
+}  // namespace faultline::check::internal
