@@ -99,7 +99,8 @@ TEST(RetryChecker, AmplificationIsAttemptsPerFailedRequest) {
   EXPECT_DOUBLE_EQ(r.metrics.at("db_peak_load_per_s"), 80.0);  // 8 attempts in one 100 ms
 }
 
-// One request per 500 ms window after the blip; they fail until 11.5 s: recovery takes 11 s.
+// One request per 500 ms window after the blip; they fail until 11.5 s: recovery takes 11 s. The
+// last request (15.5 s) opens a window the arrivals cut short, which is not judged: 29 windows.
 TEST(RetryChecker, NotRecoveredNamesTheLastUnhealthyWindow) {
   RetryObservations obs;
   obs.blip_start_ns = 0;
@@ -116,14 +117,20 @@ TEST(RetryChecker, NotRecoveredNamesTheLastUnhealthyWindow) {
   EXPECT_EQ(r.violations.at("not-recovered"), 1);
   EXPECT_EQ(Detail(r, "not-recovered"),
             "recovered 11.000000 s after the blip's end > 10 s: the last unhealthy 500 ms window, "
-            "at 11.500000 s, was 0% successful (0 of 1) < 90%; 22 of 30 windows were unhealthy");
+            "at 11.500000 s, was 0% successful (0 of 1) < 90%; 22 of 29 windows were unhealthy");
   // A request left unanswered at the end counts as failed: never recovered.
-  obs.requests.back().outcome = Outcome::kPending;
+  obs.requests[28].outcome = Outcome::kPending;
   RunResult never;
   CheckRetryHistory(obs, &never);
   EXPECT_EQ(Detail(never, "not-recovered"),
-            "never recovered after the blip: the last unhealthy 500 ms window, at 15.500000 s, was "
-            "0% successful (0 of 1) < 90%; 23 of 30 windows were unhealthy");
+            "never recovered after the blip: the last unhealthy 500 ms window, at 15.000000 s, was "
+            "0% successful (0 of 1) < 90%; 23 of 29 windows were unhealthy");
+  // ...but not in the window the arrivals cut short (regression: backpressure seed 3307).
+  obs.requests[28].outcome = Outcome::kOk;
+  obs.requests.back().outcome = Outcome::kPending;
+  RunResult partial;
+  CheckRetryHistory(obs, &partial);
+  EXPECT_DOUBLE_EQ(partial.metrics.at("recovery_s"), 11.0);
 }
 
 // A trigger phase of 1 s at capacity 10/s with 20 requests offered: at most 10 could be served.
@@ -138,6 +145,8 @@ BackpressureObservations TriggerPhase(int served) {
   }
   obs.phases.push_back({2000 * kMs, 100, false});
   obs.requests.push_back(Request(99, 2200, Outcome::kOk, 2210));
+  // Completes the window [2 s, 3 s): only complete windows are judged for recovery.
+  obs.requests.push_back(Request(100, 3000, Outcome::kOk, 3010));
   return obs;
 }
 
@@ -155,7 +164,7 @@ TEST(BackpressureChecker, GoodputIsMeasuredAgainstRemainingCapacity) {
 
 TEST(BackpressureChecker, FlagsCollapseAndNoRecoveryWithTheirFigures) {
   BackpressureObservations obs = TriggerPhase(3);  // 3 of a possible 10: 30%
-  obs.requests.back().outcome = Outcome::kFail;    // and after the trigger, nothing succeeds
+  obs.requests[20].outcome = Outcome::kFail;       // and after the trigger, nothing succeeds
   obs.queue_samples.push_back({2100 * kMs, 40, 100});
   RunResult r;
   CheckBackpressureHistory(obs, &r);
@@ -178,6 +187,17 @@ TEST(BackpressureChecker, AcceptsAHealthyRecord) {
   CheckBackpressureHistory(obs, &r);
   EXPECT_EQ(r.violation_count(), 0);
   EXPECT_TRUE(r.violation_details.empty());
+}
+
+// Regression, backpressure hardened seed 3307: one request invoked as the arrivals stopped and
+// shed by the bulkhead made the cut-short last window "0% successful". It is not a window.
+TEST(BackpressureChecker, TheWindowTheArrivalsCutShortIsNotJudged) {
+  BackpressureObservations obs = TriggerPhase(10);
+  obs.requests.push_back(Request(101, 3001, Outcome::kFail, 3002));
+  RunResult r;
+  CheckBackpressureHistory(obs, &r);
+  EXPECT_EQ(r.violations.count("not-recovered"), 0u);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recovery_s"), 0.0);
 }
 
 }  // namespace
