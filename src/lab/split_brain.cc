@@ -433,7 +433,7 @@ class LeaseNode : public ClusterNode {
 
   void Start() override {
     const lease::PaxosLeaseOptions options = LeaseOptions();
-    auto acceptor = lease::PaxosLeaseAcceptor::Create(env_, rpc_, options, incarnation_ > 1);
+    auto acceptor = lease::PaxosLeaseAcceptor::Create(env_, rpc_, options, incarnation_ > 0);
     FL_ASSERT_MSG(acceptor.ok(), acceptor.status().ToString().c_str());
     acceptor_ = std::move(acceptor).value();
     auto client = lease::PaxosLeaseClient::Create(env_, rpc_, options);

@@ -37,6 +37,14 @@ TEST(SplitBrain, HardenedHoldsOnEverySeed) {
   }
 }
 
+// A node's first restart is incarnation 1. Its acceptor must stay quiet then too: seed 7000000995
+// restarts n4 (crashed at 13.06 s) while the paused leader n0 still holds a lease that n4's acceptor
+// had accepted; answering at once, n4's acceptor joined n1 and n3 in granting n4 a second lease.
+TEST(SplitBrain, HardenedAcceptorQuietAfterFirstRestart) {
+  const RunResult r = RunSeed("hardened", 7000000995);
+  EXPECT_EQ(r.violation_count(), 0) << Describe(r);
+}
+
 // Self-election on a heartbeat timeout: a partitioned or paused leader goes on leading, so two
 // nodes act at once, the store takes a deposed leader's writes, and clients read stale values.
 TEST(SplitBrain, NaiveActsTwiceAndWritesStale) {
