@@ -51,8 +51,30 @@ constexpr Duration kFailoverAfterHeal = Duration::Seconds(4);
 constexpr Duration kRestartAfterFailover = Duration::Seconds(6);
 constexpr Duration kRunEnd = Duration::Seconds(34);
 constexpr Duration kLivenessBound = Duration::Seconds(10);
-// An upper bound on one round trip here: 2 × (0.5 ms + an exponential tail of mean 0.5 ms).
+// An upper bound on one round trip here: 2 × (0.5 ms + an exponential tail of mean 0.5 ms). A
+// message's extra latency passes 4.5 ms (nine means) with probability e^-9 ≈ 1e-4.
 constexpr Duration kRttBound = Duration::Millis(10);
+// The nemesis drifts clocks by at most this much (ρ); acceptors time leases on their own clocks.
+constexpr int64_t kDriftPpmMax = 500;
+
+// The failover bound, derived. Every fault has ended by the crash at C (the generic nemesis at the
+// heal, 4 s before; aimed faults and the restarted acceptors' quiet, restart_quiet = 2.5 s, by
+// 2.5 s after it), so the four other nodes are up and connected.
+//   1. The crashed leader's value expires at every acceptor by C + kTtl·(1 + ρ) + kRttBound / 2:
+//      its last Propose was accepted at most one way after C, and an acceptor forgets it kTtl
+//      later on a clock running at most ρ slow.
+//   2. A follower campaigns once its phi detector suspects the leader (about 0.5 s after the last
+//      heartbeat, well before 1.), and its attempts start at most 2·kRetryMin + kRttBound apart:
+//      a refused attempt costs a prepare round trip, then RetryDelay < 2·kRetryMin. So an attempt
+//      starts within that after the expiry.
+//   3. That attempt wins with a prepare and a propose (2 round trips), and the winner can act after
+//      its store load (1 more).
+//   bound = kTtl·(1 + ρ) + kRttBound/2 + 2·kRetryMin + 4·kRttBound = 2001 + 5 + 500 + 40 = 2546 ms.
+// It takes the first attempt after the expiry to win: two candidates whose rounds interleave
+// (dueling proposers) can both lose all kPrepareAttemptsMax rounds and wait another RetryDelay.
+constexpr Duration kFailoverBound = kTtl + kTtl * kDriftPpmMax / 1'000'000 + kRttBound / 2 +
+                                    kRetryMin * 2 + kRttBound * 4;
+static_assert(kFailoverBound == Duration::Millis(2546));
 
 // ---- the world-level workload, probe and leader-aimed nemesis ----
 
@@ -317,7 +339,7 @@ class SplitBrain final : public Scenario {
                           : v == "lease-only" ? Design::kLeaseOnly
                                               : Design::kHardened;
     sim::WorldOptions options = sim::WorldOptions::Nodes(kNodes);
-    options.clocks.drift_ppm_max = 500;
+    options.clocks.drift_ppm_max = kDriftPpmMax;
     sim::World world(ctx.seed, options);
     ObserveRun(world, ctx);
     world.clock(NodeId(kStoreNode)).SetDrift(0);
@@ -367,7 +389,7 @@ class SplitBrain final : public Scenario {
     nemesis.duration = kFaultDuration;
     nemesis.interval_mean = Duration::Millis(2000);
     nemesis.flap_period = Duration::Millis(150);  // faster than the election timeout
-    nemesis.drift_ppm_max = 500;
+    nemesis.drift_ppm_max = kDriftPpmMax;
     nemesis.clock_jump_max = Duration::Seconds(2);
     nemesis.down_max = 2;
     faults->schedule =
@@ -393,7 +415,6 @@ class SplitBrain final : public Scenario {
 
   // Failover: crash whoever leads (when exactly one node does), then bring it back.
   static void CrashLeader(sim::World& world, Harness& harness) {
-    const Duration failover_bound = kTtl + kRetryMin + kRetryMin + kRttBound + kRttBound;
     const std::vector<uint32_t> acting = harness.ActingLeaders();
     NemesisMark mark;
     if (acting.size() != 1) {
@@ -404,7 +425,7 @@ class SplitBrain final : public Scenario {
     const uint32_t leader = acting.front();
     mark.kind = NemesisMark::Kind::kFailoverCrash;
     mark.node = leader;
-    mark.bound = failover_bound;
+    mark.bound = kFailoverBound;
     harness.Mark(std::move(mark));
     world.Crash(NodeId(leader));
     sim::World* w = &world;
