@@ -184,9 +184,18 @@ struct Verdict {
   Status status;
 };
 
-// The prepare phase. An acceptor that refused because another node holds a live lease settles it
-// at once; without a majority of promises, higher ballots mean another round, silence means stop.
+// The prepare phase. An Acquire that won a majority of promises goes on, whatever a minority
+// says; otherwise an acceptor that refused because another node holds a live lease settles it at
+// once (for a renewal, always), higher ballots mean another round, silence means stop.
+//
+// Why a minority's refusal may be ignored: an acceptor promises only when no other node's value
+// is live on it, and a holder can act only while its value is live on a majority (its validity
+// ends before any acceptor's timer, see LeaseValidUntil). Two majorities intersect, so a majority
+// of promises proves that nobody else can act. A value live on a minority only is the leftover of
+// a proposal that lost (two candidates dueling each leave one on their own acceptor); treating it
+// as a lease would keep every candidate out for a whole TTL.
 Verdict JudgePrepare(const Round& prepare, NodeId self, size_t majority, bool renewing) {
+  if (!renewing && prepare.yes >= majority) return {Next::kGoOn, Status::Ok()};
   for (const std::optional<Reply>& r : prepare.replies) {
     if (!r.has_value() || r->ok || !r->live || r->holder == self) continue;
     if (renewing) {
