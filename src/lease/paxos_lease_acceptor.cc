@@ -122,14 +122,15 @@ struct PaxosLeaseAcceptor::State {
   }
 
   Result<Bytes> Revoke(NodeId from, const Request& req, MonoTime now) {
-    if (req.holder != from) {
-      return InvalidArgumentError("revoke for a holder other than its sender");
+    if (req.holder != from ||
+        (req.ballot != 0 && BallotOwner(req.ballot) != (from.value() & 0xFFFF))) {
+      return InvalidArgumentError("revoke for a holder or ballot other than its sender's");
     }
     auto it = names.find(req.name);
     if (it != names.end()) {
       NameState& ns = it->second;
       if (ns.accepted_ballot != 0 && !ns.released && ns.holder == req.holder &&
-          ns.token == req.token) {
+          ns.token == req.token && (req.ballot == 0 || ns.accepted_ballot == req.ballot)) {
         ns.released = true;  // also ends a lock-delay this value started
         if (ns.timer) env.executor().Cancel(ns.timer);
         ns.timer = {};
@@ -140,7 +141,8 @@ struct PaxosLeaseAcceptor::State {
     reply.ok = true;
     reply.promised = log.Promised(req.name);
     Describe(req.name, now, &reply);
-    FL_ASSERT(!reply.live || reply.holder != req.holder || reply.token != req.token);
+    FL_ASSERT(!reply.live || reply.holder != req.holder || reply.token != req.token ||
+              (req.ballot != 0 && reply.accepted_ballot != req.ballot));
     return paxos_lease_internal::EncodeReply(reply);
   }
 

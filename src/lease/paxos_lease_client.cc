@@ -165,6 +165,24 @@ struct PaxosLeaseClient::Impl {
 
   Task<Result<LeaseGrant>> Run(std::string name, Duration ttl, std::optional<LeaseGrant> renewing);
 
+  // Revokes `proposal` (this node's Propose, which did not win) at the acceptors that accepted
+  // it. Such a minority value looks like a live lease to everyone else's Prepare: with two
+  // candidates dueling, each side's leftovers refuse the other for a TTL, and the name stays
+  // ungranted that long. The revoke names the proposal's ballot, so a late one never releases a
+  // later grant that reused the token; and withdrawing is always safe, since this node never
+  // acted on the proposal. Best effort: a minority that misses it expires at its TTL.
+  Task<void> Withdraw(const Request& proposal) {
+    Request req;
+    req.name = proposal.name;
+    req.holder = proposal.holder;
+    req.token = proposal.token;
+    req.ballot = proposal.ballot;
+    Bytes bytes = paxos_lease_internal::EncodeRequest(Method::kRevoke, req);
+    const Round revoked =
+        co_await RunPhase(Method::kRevoke, std::move(bytes), options.round_timeout);
+    Learn(revoked);
+  }
+
   Env& env;
   Rpc& rpc;
   const PaxosLeaseOptions options;
@@ -282,10 +300,14 @@ Task<Result<LeaseGrant>> PaxosLeaseClient::Impl::Run(std::string name, Duration 
     const Round propose =
         co_await RunPhase(Method::kPropose, std::move(propose_bytes), PhaseTimeout(deadline));
     Learn(propose);
-    if (clock.Now() >= deadline) {
-      co_return DeadlineExceededError("propose did not finish within the lease's validity");
-    }
-    verdict = JudgePropose(propose, majority, renewing.has_value());
+    verdict = clock.Now() >= deadline
+                  ? Verdict{Next::kStop, DeadlineExceededError(
+                                             "propose did not finish within the lease's validity")}
+                  : JudgePropose(propose, majority, renewing.has_value());
+    // A lost Acquire's proposal may live on the minority that accepted it, where it would refuse
+    // every other candidate for a whole TTL (see Withdraw). A renewal's is never withdrawn: those
+    // acceptors stand for the holder's current grant too.
+    if (verdict.next != Next::kGoOn && !renewing.has_value()) co_await Withdraw(req);
     if (verdict.next == Next::kStop) co_return verdict.status;
     if (verdict.next == Next::kRetry) {
       last = std::move(verdict.status);

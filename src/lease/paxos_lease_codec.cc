@@ -69,6 +69,7 @@ Bytes EncodeRequest(Method method, const Request& request) {
     case Method::kRevoke:
       w.U32(request.holder.value());
       w.U64(request.token.value());
+      w.U64(request.ballot);  // 0: whichever ballot accepted the token
       break;
     case Method::kQuery:
       break;
@@ -99,6 +100,7 @@ Result<Request> DecodeRequest(Method method, std::span<const uint8_t> bytes) {
     FL_RETURN_IF_ERROR(Field(r.U64(&token), "token"));
   }
   if (method == Method::kPropose) FL_RETURN_IF_ERROR(Field(r.I64(&ttl_ns), "ttl"));
+  if (method == Method::kRevoke) FL_RETURN_IF_ERROR(Field(r.U64(&req.ballot), "ballot"));
   if (!r.empty()) return Malformed("trailing bytes");
   if (has_ballot && req.ballot == 0) return Malformed("ballot 0");
   if (has_value && token == 0) return Malformed("token 0");
