@@ -482,6 +482,32 @@ TEST(PaxosLeaseTest, LosingProposalsLeftOnAMinorityDoNotKeepCandidatesOutForATtl
   EXPECT_EQ(other.status().code(), StatusCode::kAlreadyExists) << other.status().ToString();
 }
 
+TEST(PaxosLeaseTest, RevokeNamingABallotReleasesOnlyTheValueAcceptedAtThatBallot) {
+  // An Acquire withdraws its lost proposal by ballot: a withdrawal that arrives late must not
+  // release a later proposal of the same holder and token, accepted at a higher ballot.
+  Cluster c(10);
+  pli::Request req;
+  req.name = kName;
+  req.holder = NodeId(1);
+  req.ttl = kTtl;
+  req.token = FencingToken(MakeBallot(3, NodeId(1)));
+  for (const uint64_t round : {3u, 4u}) {
+    req.ballot = MakeBallot(round, NodeId(1));
+    ASSERT_TRUE(c.Raw(1, 0, pli::Method::kPropose, req).ok());
+  }
+  req.ballot = MakeBallot(3, NodeId(1));  // the late withdrawal of the first proposal
+  Result<Bytes> stale = c.Raw(1, 0, pli::Method::kRevoke, req);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_TRUE(pli::DecodeReply(*stale)->live);
+  req.ballot = MakeBallot(4, NodeId(1));
+  Result<Bytes> current = c.Raw(1, 0, pli::Method::kRevoke, req);
+  ASSERT_TRUE(current.ok());
+  EXPECT_FALSE(pli::DecodeReply(*current)->live);
+  // A ballot that is not the sender's is refused.
+  req.ballot = MakeBallot(4, NodeId(2));
+  EXPECT_EQ(c.Raw(1, 0, pli::Method::kRevoke, req).status().code(), StatusCode::kInvalidArgument);
+}
+
 // ---- Restarts and the promise file ----
 
 TEST(PaxosLeaseTest, RestartedAcceptorIsQuietThenStillRefusesOldBallots) {
