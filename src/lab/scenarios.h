@@ -11,12 +11,7 @@ const Scenario* SelftestScenario();
 
 const Scenario* SplitBrainScenario();
 
-// split-brain's checker (split_brain_checker.cc): reads the store's f="store-write"/"store-load"
-// ops (value {"token","node",...}), the probe's f="leaders" samples ({"nodes":[...]}), the "heal"
-// and "failover-crash" markers, and the clients' f="read"/"write" ops (kv model), and adds
-// violations stale-write-accepted, two-leaders, non-linearizable, linearizability-unknown,
-// no-leader-after-heal, no-failover and failover-over-bound.
-void CheckSplitBrainHistory(const sim::History& history, RunResult* result);
+// split-brain's record and checker are declared in split_brain.h.
 
 const Scenario* ClockOrderingScenario();
 

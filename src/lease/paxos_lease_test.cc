@@ -454,6 +454,60 @@ TEST(PaxosLeaseTest, StaleProposeRevivedByTheNetworkCannotRegressTheToken) {
   EXPECT_GT(third->token, second->token);
 }
 
+TEST(PaxosLeaseTest, LosingProposalsLeftOnAMinorityDoNotKeepCandidatesOutForATtl) {
+  // Two candidates dueling: each one's Propose lost to the other's higher ballot everywhere but on
+  // its own acceptor, where it stays live for a TTL. A majority of promises (acceptors 0, 1, 3, 4
+  // for node 1) proves nobody else can act, so node 1 must win now; it used to take the minority's
+  // refusal from acceptor 2 for a lease and give up with kAlreadyExists, and node 2 likewise,
+  // until both leftovers expired. (The old rule gave the same grant whenever the refusal merely
+  // arrived after the third promise: proceeding reaches no state the old code could not.)
+  Cluster c(9);
+  for (const uint32_t n : {1u, 2u}) {
+    pli::Request req;
+    req.name = kName;
+    req.ballot = MakeBallot(5 + n, NodeId(n));
+    req.holder = NodeId(n);
+    req.token = FencingToken(req.ballot);
+    req.ttl = kTtl;
+    ASSERT_TRUE(c.Raw(n, n, pli::Method::kPrepare, req).ok());
+    Result<Bytes> accepted = c.Raw(n, n, pli::Method::kPropose, req);
+    ASSERT_TRUE(accepted.ok());
+    ASSERT_TRUE(pli::DecodeReply(*accepted)->ok);
+  }
+  Result<LeaseGrant> won = c.Acquire(1);
+  ASSERT_TRUE(won.ok()) << won.status().ToString();
+  EXPECT_EQ(won->holder, NodeId(1));
+  // A real lease still keeps everyone else out: it is live on a majority.
+  Result<LeaseGrant> other = c.Acquire(3);
+  EXPECT_EQ(other.status().code(), StatusCode::kAlreadyExists) << other.status().ToString();
+}
+
+TEST(PaxosLeaseTest, RevokeNamingABallotReleasesOnlyTheValueAcceptedAtThatBallot) {
+  // An Acquire withdraws its lost proposal by ballot: a withdrawal that arrives late must not
+  // release a later proposal of the same holder and token, accepted at a higher ballot.
+  Cluster c(10);
+  pli::Request req;
+  req.name = kName;
+  req.holder = NodeId(1);
+  req.ttl = kTtl;
+  req.token = FencingToken(MakeBallot(3, NodeId(1)));
+  for (const uint64_t round : {3u, 4u}) {
+    req.ballot = MakeBallot(round, NodeId(1));
+    ASSERT_TRUE(c.Raw(1, 0, pli::Method::kPropose, req).ok());
+  }
+  req.ballot = MakeBallot(3, NodeId(1));  // the late withdrawal of the first proposal
+  Result<Bytes> stale = c.Raw(1, 0, pli::Method::kRevoke, req);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_TRUE(pli::DecodeReply(*stale)->live);
+  req.ballot = MakeBallot(4, NodeId(1));
+  Result<Bytes> current = c.Raw(1, 0, pli::Method::kRevoke, req);
+  ASSERT_TRUE(current.ok());
+  EXPECT_FALSE(pli::DecodeReply(*current)->live);
+  // A ballot that is not the sender's is refused.
+  req.ballot = MakeBallot(4, NodeId(2));
+  EXPECT_EQ(c.Raw(1, 0, pli::Method::kRevoke, req).status().code(), StatusCode::kInvalidArgument);
+}
+
 // ---- Restarts and the promise file ----
 
 TEST(PaxosLeaseTest, RestartedAcceptorIsQuietThenStillRefusesOldBallots) {

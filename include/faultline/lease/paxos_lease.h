@@ -14,7 +14,8 @@
 //                        remember (holder, token) and start a timer of ttl on the acceptor's own
 //                        monotonic clock; when it fires the value is forgotten and, unless the
 //                        holder revoked it, the name enters lock-delay for `lock_delay`.
-//     Revoke(name, holder, token):  forgets the value if it is that holder's (no lock-delay).
+//     Revoke(name, holder, token, b):  forgets the value if it is that holder's (no lock-delay)
+//                        and, when b != 0, was accepted at ballot b.
 //   After a restart an acceptor answers nothing for `restart_quiet` (≥ the longest TTL): it has
 //   forgotten which leases it accepted, and staying silent until they have all expired keeps any
 //   majority it joins from granting a second holder (PaxosLease §4).
@@ -49,6 +50,10 @@
 //     PaxosLeaseLimits::kPrepareAttemptsMax rounds per call (then kAborted for Acquire,
 //     kUnavailable for KeepAlive). KeepAlive ignores lock-delay (it guards against a *new* holder;
 //     an acceptor that missed the last renewals may report it for the current holder's value).
+//   - An Acquire whose Propose did not win (rejected by a higher ballot, no majority in time)
+//     revokes it, by ballot, at the acceptors that accepted it. Otherwise that minority's value
+//     refuses every other candidate's Prepare as a live lease for a whole TTL; two dueling
+//     candidates each leave one, block each other, and a failover takes a TTL longer.
 //   - During restart_quiet an acceptor answers every request with kUnavailable (no promise, no
 //     value: it is as good as silence, and frees the caller at once). A disk error makes it
 //     fail-stop the same way until the process restarts (fsync errors cannot be retried safely).
@@ -176,7 +181,7 @@ inline constexpr uint32_t BallotOwner(uint64_t ballot) {
 // The wire format, exposed for tests (round trips and fuzzing); not for users.
 //   request = u8 version | bytes name | Prepare: u64 ballot
 //                                     | Propose: u64 ballot | u32 holder | u64 token | i64 ttl_ns
-//                                     | Revoke:  u32 holder | u64 token
+//                                     | Revoke:  u32 holder | u64 token | u64 ballot (0: any)
 //                                     | Query:   (nothing)
 //   reply   = u8 version | u8 flags (ok, has_accepted, live, lock_delay) | u64 promised
 //             | if has_accepted: u64 accepted_ballot | u32 holder | u64 token
@@ -190,7 +195,7 @@ inline constexpr uint8_t kWireVersion = 1;
 
 struct Request {
   std::string name;
-  uint64_t ballot = 0;  // Prepare, Propose
+  uint64_t ballot = 0;  // Prepare, Propose; Revoke (0: any ballot)
   NodeId holder;        // Propose, Revoke
   FencingToken token;   // Propose, Revoke
   Duration ttl;         // Propose

@@ -1,0 +1,130 @@
+// Internal to the `split-brain` scenario (split_brain*.cc): what the run records for its checker,
+// and the pieces the scenario's files share.
+//
+// The scenario records typed observations, each at the simulated instant it happened, in the
+// order they happened: the store's decisions, the probe's changes of who could act as leader, and
+// the nemesis' markers. The clients' reads and writes go to the world's sim::History instead (the
+// Jepsen-shaped history: the linearizability checker reads it, and `replay --history` exports it).
+// The checker is a function of these two records alone.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "faultline/core/time.h"
+#include "faultline/env/env.h"
+#include "faultline/lab/scenario.h"
+#include "faultline/sim/history.h"
+#include "faultline/sim/world.h"
+
+namespace faultline::lab::split_brain {
+
+// ---- the record ----
+
+// The store's answer to a write (a leader writing through) or a load (a new leader raising the
+// store's token, when fenced, and reading everything).
+struct StoreOp {
+  int64_t time_ns = 0;
+  bool load = false;
+  bool accepted = false;  // false: refused by the fence (a newer token had been seen)
+  uint64_t token = 0;
+  uint32_t node = 0;  // the sender
+  uint32_t key = 0;   // writes only
+  uint64_t value = 0;
+  uint64_t seq = 0;  // accepted writes: the store's order of accepted writes
+};
+
+// The probe saw the set of nodes able to act as leader change (sampled every millisecond).
+struct LeaderSample {
+  int64_t time_ns = 0;
+  std::vector<uint32_t> nodes;  // ascending
+};
+
+// A nemesis marker.
+struct NemesisMark {
+  enum class Kind : uint8_t {
+    kLeaderFault,     // a leader-aimed fault hit `node` for `length` (`name` says which)
+    kHeal,            // every fault ended; a leader is due within `bound`
+    kFailoverCrash,   // the only leader, `node`, was crashed; another is due within `bound`
+    kFailoverSkipped  // no single leader to crash
+  };
+  int64_t time_ns = 0;
+  Kind kind = Kind::kHeal;
+  std::string name;
+  uint32_t node = 0;
+  Duration length;
+  Duration bound;
+};
+
+using Observation = std::variant<StoreOp, LeaderSample, NemesisMark>;
+
+struct Record {
+  std::vector<Observation> observations;  // in the order they happened
+};
+
+// The checker (split_brain_checker.cc). Adds violations stale-write-accepted, two-leaders,
+// no-leader-after-heal, no-failover, failover-over-bound, non-linearizable,
+// linearizability-unknown and malformed-client-history, each with the first instance in words,
+// and the scenario's metrics. `clients` holds only the clients' f="read"/"write" ops (kv model,
+// values {"key","value"}).
+void Check(const Record& record, const sim::History& clients, RunResult* result);
+
+// ---- the pieces of the run (split_brain_store.cc, split_brain_nodes.cc) ----
+
+inline constexpr uint32_t kClusterNodes = 5;
+inline constexpr uint32_t kStoreNode = 5;
+inline constexpr uint32_t kNodes = 6;
+inline constexpr uint32_t kKeys = 3;
+
+inline constexpr Duration kTtl = Duration::Seconds(2);
+inline constexpr Duration kRetryMin = Duration::Millis(250);  // candidates retry in [T, 2T)
+inline constexpr Duration kHeartbeat = Duration::Millis(100);
+inline constexpr Duration kStoreTimeout = Duration::Millis(500);
+
+inline constexpr uint16_t kMethodStoreWrite = 1;
+inline constexpr uint16_t kMethodStoreLoad = 2;
+
+// One register of the store.
+struct Cell {
+  uint64_t value = 0;
+  uint64_t seq = 0;  // the store's order of accepted writes
+};
+
+enum class Design : uint8_t { kNaive, kLeaseOnly, kHardened };
+
+struct ClientRequest {
+  bool write = false;
+  uint32_t key = 0;
+  uint64_t value = 0;
+};
+
+enum class Outcome : uint8_t { kOk, kFail, kInfo };
+
+struct ClientReply {
+  Outcome outcome = Outcome::kFail;
+  std::optional<uint64_t> value;  // a read's result (nullopt: never written)
+};
+
+using ClientCallback = std::function<void(const ClientReply&)>;
+
+class ClusterNode : public sim::Node {
+ public:
+  // Runs on this node's executor; `done` is called at most once (never if the node crashes).
+  virtual void ClientOp(const ClientRequest& request, ClientCallback done) = 0;
+  // True iff this node would serve a client now: believes it leads (naive) or holds a valid lease
+  // and has loaded the store (lease designs). Read by the world-level probe.
+  virtual bool ActingLeader() const = 0;
+};
+
+// The shared store (node kStoreNode; split_brain_store.cc): records every decision in `record` at the world's time.
+// Fenced: refuses tokens below the highest it has seen.
+std::unique_ptr<sim::Node> MakeStoreNode(Env& env, sim::World* world, Record* record, bool fenced);
+// A cluster node of `design` (split_brain_nodes.cc); `incarnation` is the world's (0 on the first boot).
+std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation);
+
+}  // namespace faultline::lab::split_brain
