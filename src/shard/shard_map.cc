@@ -296,6 +296,16 @@ EpochCheck ShardMap::CheckEpoch(ShardId self, RangeId range, Epoch epoch) const 
   return {Kind::kOk, version_};
 }
 
+EpochCheck ShardMap::CheckRoute(ShardId self, std::string_view tenant, const Route& route) const {
+  if (!tenant.empty() && !overrides_.empty()) {
+    auto it = overrides_.find(tenant);
+    if (it != overrides_.end() && it->second.id != route.range) {
+      return {EpochCheck::Kind::kEpochNotMatch, version_};
+    }
+  }
+  return CheckEpoch(self, route.range, route.epoch);
+}
+
 std::vector<uint8_t> ShardMap::Encode() const {
   std::vector<uint8_t> out;
   ByteWriter w(&out);

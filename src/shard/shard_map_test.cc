@@ -121,6 +121,24 @@ TEST(ShardMap, CheckEpochAcceptsOnlyTheCurrentRoute) {
   EXPECT_NE(stale.ToStatus().message().find("EpochNotMatch"), std::string_view::npos);
 }
 
+// A client that does not know a tenant's override routes by key; the range's epoch alone looks
+// current, so the server must reject it because of the tenant.
+TEST(ShardMap, CheckRouteRejectsKeyRouteOfAnOverriddenTenant) {
+  const ShardMap v2 = TwoShards();
+  const ShardMap v3 = v2.SetOverride("hot", kB).value();
+  const Route old_route = v2.RouteTenantKey("hot", "hot/1");
+  EXPECT_EQ(v3.CheckEpoch(kA, old_route.range, old_route.epoch).kind, EpochCheck::Kind::kOk);
+  EXPECT_EQ(v3.CheckRoute(kA, "hot", old_route).kind, EpochCheck::Kind::kEpochNotMatch);
+  EXPECT_EQ(v3.CheckRoute(kB, "hot", v3.RouteTenantKey("hot", "hot/1")).kind,
+            EpochCheck::Kind::kOk);
+  EXPECT_EQ(v3.CheckRoute(kA, "other", v3.RouteTenantKey("other", "other/1")).kind,
+            EpochCheck::Kind::kOk);
+  // Override cleared: a request still routed by the override is stale.
+  const ShardMap v4 = v3.ClearOverride("hot").value();
+  EXPECT_EQ(v4.CheckRoute(kB, "hot", v3.RouteTenantKey("hot", "hot/1")).kind,
+            EpochCheck::Kind::kEpochNotMatch);
+}
+
 // A random history of changes (some invalid) starting from one range.
 ShardMap RandomMap(const std::vector<std::tuple<uint8_t, uint8_t, std::string>>& ops) {
   ShardMap m = ShardMap::Single(KeyMode::kRange, ShardId(0));

@@ -137,6 +137,10 @@ class ShardMap {
   const ShardRange* FindRange(RangeId id) const;
   // Server side: is a request routed with (range, epoch) valid for the server `self`?
   EpochCheck CheckEpoch(ShardId self, RangeId range, Epoch epoch) const;
+  // CheckEpoch for a tenant's request: also kEpochNotMatch when the tenant has an override and the
+  // request was routed by key (its client does not know the override yet), whose range epoch alone
+  // would still look current. An empty tenant is CheckEpoch.
+  EpochCheck CheckRoute(ShardId self, std::string_view tenant, const Route& route) const;
 
   // --- encoding
   std::vector<uint8_t> Encode() const;
