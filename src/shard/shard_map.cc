@@ -51,7 +51,7 @@ ShardMap ShardMap::Single(KeyMode mode, ShardId initial_shard, ShardMapOptions o
   m.shards_ = {initial_shard};
   m.ranges_.push_back({RangeId(1), Epoch(1), initial_shard, "", ""});
   m.next_range_id_ = 2;
-  FL_ASSERT(m.Validate().ok());
+  FL_ASSERT(m.Finish().ok());
   return m;
 }
 
@@ -86,12 +86,62 @@ Result<ShardMap> ShardMap::Create(KeyMode mode, uint64_t version, std::vector<Sh
   m.ranges_ = std::move(ranges);
   m.overrides_ = std::move(overrides);
   m.next_range_id_ = next_range_id;
-  FL_RETURN_IF_ERROR(m.Validate());
+  FL_RETURN_IF_ERROR(m.Finish());
   return m;
 }
 
 bool ShardMap::KnowsShard(ShardId shard) const {
   return std::binary_search(shards_.begin(), shards_.end(), shard);
+}
+
+Status ShardMap::Finish() {
+  FL_RETURN_IF_ERROR(Validate());
+  BuildIndex();
+  return Status::Ok();
+}
+
+void ShardMap::BuildIndex() {
+  hash_begins_.clear();
+  begins_.clear();
+  ids_.clear();
+  tenants_.clear();
+  tenant_slots_.clear();
+  for (const ShardRange& r : ranges_) {
+    if (mode_ == KeyMode::kHash) {
+      uint64_t v = 0;
+      for (unsigned char c : r.begin) v = (v << 8) | c;  // "" -> 0; otherwise exactly 8 bytes
+      hash_begins_.push_back(v);
+    } else {
+      begins_.push_back(r.begin);
+    }
+    ids_.push_back({r.id.value(), r.epoch, r.shard});
+  }
+  for (const auto& [tenant, o] : overrides_) {
+    ids_.push_back({o.id.value(), o.epoch, o.shard});
+    tenants_.emplace_back(tenant, o);
+  }
+  std::sort(ids_.begin(), ids_.end(),
+            [](const IdEntry& a, const IdEntry& b) { return a.id < b.id; });
+  if (tenants_.empty()) return;
+  size_t slots = 4;
+  while (slots < 2 * tenants_.size()) slots *= 2;
+  tenant_slots_.assign(slots, 0);
+  for (size_t i = 0; i < tenants_.size(); ++i) {
+    size_t at = KeyHash(tenants_[i].first) & (slots - 1);
+    while (tenant_slots_[at] != 0) at = (at + 1) & (slots - 1);
+    tenant_slots_[at] = static_cast<uint32_t>(i + 1);
+  }
+}
+
+const TenantOverride* ShardMap::FindOverride(std::string_view tenant) const {
+  if (tenant_slots_.empty()) return nullptr;
+  const size_t mask = tenant_slots_.size() - 1;
+  // At most half full, so an empty slot ends every probe sequence.
+  for (size_t at = KeyHash(tenant) & mask;; at = (at + 1) & mask) {
+    const uint32_t slot = tenant_slots_[at];
+    if (slot == 0) return nullptr;
+    if (tenants_[slot - 1].first == tenant) return &tenants_[slot - 1].second;
+  }
 }
 
 Status ShardMap::Validate() const {
@@ -129,6 +179,10 @@ Status ShardMap::Validate() const {
       const std::string& next = ranges_[i + 1].begin;
       if (r.end.empty() || next < r.end) return InvalidArgumentError("shard map: overlap" + at);
       if (r.end < next) return InvalidArgumentError("shard map: gap" + at);
+    }
+    if (mode_ == KeyMode::kHash && ((i > 0 && r.begin.size() != 8) ||
+                                    (i + 1 < ranges_.size() && r.end.size() != 8))) {
+      return InvalidArgumentError("shard map: hash-mode bound not 8 bytes" + at);
     }
     if (!KnowsShard(r.shard)) return InvalidArgumentError("shard map: unknown shard" + at);
     if (r.epoch.value() == 0 || r.epoch.value() > version_) {
@@ -169,7 +223,7 @@ Result<ShardMap> ShardMap::AddShard(ShardId shard) const {
   if (shards_.size() >= options_.shards_max) return InvalidArgumentError("shard map: shards_max");
   ShardMap m = Next();
   m.shards_.insert(std::upper_bound(m.shards_.begin(), m.shards_.end(), shard), shard);
-  FL_RETURN_IF_ERROR(m.Validate());
+  FL_RETURN_IF_ERROR(m.Finish());
   return m;
 }
 
@@ -191,7 +245,7 @@ Result<ShardMap> ShardMap::Split(RangeId range, std::string_view at) const {
   m.ranges_[i].end = std::string(at);
   m.ranges_[i].epoch = Epoch(m.version_);
   m.ranges_.insert(m.ranges_.begin() + static_cast<std::ptrdiff_t>(i) + 1, std::move(right));
-  FL_RETURN_IF_ERROR(m.Validate());
+  FL_RETURN_IF_ERROR(m.Finish());
   return m;
 }
 
@@ -205,7 +259,7 @@ Result<ShardMap> ShardMap::Move(RangeId range, ShardId to) const {
   ShardRange& r = m.ranges_[static_cast<size_t>(it - ranges_.begin())];
   r.shard = to;
   r.epoch = Epoch(m.version_);
-  FL_RETURN_IF_ERROR(m.Validate());
+  FL_RETURN_IF_ERROR(m.Finish());
   return m;
 }
 
@@ -225,7 +279,7 @@ Result<ShardMap> ShardMap::SetOverride(std::string_view tenant, ShardId shard) c
   TenantOverride o{it == overrides_.end() ? RangeId(m.next_range_id_++) : it->second.id,
                    Epoch(m.version_), shard};
   m.overrides_.insert_or_assign(std::string(tenant), o);
-  FL_RETURN_IF_ERROR(m.Validate());
+  FL_RETURN_IF_ERROR(m.Finish());
   return m;
 }
 
@@ -234,7 +288,7 @@ Result<ShardMap> ShardMap::ClearOverride(std::string_view tenant) const {
   if (it == overrides_.end()) return NotFoundError("shard map: tenant has no override");
   ShardMap m = Next();
   m.overrides_.erase(std::string(tenant));
-  FL_RETURN_IF_ERROR(m.Validate());
+  FL_RETURN_IF_ERROR(m.Finish());
   return m;
 }
 
@@ -247,17 +301,21 @@ size_t ShardMap::RangeIndexOf(std::string_view routing_key) const {
 }
 
 Route ShardMap::RouteKey(std::string_view key) const {
-  char buf[8];
-  const std::string_view routing_key = mode_ == KeyMode::kHash ? HashRoutingKey(key, buf) : key;
-  const ShardRange& r = ranges_[RangeIndexOf(routing_key)];
+  size_t i;
+  if (mode_ == KeyMode::kHash) {
+    auto it = std::upper_bound(hash_begins_.begin(), hash_begins_.end(), KeyHash(key));
+    i = static_cast<size_t>(it - hash_begins_.begin()) - 1;  // hash_begins_[0] == 0
+  } else {
+    auto it = std::upper_bound(begins_.begin(), begins_.end(), key,
+                               [](std::string_view k, const std::string& b) { return k < b; });
+    i = static_cast<size_t>(it - begins_.begin()) - 1;  // begins_[0] == ""
+  }
+  const ShardRange& r = ranges_[i];
   return Route{r.shard, r.id, r.epoch, false};
 }
 
 Route ShardMap::RouteTenantKey(std::string_view tenant, std::string_view key) const {
-  if (!overrides_.empty()) {
-    auto it = overrides_.find(tenant);
-    if (it != overrides_.end()) return Route{it->second.shard, it->second.id, it->second.epoch, true};
-  }
+  if (const TenantOverride* o = FindOverride(tenant)) return Route{o->shard, o->id, o->epoch, true};
   return RouteKey(key);
 }
 
@@ -270,38 +328,21 @@ const ShardRange* ShardMap::FindRange(RangeId id) const {
 
 EpochCheck ShardMap::CheckEpoch(ShardId self, RangeId range, Epoch epoch) const {
   using Kind = EpochCheck::Kind;
-  Epoch current;
-  ShardId owner;
-  bool found = false;
-  if (const ShardRange* r = FindRange(range)) {
-    current = r->epoch;
-    owner = r->shard;
-    found = true;
-  } else {
-    for (const auto& [tenant, o] : overrides_) {
-      if (o.id == range) {
-        current = o.epoch;
-        owner = o.shard;
-        found = true;
-        break;
-      }
-    }
-  }
-  if (!found) {
+  auto it = std::lower_bound(ids_.begin(), ids_.end(), range.value(),
+                             [](const IdEntry& e, uint64_t id) { return e.id < id; });
+  if (it == ids_.end() || it->id != range.value()) {
     // Gone (split away, override cleared) unless the client knows a map newer than ours.
     return {epoch.value() > version_ ? Kind::kServerBehind : Kind::kEpochNotMatch, version_};
   }
-  if (epoch > current) return {Kind::kServerBehind, version_};
-  if (epoch < current || owner != self) return {Kind::kEpochNotMatch, version_};
+  if (epoch > it->epoch) return {Kind::kServerBehind, version_};
+  if (epoch < it->epoch || it->shard != self) return {Kind::kEpochNotMatch, version_};
   return {Kind::kOk, version_};
 }
 
 EpochCheck ShardMap::CheckRoute(ShardId self, std::string_view tenant, const Route& route) const {
-  if (!tenant.empty() && !overrides_.empty()) {
-    auto it = overrides_.find(tenant);
-    if (it != overrides_.end() && it->second.id != route.range) {
-      return {EpochCheck::Kind::kEpochNotMatch, version_};
-    }
+  if (!tenant.empty()) {
+    const TenantOverride* o = FindOverride(tenant);
+    if (o != nullptr && o->id != route.range) return {EpochCheck::Kind::kEpochNotMatch, version_};
   }
   return CheckEpoch(self, route.range, route.epoch);
 }

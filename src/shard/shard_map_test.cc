@@ -140,14 +140,17 @@ TEST(ShardMap, CheckRouteRejectsKeyRouteOfAnOverriddenTenant) {
 }
 
 // A random history of changes (some invalid) starting from one range.
-ShardMap RandomMap(const std::vector<std::tuple<uint8_t, uint8_t, std::string>>& ops) {
-  ShardMap m = ShardMap::Single(KeyMode::kRange, ShardId(0));
+ShardMap RandomMap(const std::vector<std::tuple<uint8_t, uint8_t, std::string>>& ops,
+                   KeyMode mode = KeyMode::kRange) {
+  ShardMap m = ShardMap::Single(mode, ShardId(0));
   for (const auto& [kind, pick, text] : ops) {
     const ShardRange& r = m.ranges()[pick % m.ranges().size()];
     Result<ShardMap> next = InvalidArgumentError("skip");
     switch (kind % 4) {
       case 0: next = m.AddShard(ShardId(pick % 8)); break;
-      case 1: next = m.Split(r.id, text); break;
+      case 1:
+        next = m.Split(r.id, mode == KeyMode::kHash ? HashBound(KeyHash(text)) : text);
+        break;
       case 2: next = m.Move(r.id, m.shards()[pick % m.shards().size()]); break;
       default: next = m.SetOverride(text, m.shards()[pick % m.shards().size()]); break;
     }
@@ -172,6 +175,46 @@ RC_GTEST_PROP(ShardMapEncoding, RoundTrips,
     RC_ASSERT(r.begin <= text);
     RC_ASSERT(r.end.empty() || std::string_view(text) < r.end);
   }
+}
+
+// The indexed lookups (contiguous begins, hash begins, tenant table, id index) agree with the
+// definitions over the plain fields, in both key modes.
+RC_GTEST_PROP(ShardMap, IndexedLookupsAgreeWithDefinitions,
+              (const std::vector<std::tuple<uint8_t, uint8_t, std::string>>& ops, bool hash,
+               const std::vector<std::string>& keys)) {
+  const KeyMode mode = hash ? KeyMode::kHash : KeyMode::kRange;
+  const ShardMap m = RandomMap(ops, mode);
+  RC_CLASSIFY(m.ranges().size() > 1, "split");
+  RC_CLASSIFY(!m.overrides().empty(), "overrides");
+  auto probe = [&](const std::string& key) {
+    char buf[8];
+    const std::string_view rk = hash ? HashRoutingKey(key, buf) : std::string_view(key);
+    const ShardRange* expected = nullptr;
+    for (const ShardRange& r : m.ranges()) {
+      if (r.begin <= rk && (r.end.empty() || rk < r.end)) expected = &r;
+    }
+    RC_ASSERT(expected != nullptr);
+    const Route route = m.RouteKey(key);
+    RC_ASSERT(route == (Route{expected->shard, expected->id, expected->epoch, false}));
+    RC_ASSERT(m.CheckEpoch(route.shard, route.range, route.epoch).ok());
+    auto it = m.overrides().find(key);
+    const Route tr = m.RouteTenantKey(key, key);
+    if (it == m.overrides().end()) {
+      RC_ASSERT(tr == route);
+    } else {
+      RC_ASSERT(tr == (Route{it->second.shard, it->second.id, it->second.epoch, true}));
+      RC_ASSERT(m.CheckRoute(tr.shard, key, tr).ok());
+    }
+  };
+  for (const std::string& key : keys) probe(key);
+  for (const auto& [kind, pick, text] : ops) probe(text);
+}
+
+TEST(ShardMap, HashModeBoundsMustBeEightBytes) {
+  const ShardMap m = ShardMap::Single(KeyMode::kHash, kA);
+  EXPECT_EQ(m.Split(RangeId(1), "abc").status().code(), StatusCode::kInvalidArgument);
+  const ShardMap split = m.Split(RangeId(1), HashBound(1ULL << 63)).value();
+  EXPECT_EQ(split.ranges()[1].begin, std::string("\x80\0\0\0\0\0\0\0", 8));
 }
 
 // Fuzzing the decoder: a flipped byte, a truncation or random bytes decode to kDataLoss or to a

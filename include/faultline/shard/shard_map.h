@@ -9,7 +9,8 @@
 // begins at "", each begins where the previous ends, the last has end "" meaning unbounded. In
 // KeyMode::kRange the routing key of a key is the key itself (ordered ranges, range scans stay on
 // one shard); in KeyMode::kHash it is the 8-byte big-endian KeyHash(key), so ranges are hash ranges
-// (Vitess keyspace ids: "-80" / "80-" are the ranges ["", "\x80") and ["\x80", "")).
+// (Vitess keyspace ids: "-80" / "80-" are the ranges ["", "\x80\0\0\0\0\0\0\0") and onward). In
+// kHash mode every bound other than the first begin and the last end is exactly 8 bytes (HashBound).
 //
 // Epochs (TiKV region epochs). Each range and each override has a stable RangeId and an Epoch: the
 // map version that last changed it. Split keeps the left half's id and gives the right half a new
@@ -160,9 +161,27 @@ class ShardMap {
 
  private:
   ShardMap() = default;
+  // Validates, then builds the lookup index. Every constructor path ends here.
+  Status Finish();
   Status Validate() const;
+  void BuildIndex();
   bool KnowsShard(ShardId shard) const;
   ShardMap Next() const;  // a copy at version + 1
+  const TenantOverride* FindOverride(std::string_view tenant) const;
+
+  // Lookup index derived from the fields below (not part of equality or the encoding): contiguous
+  // arrays so a route is a binary search over cache-friendly data, and an open-addressing table
+  // of tenants so an override lookup is one hash and (usually) one compare.
+  struct IdEntry {
+    uint64_t id;
+    Epoch epoch;
+    ShardId shard;
+  };
+  std::vector<uint64_t> hash_begins_;  // kHash: range begins as 64-bit values
+  std::vector<std::string> begins_;    // kRange: range begins
+  std::vector<IdEntry> ids_;           // ranges and overrides, sorted by id
+  std::vector<uint32_t> tenant_slots_;  // 0 = empty, else 1 + index into tenants_
+  std::vector<std::pair<std::string, TenantOverride>> tenants_;
 
   ShardMapOptions options_;
   uint64_t version_ = 1;
