@@ -16,9 +16,9 @@ namespace faultline::shard {
 namespace {
 
 void ReportAllocs(benchmark::State& state, uint64_t allocs_before) {
-  state.counters["allocs_per_op"] = benchmark::Counter(
-      static_cast<double>(bench::Allocations() - allocs_before) /
-      static_cast<double>(state.iterations()));
+  state.counters["allocs_per_op"] =
+      benchmark::Counter(static_cast<double>(bench::Allocations() - allocs_before) /
+                         static_cast<double>(state.iterations()));
 }
 
 std::string Key(uint64_t i) {
@@ -91,7 +91,8 @@ std::shared_ptr<const ShardMap> RangeMap(int ranges) {
     const std::string at = Key(static_cast<uint64_t>(i) * 10'000'000 / ranges);
     const RangeId last = m.ranges().back().id;
     m = m.Split(last, at).value();
-    if (i % 16 != 0) m = m.Move(m.ranges().back().id, ShardId(static_cast<uint32_t>(i % 16))).value();
+    if (i % 16 != 0)
+      m = m.Move(m.ranges().back().id, ShardId(static_cast<uint32_t>(i % 16))).value();
   }
   return std::make_shared<const ShardMap>(std::move(m));
 }
@@ -119,7 +120,8 @@ BENCHMARK(BM_RouterRouteKey)->Args({64, 0})->Args({1024, 0})->Args({64, 1})->Arg
 // Tenant routing with 1000 overrides present (one map lookup, then the range search).
 void BM_RouterRouteTenantKey(benchmark::State& state) {
   ShardMap m = *RangeMap(1024);
-  for (int t = 0; t < 1000; ++t) m = m.SetOverride("tenant-" + std::to_string(t), ShardId(3)).value();
+  for (int t = 0; t < 1000; ++t)
+    m = m.SetOverride("tenant-" + std::to_string(t), ShardId(3)).value();
   Router router(std::make_shared<const ShardMap>(std::move(m)));
   const auto& keys = Keys();
   size_t i = 0;

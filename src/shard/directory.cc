@@ -60,7 +60,8 @@ Status Directory::CompareAndSwap(uint64_t expected_version, const ShardMap& next
       [&](Transaction& txn) -> Status {
         FL_ASSIGN_OR_RETURN(std::optional<std::string> current, txn.Get(options_.key));
         if (!current.has_value()) return NotFoundError("shard directory not initialised");
-        FL_ASSIGN_OR_RETURN(ShardMap stored, ShardMap::Decode(AsBytes(*current), options_.map_options));
+        FL_ASSIGN_OR_RETURN(ShardMap stored,
+                            ShardMap::Decode(AsBytes(*current), options_.map_options));
         if (stored.version() != expected_version) {
           return FailedPreconditionError("shard directory at version " +
                                          std::to_string(stored.version()) + ", expected " +
@@ -68,16 +69,14 @@ Status Directory::CompareAndSwap(uint64_t expected_version, const ShardMap& next
         }
         // The conditional write, so the check above cannot be separated from the write even on a
         // store whose isolation were weaker than documented.
-        FL_ASSIGN_OR_RETURN(bool swapped,
-                            txn.CompareAndSet(options_.key, *current, AsView(bytes)));
+        FL_ASSIGN_OR_RETURN(bool swapped, txn.CompareAndSet(options_.key, *current, AsView(bytes)));
         if (!swapped) return AbortedError("shard directory changed during the update");
         return Status::Ok();
       },
       options_.attempts_max);
 }
 
-Result<ShardMap> Directory::Update(
-    const std::function<Result<ShardMap>(const ShardMap&)>& change) {
+Result<ShardMap> Directory::Update(const std::function<Result<ShardMap>(const ShardMap&)>& change) {
   FL_ASSIGN_OR_RETURN(ShardMap current, Load());
   FL_ASSIGN_OR_RETURN(ShardMap next, change(current));
   FL_RETURN_IF_ERROR(CompareAndSwap(current.version(), next));

@@ -83,8 +83,8 @@ void LoadSplitDecider::RollWindow(MonoTime now) {
   const Duration elapsed = now - window_start_;
   if (elapsed < options_.qps_window) return;
   // Requests per second over the window that just ended (an idle gap counts as its full length).
-  last_qps_ = static_cast<uint64_t>(
-      static_cast<UInt128>(window_count_) * 1'000'000'000ULL / static_cast<uint64_t>(elapsed.nanos()));
+  last_qps_ = static_cast<uint64_t>(static_cast<UInt128>(window_count_) * 1'000'000'000ULL /
+                                    static_cast<uint64_t>(elapsed.nanos()));
   window_start_ = now;
   window_count_ = 0;
   if (last_qps_ >= options_.qps_threshold) {

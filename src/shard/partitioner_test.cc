@@ -1,5 +1,6 @@
 // Partitioners: exact reference values where published, and measured key movement and balance over
-// 100,000 keys (the targets: movement on adding a shard <= 1/n + 1%, bounded-load max/mean <= 1+eps).
+// 100,000 keys (the targets: movement on adding a shard <= 1/n + 1%, bounded-load max/mean <=
+// 1+eps).
 #include "faultline/shard/partitioner.h"
 
 #include <gtest/gtest.h>
@@ -98,9 +99,9 @@ void ExpectMovementWithinTarget(const char* name, const Movement& m) {
 }
 
 TEST(JumpConsistentHash, MovementAndBalanceOver100kKeys) {
-  const Movement m = Measure([](uint64_t h) { return ShardId(JumpConsistentHash(h, 10)); },
-                             [](uint64_t h) { return ShardId(JumpConsistentHash(h, 11)); },
-                             ShardId(10));
+  const Movement m =
+      Measure([](uint64_t h) { return ShardId(JumpConsistentHash(h, 10)); },
+              [](uint64_t h) { return ShardId(JumpConsistentHash(h, 11)); }, ShardId(10));
   ExpectMovementWithinTarget("jump", m);
   // Binomial(100000, 0.1): sd ~95 keys, so 5% over the mean is > 5 sd.
   EXPECT_LE(m.max_over_mean, 1.05);
@@ -239,10 +240,9 @@ TEST(RangePartitioner, LooksUpHalfOpenRanges) {
   EXPECT_EQ(p.Lookup("ozz"), ShardId(2));
   EXPECT_EQ(p.Lookup("p"), ShardId(3));
   EXPECT_EQ(p.Lookup("\xff\xff"), ShardId(3));
-  EXPECT_EQ(RangePartitioner::Create({"p", "g"}, {ShardId(1), ShardId(2), ShardId(3)})
-                .status()
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      RangePartitioner::Create({"p", "g"}, {ShardId(1), ShardId(2), ShardId(3)}).status().code(),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(RangePartitioner::Create({"g"}, {ShardId(1)}).status().code(),
             StatusCode::kInvalidArgument);
 }

@@ -164,7 +164,8 @@ Status ShardMap::Validate() const {
     return InvalidArgumentError("shard map: more than overrides_max overrides");
   }
   std::vector<uint64_t> ids;
-  if (!ranges_.front().begin.empty()) return InvalidArgumentError("shard map: gap before first range");
+  if (!ranges_.front().begin.empty())
+    return InvalidArgumentError("shard map: gap before first range");
   if (!ranges_.back().end.empty()) return InvalidArgumentError("shard map: gap after last range");
   for (size_t i = 0; i < ranges_.size(); ++i) {
     const ShardRange& r = ranges_[i];
@@ -180,8 +181,8 @@ Status ShardMap::Validate() const {
       if (r.end.empty() || next < r.end) return InvalidArgumentError("shard map: overlap" + at);
       if (r.end < next) return InvalidArgumentError("shard map: gap" + at);
     }
-    if (mode_ == KeyMode::kHash && ((i > 0 && r.begin.size() != 8) ||
-                                    (i + 1 < ranges_.size() && r.end.size() != 8))) {
+    if (mode_ == KeyMode::kHash &&
+        ((i > 0 && r.begin.size() != 8) || (i + 1 < ranges_.size() && r.end.size() != 8))) {
       return InvalidArgumentError("shard map: hash-mode bound not 8 bytes" + at);
     }
     if (!KnowsShard(r.shard)) return InvalidArgumentError("shard map: unknown shard" + at);
@@ -234,7 +235,8 @@ Result<ShardMap> ShardMap::Split(RangeId range, std::string_view at) const {
   if (!(it->begin < at) || !BeforeEnd(at, it->end)) {
     return InvalidArgumentError("shard map: split key outside (begin, end) of its range");
   }
-  if (at.size() > options_.key_bytes_max) return InvalidArgumentError("split key over key_bytes_max");
+  if (at.size() > options_.key_bytes_max)
+    return InvalidArgumentError("split key over key_bytes_max");
   if (ranges_.size() >= options_.ranges_max) return InvalidArgumentError("shard map: ranges_max");
   ShardMap m = Next();
   const size_t i = static_cast<size_t>(it - ranges_.begin());
@@ -426,7 +428,8 @@ Status DecodeBody(ByteReader& r, const ShardMapOptions& o, uint64_t* version, ui
     FL_RETURN_IF_ERROR(r.U64(&epoch));
     FL_RETURN_IF_ERROR(r.U32(&shard));
     FL_RETURN_IF_ERROR(r.Bytes(&tenant, o.key_bytes_max));
-    if (!overrides->emplace(std::move(tenant), TenantOverride{RangeId(id), Epoch(epoch), ShardId(shard)})
+    if (!overrides
+             ->emplace(std::move(tenant), TenantOverride{RangeId(id), Epoch(epoch), ShardId(shard)})
              .second) {
       return DataLossError("duplicate tenant");
     }
@@ -442,7 +445,8 @@ Result<ShardMap> ShardMap::Decode(std::span<const uint8_t> bytes, ShardMapOption
   const size_t body = bytes.size() - 4;
   uint32_t stored = 0;
   for (int i = 3; i >= 0; --i) stored = (stored << 8) | bytes[body + static_cast<size_t>(i)];
-  if (Crc32c(bytes.subspan(0, body)) != stored) return DataLossError("shard map: checksum mismatch");
+  if (Crc32c(bytes.subspan(0, body)) != stored)
+    return DataLossError("shard map: checksum mismatch");
   ByteReader r(bytes.subspan(0, body));
   uint64_t version = 0, next_id = 0;
   uint8_t mode = 0;

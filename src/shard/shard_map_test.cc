@@ -2,14 +2,14 @@
 // routing, and the encoding (round trip; any corruption is kDataLoss, never a crash).
 #include "faultline/shard/shard_map.h"
 
-#include "faultline/core/crc32c.h"
-
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
 #include <map>
 #include <string>
 #include <vector>
+
+#include "faultline/core/crc32c.h"
 
 namespace faultline::shard {
 namespace {
@@ -90,8 +90,8 @@ TEST(ShardMap, CreateRejectsGapsOverlapsUnknownShards) {
   expect(CreateWith({{RangeId(1), Epoch(1), kA, "", "g"}, {RangeId(1), Epoch(1), kB, "g", ""}}),
          "duplicate range id");
   expect(CreateWith({{RangeId(10), Epoch(1), kA, "", ""}}), "next_range_id");
-  EXPECT_TRUE(CreateWith({{RangeId(1), Epoch(1), kA, "", "g"}, {RangeId(2), Epoch(5), kB, "g", ""}})
-                  .ok());
+  EXPECT_TRUE(
+      CreateWith({{RangeId(1), Epoch(1), kA, "", "g"}, {RangeId(2), Epoch(5), kB, "g", ""}}).ok());
 }
 
 TEST(ShardMap, EvenHashRangesBalanceKeys) {
@@ -147,12 +147,18 @@ ShardMap RandomMap(const std::vector<std::tuple<uint8_t, uint8_t, std::string>>&
     const ShardRange& r = m.ranges()[pick % m.ranges().size()];
     Result<ShardMap> next = InvalidArgumentError("skip");
     switch (kind % 4) {
-      case 0: next = m.AddShard(ShardId(pick % 8)); break;
+      case 0:
+        next = m.AddShard(ShardId(pick % 8));
+        break;
       case 1:
         next = m.Split(r.id, mode == KeyMode::kHash ? HashBound(KeyHash(text)) : text);
         break;
-      case 2: next = m.Move(r.id, m.shards()[pick % m.shards().size()]); break;
-      default: next = m.SetOverride(text, m.shards()[pick % m.shards().size()]); break;
+      case 2:
+        next = m.Move(r.id, m.shards()[pick % m.shards().size()]);
+        break;
+      default:
+        next = m.SetOverride(text, m.shards()[pick % m.shards().size()]);
+        break;
     }
     if (next.ok()) {
       RC_ASSERT(next.value().version() == m.version() + 1);
@@ -233,7 +239,8 @@ RC_GTEST_PROP(ShardMapEncoding, CorruptionIsDataLoss,
   RC_ASSERT(m.status().code() == StatusCode::kDataLoss);
 }
 
-RC_GTEST_PROP(ShardMapEncoding, RandomBytesAreDataLossOrExact, (const std::vector<uint8_t>& bytes)) {
+RC_GTEST_PROP(ShardMapEncoding, RandomBytesAreDataLossOrExact,
+              (const std::vector<uint8_t>& bytes)) {
   Result<ShardMap> m = ShardMap::Decode(bytes);
   if (m.ok()) {
     RC_ASSERT(m.value().Encode() == bytes);

@@ -4,9 +4,9 @@
 // SqliteStore, PostgresStore), with compare-and-set updates so that of two updaters who both read
 // version v, exactly one installs v+1 and the other learns it lost (kFailedPrecondition).
 //
-// The stored value is ShardMap::Encode() (CRC-protected); a value that fails to decode is kDataLoss,
-// never a silently empty map. Routers read the directory at start and after an EpochNotMatch they
-// cannot resolve from the server's reply (Router::Refresh).
+// The stored value is ShardMap::Encode() (CRC-protected); a value that fails to decode is
+// kDataLoss, never a silently empty map. Routers read the directory at start and after an
+// EpochNotMatch they cannot resolve from the server's reply (Router::Refresh).
 //
 // Errors: kNotFound from Load before Initialize; kAlreadyExists from Initialize of an initialised
 // directory; kFailedPrecondition from CompareAndSwap/Update when the stored version is not the

@@ -9,7 +9,8 @@
 //                    which a split there would cut). Key() is valid once Ready: at least 10 s since
 //                    the finder started; it picks, among samples with left+right+contained >= 100,
 //                    those with |L-R|/(L+R) < 0.25 and contained/(L+R+C) < 0.5, the one with the
-//                    lowest sum of those two ratios. A split at key K makes [begin, K) and [K, end).
+//                    lowest sum of those two ratios. A split at key K makes [begin, K) and [K,
+//                    end).
 //   LoadSplitDecider per-range requests-per-second counter; once a full window's rate reaches
 //                    qps_threshold it starts a finder; when the rate drops below, the finder is
 //                    discarded. Poll() reports kSplit with the key, or kHotKey when no key
@@ -37,10 +38,10 @@ namespace faultline::shard {
 
 struct LoadSplitOptions {
   Duration record_duration = Duration::Seconds(10);  // finder runs at least this long
-  uint64_t min_counter = 100;          // a sample needs this many counted requests
-  uint64_t qps_threshold = 2500;       // kv.range_split.load_qps_threshold
+  uint64_t min_counter = 100;                        // a sample needs this many counted requests
+  uint64_t qps_threshold = 2500;                     // kv.range_split.load_qps_threshold
   Duration qps_window = Duration::Seconds(1);
-  uint32_t hot_key_percent = 80;       // reservoir share of one key reported as kHotKey
+  uint32_t hot_key_percent = 80;  // reservoir share of one key reported as kHotKey
 };
 
 class LoadSplitFinder {

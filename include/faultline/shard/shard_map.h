@@ -10,7 +10,8 @@
 // KeyMode::kRange the routing key of a key is the key itself (ordered ranges, range scans stay on
 // one shard); in KeyMode::kHash it is the 8-byte big-endian KeyHash(key), so ranges are hash ranges
 // (Vitess keyspace ids: "-80" / "80-" are the ranges ["", "\x80\0\0\0\0\0\0\0") and onward). In
-// kHash mode every bound other than the first begin and the last end is exactly 8 bytes (HashBound).
+// kHash mode every bound other than the first begin and the last end is exactly 8 bytes
+// (HashBound).
 //
 // Epochs (TiKV region epochs). Each range and each override has a stable RangeId and an Epoch: the
 // map version that last changed it. Split keeps the left half's id and gives the right half a new
@@ -111,7 +112,8 @@ class ShardMap {
   // One range ["", "") on `initial_shard`, version 1, epoch 1.
   static ShardMap Single(KeyMode mode, ShardId initial_shard, ShardMapOptions options = {});
   // `n` equal hash ranges on shards[0..n): kHash mode, version 1. shards non-empty, <= 65536.
-  static Result<ShardMap> EvenHash(const std::vector<ShardId>& shards, ShardMapOptions options = {});
+  static Result<ShardMap> EvenHash(const std::vector<ShardId>& shards,
+                                   ShardMapOptions options = {});
   // A map from parts, validated (kInvalidArgument with the reason).
   static Result<ShardMap> Create(KeyMode mode, uint64_t version, std::vector<ShardId> shards,
                                  std::vector<ShardRange> ranges,
@@ -177,9 +179,9 @@ class ShardMap {
     Epoch epoch;
     ShardId shard;
   };
-  std::vector<uint64_t> hash_begins_;  // kHash: range begins as 64-bit values
-  std::vector<std::string> begins_;    // kRange: range begins
-  std::vector<IdEntry> ids_;           // ranges and overrides, sorted by id
+  std::vector<uint64_t> hash_begins_;   // kHash: range begins as 64-bit values
+  std::vector<std::string> begins_;     // kRange: range begins
+  std::vector<IdEntry> ids_;            // ranges and overrides, sorted by id
   std::vector<uint32_t> tenant_slots_;  // 0 = empty, else 1 + index into tenants_
   std::vector<std::pair<std::string, TenantOverride>> tenants_;
 
