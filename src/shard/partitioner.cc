@@ -1,6 +1,7 @@
 #include "faultline/shard/partitioner.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -39,6 +40,39 @@ uint64_t MergeRound(uint64_t acc, uint64_t val) {
   acc ^= Round(0, val);
   return acc * kP1 + kP4;
 }
+
+}  // namespace
+
+// ln(u) for a normal double u in (0, 1]: the exponent read from the bit pattern, the mantissa
+// reduced to [sqrt(1/2), sqrt(2)) and ln(m) = 2 atanh((m-1)/(m+1)) by nine terms in Horner form
+// (|s| < 0.1716, so the first omitted term is below 2e-15 relative). Only exact bit operations
+// and IEEE + - * /, so the result is identical on every platform, like DeterministicLog but
+// without its loops (which made weighted rendezvous ~10x slower).
+double RendezvousLog(double u) {
+  const auto bits = std::bit_cast<uint64_t>(u);
+  FL_ASSERT(u > 0.0 && u <= 1.0 && ((bits >> 52) & 0x7ff) != 0);
+  int e = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
+  double m = std::bit_cast<double>((bits & 0xfffffffffffffULL) | 0x3ff0000000000000ULL);
+  if (m >= 1.4142135623730951) {
+    m *= 0.5;
+    ++e;
+  }
+  const double s = (m - 1.0) / (m + 1.0);
+  const double s2 = s * s;
+  double p = 1.0 / 17;
+  p = p * s2 + 1.0 / 15;
+  p = p * s2 + 1.0 / 13;
+  p = p * s2 + 1.0 / 11;
+  p = p * s2 + 1.0 / 9;
+  p = p * s2 + 1.0 / 7;
+  p = p * s2 + 1.0 / 5;
+  p = p * s2 + 1.0 / 3;
+  p = p * s2 + 1.0;
+  constexpr double kLn2 = 0.6931471805599453;
+  return 2.0 * s * p + static_cast<double>(e) * kLn2;
+}
+
+namespace {
 
 // The (key, shard) draw of rendezvous hashing: 53 uniform bits.
 uint64_t RendezvousBits(uint64_t key_hash, ShardId shard) {
@@ -133,7 +167,7 @@ Result<Rendezvous> Rendezvous::Create(std::vector<Member> members) {
 double Rendezvous::Score(uint64_t key_hash, const Member& m) const {
   // u in (0, 1): never 0 (log undefined) nor 1 (score infinite).
   const double u = (static_cast<double>(RendezvousBits(key_hash, m.shard)) + 0.5) * 0x1p-53;
-  return m.weight / -DeterministicLog(u);
+  return m.weight / -RendezvousLog(u);
 }
 
 ShardId Rendezvous::Pick(uint64_t key_hash) const {

@@ -7,11 +7,14 @@
 #include <rapidcheck/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "faultline/core/random.h"
 
 namespace faultline::shard {
 namespace {
@@ -150,6 +153,22 @@ TEST(Rendezvous, UniformFastPathAgreesWithWeightedScores) {
     differ += a.Pick(h) != b.Pick(h) ? 1 : 0;
   }
   EXPECT_LE(differ, 1);
+}
+
+// The fast logarithm agrees with core's DeterministicLog across the whole range rendezvous uses.
+TEST(Rendezvous, RendezvousLogMatchesDeterministicLog) {
+  EXPECT_EQ(RendezvousLog(1.0), 0.0);
+  EXPECT_EQ(RendezvousLog(0.5), -0.6931471805599453);
+  uint64_t state = 3;
+  for (int i = 0; i < 200'000; ++i) {
+    const double u = (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1p-53;
+    const double want = DeterministicLog(u);
+    ASSERT_NEAR(RendezvousLog(u), want, 1e-14 * -want) << u;
+  }
+  for (int k = 1; k <= 54; ++k) {
+    const double u = std::ldexp(1.0, -k) * 1.3;
+    ASSERT_NEAR(RendezvousLog(u), DeterministicLog(u), 1e-14 * -DeterministicLog(u)) << u;
+  }
 }
 
 TEST(Rendezvous, PickTopIsDistinctAndStartsWithPick) {

@@ -42,11 +42,15 @@ uint64_t KeyHash(std::string_view key, uint64_t seed = 0);
 // Lamping & Veach's jump consistent hash: a bucket in [0, num_buckets). num_buckets >= 1.
 int32_t JumpConsistentHash(uint64_t key, int32_t num_buckets);
 
+// ln(u) for u in (0, 1] (normal), with exact bit operations and IEEE + - * / only: identical on
+// every platform. Relative error below 1e-14. Used by Rendezvous; exposed for its test.
+double RendezvousLog(double u);
+
 // Weighted rendezvous hashing. Each shard has a weight > 0; a key goes to the shard maximising
 // weight / -ln(u), u = a uniform in (0,1) derived from (key hash, shard id), so a shard's expected
 // share is its weight over the total. With all weights equal the score reduces to the hash itself
-// (same winner, no logarithm). Logarithms use DeterministicLog, so results are bit-identical
-// everywhere.
+// (same winner, no logarithm). Logarithms use RendezvousLog (IEEE-exact operations only), so
+// results are bit-identical everywhere.
 class Rendezvous {
  public:
   struct Member {
