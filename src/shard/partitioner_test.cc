@@ -123,6 +123,28 @@ TEST(Rendezvous, MovementAndBalanceOver100kKeys) {
   EXPECT_LE(m.max_over_mean, 1.05);
 }
 
+// Removing any shard (not just the last, unlike jump hash) moves only the keys it held.
+TEST(Rendezvous, RemovingAShardMovesOnlyItsKeys) {
+  std::vector<Rendezvous::Member> all, without;
+  for (ShardId s : Ids(10)) {
+    all.push_back({s, 1.0 + s.value() % 3});
+    if (s != ShardId(4)) without.push_back(all.back());
+  }
+  const Rendezvous a = Rendezvous::Create(all).value();
+  const Rendezvous b = Rendezvous::Create(without).value();
+  int moved = 0;
+  for (uint64_t h : KeyHashes()) {
+    const ShardId before = a.Pick(h);
+    if (before == ShardId(4)) {
+      ++moved;
+      ASSERT_NE(b.Pick(h), ShardId(4));
+    } else {
+      ASSERT_EQ(b.Pick(h), before);
+    }
+  }
+  EXPECT_GT(moved, 0);
+}
+
 // Weighted HRW: a shard's share is its weight over the total (weights 1:2:3:4 -> 10/20/30/40%).
 TEST(Rendezvous, WeightedSharesFollowWeights) {
   std::vector<Rendezvous::Member> members;
