@@ -10,7 +10,7 @@
 #include "faultline/core/random.h"
 #include "faultline/sim/disk.h"
 
-// [proposed-readme-shard-example]
+// [readme-shard-example]
 #include "faultline/shard/directory.h"
 #include "faultline/shard/router.h"
 #include "faultline/store/log_store.h"
@@ -52,7 +52,7 @@ Result<ShardId> Send(Router& router, const ShardMap& server_map, std::string_vie
   FL_RETURN_IF_ERROR(status);
   return route.shard;
 }
-// [proposed-readme-shard-example]
+// [readme-shard-example]
 
 TEST(ShardReadmeExample, HotTenantIsRoutedToItsOwnShardAfterOneRetry) {
   Rng rng(1);
