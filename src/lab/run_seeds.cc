@@ -1,4 +1,10 @@
 // RunSeeds: the parallel multi-seed runner of faultline/lab/runner.h.
+//
+// This file is host code, not node code: it owns threads and reads the real clocks, which the seams
+// keep away from everything a simulation runs. Each World is built, run and destroyed on one
+// worker thread and sees only its seed; the clocks here only time the runs (CPU and wall seconds
+// for the report) and end a soak, and never reach a World. That is why 1 thread and 2 give the same
+// results, bit for bit (runner_test checks it).
 #include <time.h>
 
 #include <algorithm>
