@@ -64,57 +64,6 @@ double P99LatencyMs(const BackpressureObservations& obs) {
                            : static_cast<double>(latencies[latencies.size() * 99 / 100]) / 1e6;
 }
 
-// Recovery after the trigger's end: success per 1 s window of invocations up to the last one.
-struct Recovery {
-  double seconds = 0;
-  bool recovered = true;
-  std::string unhealthy;  // the last unhealthy window, in words
-};
-
-Recovery MeasureRecovery(const BackpressureObservations& obs, int64_t trigger_end,
-                         int64_t last_invoke) {
-  Recovery rec;
-  if (trigger_end < 0) return rec;
-  // Only complete windows are judged: the window the end of the arrivals cuts short can hold a
-  // single request (seed 3307's, invoked 0.3 ms before the arrivals stopped and shed by the
-  // bulkhead), which reads as a 0% window. Every complete window holds ~500 requests at 500/s, so
-  // the 90% threshold measures the design, not one request's luck.
-  const size_t windows = static_cast<size_t>(
-      std::max<int64_t>((last_invoke - trigger_end) / kWindowNs, 0));
-  if (windows == 0) return rec;
-  std::vector<int64_t> ok(windows, 0);
-  std::vector<int64_t> all(windows, 0);
-  for (const UserRequest& r : obs.requests) {
-    if (r.invoke_ns < trigger_end) continue;
-    const size_t w = static_cast<size_t>((r.invoke_ns - trigger_end) / kWindowNs);
-    if (w >= windows) continue;
-    ++all[w];
-    ok[w] += Succeeded(r) ? 1 : 0;
-  }
-  auto unhealthy = [&](size_t w) {
-    return all[w] != 0 && static_cast<double>(ok[w]) < kHealthyRatio * static_cast<double>(all[w]);
-  };
-  size_t unhealthy_count = 0;
-  for (size_t w = 0; w < windows; ++w) unhealthy_count += unhealthy(w) ? 1 : 0;
-  size_t first_healthy = windows;
-  for (size_t w = windows; w-- > 0;) {
-    if (unhealthy(w)) {
-      rec.unhealthy = "the last unhealthy 1 s window, at " +
-                      FormatSeconds(trigger_end + static_cast<int64_t>(w) * kWindowNs) +
-                      " s, was " +
-                      FormatPercent(static_cast<double>(ok[w]) / static_cast<double>(all[w])) +
-                      " successful (" + std::to_string(ok[w]) + " of " + std::to_string(all[w]) +
-                      ") < 90%; " + std::to_string(unhealthy_count) + " of " +
-                      std::to_string(windows) + " windows were unhealthy";
-      break;
-    }
-    first_healthy = w;
-  }
-  rec.recovered = first_healthy < windows;
-  rec.seconds = static_cast<double>(rec.recovered ? first_healthy : windows) * kWindowNs / 1e9;
-  return rec;
-}
-
 void ReportGoodput(const Goodput& g, RunResult* result) {
   if (g.ratio() >= kGoodputMin) return;
   char buf[200];
@@ -146,31 +95,33 @@ void CheckBackpressureHistory(const BackpressureObservations& obs, RunResult* re
   FL_ASSERT_MSG(!obs.phases.empty(), "observations lack capacity phases");
   const int64_t last_invoke = LastInvoke(obs);
   const Goodput goodput = MeasureGoodput(obs, last_invoke);
-  const Recovery rec = MeasureRecovery(obs, goodput.trigger_end_ns, last_invoke);
+  // A trigger that never ended leaves nothing to recover from.
+  const WindowRecovery rec =
+      goodput.trigger_end_ns < 0
+          ? WindowRecovery{}
+          : MeasureWindowRecovery(obs.requests, goodput.trigger_end_ns, kWindowNs, kHealthyRatio);
+  const double recovery_s = static_cast<double>(rec.first_healthy) * kWindowNs / 1e9;
 
   ReportGoodput(goodput, result);
   CheckQueue(obs, result);
-  if (!rec.recovered || rec.seconds > kRecoveryLimitS) {
+  if (rec.never() || recovery_s > kRecoveryLimitS) {
     result->Violate(
         "not-recovered", 1,
-        (rec.recovered ? "recovered " + FormatSeconds(static_cast<int64_t>(rec.seconds * 1e9)) +
-                             " s after the trigger's end > 30 s: "
-                       : std::string("never recovered after the trigger's end: ")) +
-            rec.unhealthy);
+        (rec.never()
+             ? std::string("never recovered after the trigger's end: ")
+             : "recovered " + FormatSeconds(static_cast<int64_t>(rec.first_healthy) * kWindowNs) +
+                   " s after the trigger's end > 30 s: ") +
+            DescribeLastUnhealthy(rec, goodput.trigger_end_ns, kWindowNs, "1 s"));
   }
   result->metrics["goodput_ratio"] = goodput.ratio();
   result->metrics["p99_latency_ms"] = P99LatencyMs(obs);
-  result->metrics["recovery_s"] = rec.seconds;
+  result->metrics["recovery_s"] = recovery_s;
   result->metrics["requests"] = static_cast<double>(obs.requests.size());
 }
 
 sim::History BackpressureHistory(const BackpressureObservations& obs) {
   HistoryExport out;
-  for (const UserRequest& r : obs.requests) {
-    const std::string v = "{\"req\":" + std::to_string(r.id) + "}";
-    out.Add(static_cast<int64_t>(r.id), sim::OpType::kInvoke, "request", v, r.invoke_ns);
-    out.End(static_cast<int64_t>(r.id), r.outcome, "request", v, r.end_ns);
-  }
+  out.AddRequests(obs.requests);
   for (const CapacityPhase& p : obs.phases) {
     out.Add(-2, sim::OpType::kInfo, "capacity",
             "{\"rps\":" + std::to_string(p.capacity_rps) +

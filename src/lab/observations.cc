@@ -53,6 +53,61 @@ void HistoryExport::End(int64_t process, Outcome outcome, std::string_view f,
   }
 }
 
+void HistoryExport::AddRequests(const std::vector<UserRequest>& requests) {
+  for (const UserRequest& r : requests) {
+    const std::string v = "{\"req\":" + std::to_string(r.id) + "}";
+    Add(static_cast<int64_t>(r.id), sim::OpType::kInvoke, "request", v, r.invoke_ns);
+    End(static_cast<int64_t>(r.id), r.outcome, "request", v, r.end_ns);
+  }
+}
+
+WindowRecovery MeasureWindowRecovery(const std::vector<UserRequest>& requests, int64_t start_ns,
+                                     int64_t window_ns, double healthy_ratio) {
+  FL_ASSERT(window_ns > 0);
+  int64_t last_invoke = start_ns;
+  for (const UserRequest& r : requests) last_invoke = std::max(last_invoke, r.invoke_ns);
+  const size_t windows = static_cast<size_t>((last_invoke - start_ns) / window_ns);
+  WindowRecovery rec;
+  rec.healthy_ratio = healthy_ratio;
+  rec.ok.assign(windows, 0);
+  rec.all.assign(windows, 0);
+  for (const UserRequest& r : requests) {
+    if (r.invoke_ns < start_ns) continue;
+    const size_t w = static_cast<size_t>((r.invoke_ns - start_ns) / window_ns);
+    if (w >= windows) continue;
+    ++rec.all[w];
+    rec.ok[w] += r.outcome == Outcome::kOk ? 1 : 0;
+  }
+  auto healthy = [&](size_t w) {
+    return static_cast<double>(rec.ok[w]) >= healthy_ratio * static_cast<double>(rec.all[w]);
+  };
+  for (size_t w = 0; w < windows; ++w) rec.unhealthy_count += healthy(w) ? 0 : 1;
+  rec.first_healthy = windows;
+  for (size_t w = windows; w-- > 0;) {
+    if (!healthy(w)) {
+      rec.last_unhealthy = w;
+      break;
+    }
+    rec.first_healthy = w;
+  }
+  FL_ASSERT(rec.first_healthy <= windows);
+  return rec;
+}
+
+std::string DescribeLastUnhealthy(const WindowRecovery& rec, int64_t start_ns, int64_t window_ns,
+                                  std::string_view window_name) {
+  FL_ASSERT(rec.first_healthy > 0);
+  const size_t w = rec.last_unhealthy;
+  std::string s = "the last unhealthy ";
+  s.append(window_name);
+  s += " window, at " + FormatSeconds(start_ns + static_cast<int64_t>(w) * window_ns) + " s, was " +
+       FormatPercent(static_cast<double>(rec.ok[w]) / static_cast<double>(rec.all[w])) +
+       " successful (" + std::to_string(rec.ok[w]) + " of " + std::to_string(rec.all[w]) + ") < " +
+       FormatPercent(rec.healthy_ratio) + "; " + std::to_string(rec.unhealthy_count) + " of " +
+       std::to_string(rec.windows()) + " windows were unhealthy";
+  return s;
+}
+
 sim::History HistoryExport::Build() {
   std::stable_sort(ops_.begin(), ops_.end(), [](const sim::HistoryOp& a, const sim::HistoryOp& b) {
     return a.time_ns < b.time_ns;

@@ -19,63 +19,6 @@ constexpr double kAmplificationMax = 1.5;
 
 bool Succeeded(const UserRequest& r) { return r.outcome == Outcome::kOk; }
 
-// Success counts per 500 ms window of invocations, from the blip's end to the last invocation,
-// and the earliest window after which every window is healthy.
-struct Recovery {
-  std::vector<int64_t> ok;
-  std::vector<int64_t> all;
-  size_t recovered = 0;  // == all.size(): never
-  size_t unhealthy = 0;  // when recovered > 0: the last unhealthy window
-  size_t unhealthy_count = 0;
-};
-
-bool Healthy(int64_t ok, int64_t all) {
-  return all == 0 || static_cast<double>(ok) >= kHealthyRatio * static_cast<double>(all);
-}
-
-Recovery MeasureRecovery(const RetryObservations& obs) {
-  int64_t last_invoke = 0;
-  for (const UserRequest& r : obs.requests) last_invoke = std::max(last_invoke, r.invoke_ns);
-  // Only complete windows are judged: the window the end of the arrivals cuts short holds a
-  // handful of requests (backpressure seed 3307's held one), and one shed or still-pending request
-  // there reads as a 0% window. Every complete window holds ~250 requests at 500/s.
-  const int64_t windows = (last_invoke - obs.blip_end_ns) / kWindowNs;
-  Recovery rec;
-  rec.ok.assign(static_cast<size_t>(std::max<int64_t>(windows, 1)), 0);
-  rec.all.assign(rec.ok.size(), 0);
-  for (const UserRequest& r : obs.requests) {
-    if (r.invoke_ns < obs.blip_end_ns) continue;
-    const size_t w = static_cast<size_t>((r.invoke_ns - obs.blip_end_ns) / kWindowNs);
-    if (w >= rec.all.size()) continue;
-    ++rec.all[w];
-    rec.ok[w] += Succeeded(r) ? 1 : 0;
-  }
-  for (size_t w = 0; w < rec.all.size(); ++w) {
-    rec.unhealthy_count += Healthy(rec.ok[w], rec.all[w]) ? 0 : 1;
-  }
-  rec.recovered = rec.all.size();
-  for (size_t w = rec.all.size(); w-- > 0;) {
-    if (!Healthy(rec.ok[w], rec.all[w])) {
-      rec.unhealthy = w;
-      break;
-    }
-    rec.recovered = w;
-  }
-  return rec;
-}
-
-// "the last unhealthy 500 ms window, at 14.500000 s, was 41% successful (20 of 49) < 90%; 3 of 30
-// windows were unhealthy"
-std::string DescribeUnhealthy(const Recovery& rec, int64_t blip_end_ns) {
-  const size_t w = rec.unhealthy;
-  return "the last unhealthy 500 ms window, at " +
-         FormatSeconds(blip_end_ns + static_cast<int64_t>(w) * kWindowNs) + " s, was " +
-         FormatPercent(static_cast<double>(rec.ok[w]) / static_cast<double>(rec.all[w])) +
-         " successful (" + std::to_string(rec.ok[w]) + " of " + std::to_string(rec.all[w]) +
-         ") < 90%; " + std::to_string(rec.unhealthy_count) + " of " +
-         std::to_string(rec.all.size()) + " windows were unhealthy";
-}
-
 }  // namespace
 
 void CheckRetryHistory(const RetryObservations& obs, RunResult* result) {
@@ -101,9 +44,10 @@ void CheckRetryHistory(const RetryObservations& obs, RunResult* result) {
   int64_t peak = 0;
   for (const auto& [bucket, n] : db_buckets) peak = std::max(peak, n);
 
-  const Recovery rec = MeasureRecovery(obs);
-  const bool never = rec.recovered == rec.all.size();
-  const double recovery_s = static_cast<double>(rec.recovered) * kWindowNs / 1e9;
+  const WindowRecovery rec =
+      MeasureWindowRecovery(obs.requests, obs.blip_end_ns, kWindowNs, kHealthyRatio);
+  const bool never = rec.never();
+  const double recovery_s = static_cast<double>(rec.first_healthy) * kWindowNs / 1e9;
 
   if (amplification > kAmplificationMax) {
     char buf[160];
@@ -118,9 +62,9 @@ void CheckRetryHistory(const RetryObservations& obs, RunResult* result) {
     result->Violate(
         "not-recovered", 1,
         (never ? std::string("never recovered after the blip: ")
-               : "recovered " + FormatSeconds(static_cast<int64_t>(rec.recovered) * kWindowNs) +
+               : "recovered " + FormatSeconds(static_cast<int64_t>(rec.first_healthy) * kWindowNs) +
                      " s after the blip's end > 10 s: ") +
-            DescribeUnhealthy(rec, obs.blip_end_ns));
+            DescribeLastUnhealthy(rec, obs.blip_end_ns, kWindowNs, "500 ms"));
   }
   result->metrics["db_amplification"] = amplification;
   result->metrics["db_peak_load_per_s"] = static_cast<double>(peak) * 1e9 / kBucketNs;
@@ -131,11 +75,7 @@ void CheckRetryHistory(const RetryObservations& obs, RunResult* result) {
 
 sim::History RetryHistory(const RetryObservations& obs) {
   HistoryExport out;
-  for (const UserRequest& r : obs.requests) {
-    const std::string v = "{\"req\":" + std::to_string(r.id) + "}";
-    out.Add(static_cast<int64_t>(r.id), sim::OpType::kInvoke, "request", v, r.invoke_ns);
-    out.End(static_cast<int64_t>(r.id), r.outcome, "request", v, r.end_ns);
-  }
+  out.AddRequests(obs.requests);
   for (const DbAttempt& a : obs.db_attempts) {
     out.Add(-1, sim::OpType::kInfo, "db-attempt", "{\"req\":" + std::to_string(a.request) + "}",
             a.time_ns);
