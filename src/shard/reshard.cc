@@ -118,29 +118,44 @@ using reshard_internal::EncodeState;
 
 std::string_view ReshardPhaseName(ReshardPhase phase) {
   switch (phase) {
-    case ReshardPhase::kCopy: return "copy";
-    case ReshardPhase::kCatchUp: return "catch-up";
-    case ReshardPhase::kVerify: return "verify";
-    case ReshardPhase::kFence: return "fence";
-    case ReshardPhase::kFinalCatchUp: return "final-catch-up";
-    case ReshardPhase::kSwitch: return "switch";
-    case ReshardPhase::kSwitched: return "switched";
-    case ReshardPhase::kCompleting: return "completing";
-    case ReshardPhase::kComplete: return "complete";
-    case ReshardPhase::kReverseFence: return "reverse-fence";
-    case ReshardPhase::kReverseCatchUp: return "reverse-catch-up";
-    case ReshardPhase::kReverseSwitch: return "reverse-switch";
-    case ReshardPhase::kCleanup: return "cleanup";
-    case ReshardPhase::kReversed: return "reversed";
+    case ReshardPhase::kCopy:
+      return "copy";
+    case ReshardPhase::kCatchUp:
+      return "catch-up";
+    case ReshardPhase::kVerify:
+      return "verify";
+    case ReshardPhase::kFence:
+      return "fence";
+    case ReshardPhase::kFinalCatchUp:
+      return "final-catch-up";
+    case ReshardPhase::kSwitch:
+      return "switch";
+    case ReshardPhase::kSwitched:
+      return "switched";
+    case ReshardPhase::kCompleting:
+      return "completing";
+    case ReshardPhase::kComplete:
+      return "complete";
+    case ReshardPhase::kReverseFence:
+      return "reverse-fence";
+    case ReshardPhase::kReverseCatchUp:
+      return "reverse-catch-up";
+    case ReshardPhase::kReverseSwitch:
+      return "reverse-switch";
+    case ReshardPhase::kCleanup:
+      return "cleanup";
+    case ReshardPhase::kReversed:
+      return "reversed";
   }
   return "?";
 }
 
 Status ReshardOptions::Validate() const {
-  auto in = [](uint32_t v) { return v >= 1 && v <= 1'000'000; };
+  auto in = [](uint32_t v) { return v >= 1 && v <= 100'000; };
   if (state_prefix.empty()) return InvalidArgumentError("reshard: empty state_prefix");
   if (!in(copy_batch_rows) || !in(log_batch) || !in(verify_batch)) {
-    return InvalidArgumentError("reshard: batch sizes must be in [1, 1000000]");
+    return InvalidArgumentError(
+        "reshard: batch sizes must be in [1, 100000] (stores cap a scan there)");
   }
   if (attempts_max < 1) return InvalidArgumentError("reshard: attempts_max must be >= 1");
   return Status::Ok();
@@ -221,9 +236,8 @@ Status CheckTarget(Transaction& txn, ShardStore& target, const ReshardState& st)
 
 }  // namespace
 
-Result<std::unique_ptr<Reshard>> Reshard::Start(LocalStore& directory_store,
-                                                ShardResolver resolver, ReshardSpec spec,
-                                                ReshardOptions options) {
+Result<std::unique_ptr<Reshard>> Reshard::Start(LocalStore& directory_store, ShardResolver resolver,
+                                                ReshardSpec spec, ReshardOptions options) {
   FL_RETURN_IF_ERROR(options.Validate());
   FL_RETURN_IF_ERROR(ValidateName(spec.name));
   std::unique_ptr<Reshard> r(new Reshard(directory_store, std::move(resolver), std::move(options)));
@@ -273,7 +287,8 @@ Result<std::unique_ptr<Reshard>> Reshard::Resume(LocalStore& directory_store,
         return Status::Ok();
       },
       r->options_.attempts_max));
-  if (!value.has_value()) return NotFoundError("reshard: no workflow \"" + std::string(name) + "\"");
+  if (!value.has_value())
+    return NotFoundError("reshard: no workflow \"" + std::string(name) + "\"");
   FL_ASSIGN_OR_RETURN(r->state_, DecodeState(*value));
   if (r->state_.spec.name != name) return DataLossError("reshard: workflow record names another");
   FL_RETURN_IF_ERROR(r->Bind());
@@ -306,20 +321,45 @@ Status Reshard::SaveState(ReshardPhase next) {
 Result<ReshardPhase> Reshard::Step() {
   using P = ReshardPhase;
   switch (state_.phase) {
-    case P::kCopy: FL_RETURN_IF_ERROR(StepCopy()); break;
-    case P::kCatchUp: FL_RETURN_IF_ERROR(StepCatchUp()); break;
-    case P::kVerify: FL_RETURN_IF_ERROR(StepVerify()); break;
-    case P::kFence: FL_RETURN_IF_ERROR(StepFence(false)); break;
-    case P::kFinalCatchUp: FL_RETURN_IF_ERROR(StepFinalCatchUp(false)); break;
-    case P::kSwitch: FL_RETURN_IF_ERROR(StepSwitch()); break;
-    case P::kSwitched: FL_RETURN_IF_ERROR(CatchUpBatch(true, 0).status()); break;
-    case P::kCompleting: FL_RETURN_IF_ERROR(StepDrop(true)); break;
-    case P::kReverseFence: FL_RETURN_IF_ERROR(StepFence(true)); break;
-    case P::kReverseCatchUp: FL_RETURN_IF_ERROR(StepFinalCatchUp(true)); break;
-    case P::kReverseSwitch: FL_RETURN_IF_ERROR(StepReverseSwitch()); break;
-    case P::kCleanup: FL_RETURN_IF_ERROR(StepDrop(false)); break;
+    case P::kCopy:
+      FL_RETURN_IF_ERROR(StepCopy());
+      break;
+    case P::kCatchUp:
+      FL_RETURN_IF_ERROR(StepCatchUp());
+      break;
+    case P::kVerify:
+      FL_RETURN_IF_ERROR(StepVerify());
+      break;
+    case P::kFence:
+      FL_RETURN_IF_ERROR(StepFence(false));
+      break;
+    case P::kFinalCatchUp:
+      FL_RETURN_IF_ERROR(StepFinalCatchUp(false));
+      break;
+    case P::kSwitch:
+      FL_RETURN_IF_ERROR(StepSwitch());
+      break;
+    case P::kSwitched:
+      FL_RETURN_IF_ERROR(CatchUpBatch(true, 0).status());
+      break;
+    case P::kCompleting:
+      FL_RETURN_IF_ERROR(StepDrop(true));
+      break;
+    case P::kReverseFence:
+      FL_RETURN_IF_ERROR(StepFence(true));
+      break;
+    case P::kReverseCatchUp:
+      FL_RETURN_IF_ERROR(StepFinalCatchUp(true));
+      break;
+    case P::kReverseSwitch:
+      FL_RETURN_IF_ERROR(StepReverseSwitch());
+      break;
+    case P::kCleanup:
+      FL_RETURN_IF_ERROR(StepDrop(false));
+      break;
     case P::kComplete:
-    case P::kReversed: break;
+    case P::kReversed:
+      break;
   }
   return state_.phase;
 }
@@ -336,7 +376,8 @@ Status Reshard::Run() {
 }
 
 Status Reshard::Complete() {
-  if (state_.phase == ReshardPhase::kSwitched) FL_RETURN_IF_ERROR(SaveState(ReshardPhase::kCompleting));
+  if (state_.phase == ReshardPhase::kSwitched)
+    FL_RETURN_IF_ERROR(SaveState(ReshardPhase::kCompleting));
   if (state_.phase != ReshardPhase::kCompleting && state_.phase != ReshardPhase::kComplete) {
     return FailedPreconditionError("reshard: Complete needs a switched workflow, this one is " +
                                    std::string(ReshardPhaseName(state_.phase)));

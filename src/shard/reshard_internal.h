@@ -11,10 +11,10 @@
 
 // FL_RETURN_IF_ERROR for a RunInTransaction whose body itself uses FL_RETURN_IF_ERROR (a distinct
 // variable name, so the body's does not shadow it).
-#define FL_SHARD_RETURN_IF_TXN_ERROR(expr)                 \
-  do {                                                     \
-    ::faultline::Status fl_txn_status_ = (expr);           \
-    if (!fl_txn_status_.ok()) return fl_txn_status_;       \
+#define FL_SHARD_RETURN_IF_TXN_ERROR(expr)           \
+  do {                                               \
+    ::faultline::Status fl_txn_status_ = (expr);     \
+    if (!fl_txn_status_.ok()) return fl_txn_status_; \
   } while (0)
 
 namespace faultline::shard {

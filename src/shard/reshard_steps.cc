@@ -40,8 +40,8 @@ Result<uint64_t> Reshard::CatchUpBatch(bool reverse, uint64_t to) {
         return Status::Ok();
       },
       options_.attempts_max));
-  const uint64_t applied = entries.size() == options_.log_batch ? entries.back().seq + 1
-                                                                 : std::max(from, limit);
+  const uint64_t applied =
+      entries.size() == options_.log_batch ? entries.back().seq + 1 : std::max(from, limit);
   FL_SHARD_RETURN_IF_TXN_ERROR(RunInTransaction(
       receiver.store(),
       [&](Transaction& txn) -> Status {
@@ -94,7 +94,8 @@ Status Reshard::StepCopy() {
       [&](Transaction& txn) -> Status {
         FL_ASSIGN_OR_RETURN(ReshardProgress p, LoadProgress(txn, false));
         if (p.copy_cursor != cursor) return AbortedError("reshard: another mover copied");
-        for (const KeyValue& kv : rows) FL_RETURN_IF_ERROR(target_->ApplyRow(txn, kv.key, kv.value));
+        for (const KeyValue& kv : rows)
+          FL_RETURN_IF_ERROR(target_->ApplyRow(txn, kv.key, kv.value));
         if (!rows.empty()) p.copy_cursor = rows.back().key + std::string(1, '\0');
         p.copy_done = rows.size() < options_.copy_batch_rows;
         progress = p;
@@ -116,7 +117,7 @@ namespace {
 Status Diff(const std::vector<KeyValue>& want, const std::vector<KeyValue>& have) {
   for (size_t i = 0; i < std::max(want.size(), have.size()); ++i) {
     if (i < want.size() && i < have.size() && want[i] == have[i]) continue;
-    const std::string key = i >= want.size() ? have[i].key
+    const std::string key = i >= want.size()   ? have[i].key
                             : i >= have.size() ? want[i].key
                                                : std::min(want[i].key, have[i].key);
     return DataLossError("reshard: verify found source and target differ at key \"" + key + "\"");
@@ -142,7 +143,8 @@ Status Reshard::StepVerify() {
   FL_SHARD_RETURN_IF_TXN_ERROR(RunInTransaction(
       source_->store(),
       [&](Transaction& txn) -> Status {
-        FL_ASSIGN_OR_RETURN(want, source_->ScanRows(txn, cursor, state_.end, options_.verify_batch));
+        FL_ASSIGN_OR_RETURN(want,
+                            source_->ScanRows(txn, cursor, state_.end, options_.verify_batch));
         FL_ASSIGN_OR_RETURN(head, source_->LogHead(txn));
         return Status::Ok();
       },
@@ -243,17 +245,17 @@ Status Reshard::StepSwitch() {
       [&](Transaction& txn) -> Status {
         FL_ASSIGN_OR_RETURN(ReshardProgress p, LoadProgress(txn, false));
         if (p.open_seq == 0) {
-          FL_ASSIGN_OR_RETURN(p.open_seq, target_->SetRange(txn, {state_.begin, state_.end,
-                                                                  moved.epoch,
-                                                                  RangeState::kServing}));
+          FL_ASSIGN_OR_RETURN(
+              p.open_seq, target_->SetRange(
+                              txn, {state_.begin, state_.end, moved.epoch, RangeState::kServing}));
           FL_RETURN_IF_ERROR(txn.Put(ProgressKey(false), EncodeProgress(p)));
         }
         open_seq = p.open_seq;
         return Status::Ok();
       },
       options_.attempts_max));
-  FL_RETURN_IF_ERROR(source_->SetRange({state_.begin, state_.end, moved.epoch,
-                                        RangeState::kMovedOut}).status());
+  FL_RETURN_IF_ERROR(
+      source_->SetRange({state_.begin, state_.end, moved.epoch, RangeState::kMovedOut}).status());
   state_.new_epoch = moved.epoch;
   state_.moved_range = moved.id.value();
   state_.target_open_seq = open_seq;
@@ -283,8 +285,8 @@ Status Reshard::StepDrop(bool source) {
   FL_SHARD_RETURN_IF_TXN_ERROR(RunInTransaction(
       store.store(),
       [&](Transaction& txn) -> Status {
-        FL_ASSIGN_OR_RETURN(deleted, store.DeleteRows(txn, state_.begin, state_.end,
-                                                      options_.copy_batch_rows));
+        FL_ASSIGN_OR_RETURN(
+            deleted, store.DeleteRows(txn, state_.begin, state_.end, options_.copy_batch_rows));
         if (deleted == options_.copy_batch_rows) return Status::Ok();
         if (source) return txn.Delete(ProgressKey(true)).status();
         // A target that never opened forgets the range; one that did keeps its kMovedOut record

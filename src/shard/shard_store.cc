@@ -7,10 +7,10 @@
 
 // FL_RETURN_IF_ERROR for a RunInTransaction whose body itself uses FL_RETURN_IF_ERROR (a distinct
 // variable name, so the body's does not shadow it).
-#define FL_SHARD_RETURN_IF_TXN_ERROR(expr)                 \
-  do {                                                     \
-    ::faultline::Status fl_txn_status_ = (expr);           \
-    if (!fl_txn_status_.ok()) return fl_txn_status_;       \
+#define FL_SHARD_RETURN_IF_TXN_ERROR(expr)           \
+  do {                                               \
+    ::faultline::Status fl_txn_status_ = (expr);     \
+    if (!fl_txn_status_.ok()) return fl_txn_status_; \
   } while (0)
 
 namespace faultline::shard {
@@ -96,9 +96,8 @@ Result<LogEntry> DecodeLog(uint64_t seq, std::string_view bytes) {
 }
 
 std::string Describe(const OwnedRange& r) {
-  return "range [\"" + r.begin + "\", \"" + r.end + "\") " +
-         std::string(RangeStateName(r.state)) + ", current epoch " +
-         std::to_string(r.epoch.value());
+  return "range [\"" + r.begin + "\", \"" + r.end + "\") " + std::string(RangeStateName(r.state)) +
+         ", current epoch " + std::to_string(r.epoch.value());
 }
 
 // The client-side verdict on a record; `write` false for reads.
@@ -120,8 +119,8 @@ Status CheckClient(const std::optional<OwnedRange>& rec, std::string_view key, E
       break;
   }
   if (epoch < rec->epoch) {
-    return FencedOutError("StaleEpoch: request epoch " + std::to_string(epoch.value()) +
-                          " below " + Describe(*rec));
+    return FencedOutError("StaleEpoch: request epoch " + std::to_string(epoch.value()) + " below " +
+                          Describe(*rec));
   }
   return Status::Ok();
 }
@@ -130,10 +129,14 @@ Status CheckClient(const std::optional<OwnedRange>& rec, std::string_view key, E
 
 std::string_view RangeStateName(RangeState state) {
   switch (state) {
-    case RangeState::kServing: return "serving";
-    case RangeState::kFenced: return "fenced";
-    case RangeState::kIncoming: return "incoming";
-    case RangeState::kMovedOut: return "moved-out";
+    case RangeState::kServing:
+      return "serving";
+    case RangeState::kFenced:
+      return "fenced";
+    case RangeState::kIncoming:
+      return "incoming";
+    case RangeState::kMovedOut:
+      return "moved-out";
   }
   return "?";
 }

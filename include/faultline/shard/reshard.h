@@ -45,8 +45,8 @@
 // Status before anything is written: a split key outside the range or at its begin
 // (kInvalidArgument), an unknown range or target shard (kNotFound), a target that is the source,
 // a source that does not serve the whole range or a target that already holds part of it
-// (kFailedPrecondition), a hash-mode map (kInvalidArgument), an unreachable directory or shard store
-// (its error, kUnavailable).
+// (kFailedPrecondition), a hash-mode map (kInvalidArgument), an unreachable directory or shard
+// store (its error, kUnavailable).
 //
 // Thread safety: one Reshard object is driven by one thread at a time; two movers of the same
 // workflow are not supported (run one mover process; a new one after the old one is dead).
@@ -98,9 +98,9 @@ struct ReshardSpec {
 
 struct ReshardOptions {
   std::string state_prefix = "faultline/shard/reshard/";
-  uint32_t copy_batch_rows = 20000;  // rows per copy step, 1..1'000'000
-  uint32_t log_batch = 5000;         // change-log entries per catch-up step, 1..1'000'000
-  uint32_t verify_batch = 5000;      // rows compared per verify step, 1..1'000'000
+  uint32_t copy_batch_rows = 20000;  // rows per copy step, 1..100'000
+  uint32_t log_batch = 5000;         // change-log entries per catch-up step, 1..100'000
+  uint32_t verify_batch = 5000;      // rows compared per verify step, 1..100'000
   uint32_t catch_up_lag_max = 200;   // entries behind at which kCatchUp hands over to kVerify
   uint32_t attempts_max = 64;        // RunInTransaction attempts per transaction
   Directory::Options directory;
@@ -112,14 +112,14 @@ struct ReshardState {
   ReshardSpec spec;
   ReshardPhase phase = ReshardPhase::kCopy;
   ShardId from;
-  std::string begin, end;  // the moved keys
-  Epoch original_epoch;    // the source range's epoch when the move started
-  uint64_t start_seq = 0;  // source log head before the copy began
-  uint64_t fence_seq = 0;  // source log head at the fence (0: not fenced)
-  Epoch new_epoch;         // the moved range's epoch after the switch
-  uint64_t moved_range = 0;         // the moved range's id in the switched map
-  uint64_t target_open_seq = 0;     // target log head when it opened
-  uint64_t reverse_fence_seq = 0;   // target log head at the reverse fence
+  std::string begin, end;          // the moved keys
+  Epoch original_epoch;            // the source range's epoch when the move started
+  uint64_t start_seq = 0;          // source log head before the copy began
+  uint64_t fence_seq = 0;          // source log head at the fence (0: not fenced)
+  Epoch new_epoch;                 // the moved range's epoch after the switch
+  uint64_t moved_range = 0;        // the moved range's id in the switched map
+  uint64_t target_open_seq = 0;    // target log head when it opened
+  uint64_t reverse_fence_seq = 0;  // target log head at the reverse fence
 };
 
 struct ReshardProgress;  // internal: a stream's progress in its receiving store
@@ -128,9 +128,8 @@ class Reshard {
  public:
   // Validates `spec` against the directory and the stores, then persists a new workflow in kCopy.
   // kAlreadyExists when a workflow of that name exists (use Resume).
-  static Result<std::unique_ptr<Reshard>> Start(LocalStore& directory_store,
-                                                ShardResolver resolver, ReshardSpec spec,
-                                                ReshardOptions options = {});
+  static Result<std::unique_ptr<Reshard>> Start(LocalStore& directory_store, ShardResolver resolver,
+                                                ReshardSpec spec, ReshardOptions options = {});
   // Loads the workflow `name` (kNotFound when there is none) to continue it.
   static Result<std::unique_ptr<Reshard>> Resume(LocalStore& directory_store,
                                                  ShardResolver resolver, std::string_view name,
@@ -156,7 +155,7 @@ class Reshard {
         resolver_(std::move(resolver)),
         options_(std::move(options)) {}
 
-  Status Bind();    // resolves the source and target stores
+  Status Bind();  // resolves the source and target stores
   Status SaveState(ReshardPhase next);
   std::string StateKey() const;
   std::string ProgressKey(bool reverse) const;
@@ -214,8 +213,7 @@ class ShardClient {
   Route last_route() const { return last_route_; }
 
  private:
-  Status Attempt(std::string_view key,
-                 const std::function<Status(ShardStore&, const Route&)>& op);
+  Status Attempt(std::string_view key, const std::function<Status(ShardStore&, const Route&)>& op);
 
   Directory* directory_;
   ShardResolver resolver_;
