@@ -212,10 +212,14 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args) {
   idem->add_option("--skew", args.skew, "Zipf exponent over the effect rows (0: uniform)")
       ->check(CLI::Range(0.0, 10.0));
   idem->add_option("--table", args.table, "table to use (created when missing)");
+  args.reshard_cmd = AddBenchReshardCommand(*bench, args.reshard);
   return bench;
 }
 
 int RunBench(const BenchArgs& args) {
+  if (args.reshard_cmd != nullptr && args.reshard_cmd->parsed()) {
+    return RunBenchReshard(args.reshard);
+  }
   OpenStoreOptions options;
   options.table = args.table;
   options.connections_max = args.threads + 1;

@@ -80,6 +80,20 @@ std::vector<const lab::Scenario*> SelectScenarios(const std::vector<std::string>
 // Worker threads for --jobs (0: one per core).
 unsigned ThreadsFor(uint64_t jobs);
 
+// bench_reshard.cc: `faultline bench reshard --from URI --to URI --rows N [--writers K]`.
+struct BenchReshardArgs {
+  std::string from;
+  std::string to;
+  uint64_t rows = 100000;
+  unsigned writers = 4;
+  uint64_t rate = 2000;  // writes/s over all writers; 0: as fast as they can
+  uint32_t batch = 20000;
+  std::string table = "faultline_bench";
+};
+CLI::App* AddBenchReshardCommand(CLI::App& bench, BenchReshardArgs& args);
+// 0 done, 1 the move failed or lost/duplicated a write, 2 misuse (bad URI, unreachable server).
+int RunBenchReshard(const BenchReshardArgs& args);
+
 // bench_command.cc: `faultline bench idempotency --store URI ...`.
 struct BenchArgs {
   std::string store;
@@ -88,6 +102,8 @@ struct BenchArgs {
   uint64_t keys = 1000;
   double skew = 0;
   std::string table = "faultline_bench";
+  BenchReshardArgs reshard;            // `bench reshard` (bench_reshard.cc)
+  CLI::App* reshard_cmd = nullptr;
 };
 CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args);
 // 0 done, 1 a round failed, 2 misuse (bad URI, unreachable server).

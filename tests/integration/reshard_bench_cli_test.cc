@@ -1,0 +1,133 @@
+// `faultline bench reshard` end to end: the real binary moving a range between two SQLite files and
+// between two PostgreSQL databases of the test server with writers running (exit 0, every figure
+// printed, the checks passed, nothing left behind), and the misuse contract (exit 2, exactly one
+// line "faultline: error: ..." on stderr).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "faultline/adapters/open_store.h"
+#include "tests/integration/pg_test_server.h"
+#include "tests/integration/reshard_real_util.h"
+
+#ifndef FAULTLINE_BIN
+#error "FAULTLINE_BIN must name the faultline binary"
+#endif
+
+extern char** environ;
+
+namespace faultline::testing {
+namespace {
+
+struct Run {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Run Faultline(const std::vector<std::string>& args) {
+  TempDir dir;
+  const std::string out = dir.path() + "/out", err = dir.path() + "/err";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> storage = {FAULTLINE_BIN};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  Run run;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  run.out = ReadAll(out);
+  run.err = ReadAll(err);
+  return run;
+}
+
+void ExpectMisuse(const std::vector<std::string>& args) {
+  const Run run = Faultline(args);
+  std::string shown;
+  for (const std::string& a : args) shown += a + " ";
+  EXPECT_EQ(run.exit_code, 2) << shown << "\n" << run.err;
+  EXPECT_EQ(run.err.rfind("faultline: error: ", 0), 0u) << shown << ": " << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << shown << ": " << run.err;
+  EXPECT_EQ(run.out, "") << shown;
+}
+
+void ExpectMoved(const Run& run) {
+  ASSERT_EQ(run.exit_code, 0) << run.err << run.out;
+  EXPECT_EQ(run.err, "");
+  for (const char* line : {"rows/s", "catch-up", "verify", "cutover", "waited at the fence: p50",
+                           "0 error(s)",
+                           "check         0 lost, 0 duplicated, 0 writes accepted by the source "
+                           "after the fence"}) {
+    EXPECT_NE(run.out.find(line), std::string::npos) << line << "\n" << run.out;
+  }
+  std::printf("%s", run.out.c_str());
+}
+
+void ExpectTableEmpty(const std::string& uri, const std::string& table) {
+  OpenStoreOptions options;
+  options.table = table;
+  Result<std::unique_ptr<LocalStore>> store = OpenStore(uri, options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Result<std::map<std::string, std::string>> dump = DumpStore(**store);
+  ASSERT_TRUE(dump.ok()) << dump.status().ToString();
+  EXPECT_EQ(dump->size(), 0u) << "the bench left rows behind";
+}
+
+TEST(ReshardBenchCli, MovesBetweenSqliteFilesAndCleansUp) {
+  TempDir dir;
+  const std::string a = "sqlite:" + dir.path() + "/a.db?synchronous=normal";
+  const std::string b = "sqlite:" + dir.path() + "/b.db?synchronous=normal";
+  ExpectMoved(Faultline({"bench", "reshard", "--from", a, "--to", b, "--rows", "3000",
+                         "--writers", "2", "--batch", "500"}));
+  ExpectTableEmpty(a, "faultline_bench");
+  ExpectTableEmpty(b, "faultline_bench");
+}
+
+TEST(ReshardBenchCli, MovesBetweenPostgresDatabasesAndCleansUp) {
+  Result<ReshardDbs> dbs = MakeReshardDbs("postgres");
+  ASSERT_TRUE(dbs.ok()) << dbs.status().ToString();
+  ExpectMoved(Faultline({"bench", "reshard", "--from", dbs->a_uri, "--to", dbs->b_uri, "--rows",
+                         "1000", "--writers", "2", "--rate", "200", "--table", dbs->a_table}));
+  ExpectTableEmpty(dbs->a_uri, dbs->a_table);
+  ExpectTableEmpty(dbs->b_uri, dbs->a_table);
+  DropCreated(*dbs);
+}
+
+TEST(ReshardBenchCli, MisuseIsOneLineAndExitTwo) {
+  TempDir dir;
+  const std::string ok = "sqlite:" + dir.path() + "/ok.db";
+  ExpectMisuse({"bench", "reshard"});
+  ExpectMisuse({"bench", "reshard", "--from", ok});
+  ExpectMisuse({"bench", "reshard", "--from", "mysql://localhost/db", "--to", ok});
+  ExpectMisuse({"bench", "reshard", "--from", ok, "--to", "sqlite:"});
+  ExpectMisuse({"bench", "reshard", "--from", ok, "--to", "sqlite:" + dir.path() + "/no/dir/x.db"});
+  ExpectMisuse({"bench", "reshard", "--from", ok, "--to",
+                "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=3"});
+  ExpectMisuse({"bench", "reshard", "--from", ok, "--to", ok, "--rows", "0"});
+  ExpectMisuse({"bench", "reshard", "--from", ok, "--to", ok, "--writers", "-1"});
+  ExpectMisuse({"bench", "reshard", "--from", ok, "--to", ok, "--batch", "abc"});
+}
+
+}  // namespace
+}  // namespace faultline::testing
