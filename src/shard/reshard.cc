@@ -153,7 +153,7 @@ std::string_view ReshardPhaseName(ReshardPhase phase) {
 Status ReshardOptions::Validate() const {
   auto in = [](uint32_t v) { return v >= 1 && v <= 100'000; };
   if (state_prefix.empty()) return InvalidArgumentError("reshard: empty state_prefix");
-  if (!in(copy_batch_rows) || !in(log_batch) || !in(verify_batch)) {
+  if (!in(copy_batch_rows) || !in(log_batch) || !in(verify_batch) || !in(drop_batch_rows)) {
     return InvalidArgumentError(
         "reshard: batch sizes must be in [1, 100000] (stores cap a scan there)");
   }

@@ -286,8 +286,8 @@ Status Reshard::StepDrop(bool source) {
       store.store(),
       [&](Transaction& txn) -> Status {
         FL_ASSIGN_OR_RETURN(
-            deleted, store.DeleteRows(txn, state_.begin, state_.end, options_.copy_batch_rows));
-        if (deleted == options_.copy_batch_rows) return Status::Ok();
+            deleted, store.DeleteRows(txn, state_.begin, state_.end, options_.drop_batch_rows));
+        if (deleted == options_.drop_batch_rows) return Status::Ok();
         if (source) return txn.Delete(ProgressKey(true)).status();
         // A target that never opened forgets the range; one that did keeps its kMovedOut record
         // so that clients still holding the switched map are told to refresh.
@@ -297,7 +297,7 @@ Status Reshard::StepDrop(bool source) {
         return txn.Delete(ProgressKey(false)).status();
       },
       options_.attempts_max));
-  if (deleted == options_.copy_batch_rows) return Status::Ok();
+  if (deleted == options_.drop_batch_rows) return Status::Ok();
   return SaveState(source ? ReshardPhase::kComplete : ReshardPhase::kReversed);
 }
 

@@ -101,8 +101,11 @@ struct ReshardOptions {
   uint32_t copy_batch_rows = 20000;  // rows per copy step, 1..100'000
   uint32_t log_batch = 5000;         // change-log entries per catch-up step, 1..100'000
   uint32_t verify_batch = 5000;      // rows compared per verify step, 1..100'000
-  uint32_t catch_up_lag_max = 200;   // entries behind at which kCatchUp hands over to kVerify
-  uint32_t attempts_max = 64;        // RunInTransaction attempts per transaction
+  // Rows deleted per Complete / cleanup step, 1..100'000. Small: each batch holds the store's write
+  // lock (SQLite) while clients write to the range's neighbours.
+  uint32_t drop_batch_rows = 2000;
+  uint32_t catch_up_lag_max = 200;  // entries behind at which kCatchUp hands over to kVerify
+  uint32_t attempts_max = 64;       // RunInTransaction attempts per transaction
   Directory::Options directory;
   Status Validate() const;
 };
