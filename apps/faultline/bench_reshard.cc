@@ -7,7 +7,8 @@
 // whole key range to shard 2 (in --to) with Reshard, step by step, timing each phase. Printed: the
 // copy rate (rows/s), the catch-up and verify times, the cutover (fence to switched), and, as the
 // writers saw it, how long writes waited at the fence (p50/p99/max over the writes that waited).
-// Then Complete, and the checks: every acknowledged write reads back from the shard the final map
+// Then Complete (once every writer follows the switched map; the writers keep writing), and the
+// checks: every acknowledged write reads back from the shard the final map
 // names (0 lost), shard 2 holds each row exactly once and shard 1 none (0 duplicated), and shard
 // 1's change log holds no write at or after the fence. Everything lives under "bench/<run id>/" in
 // the stores' table (--table) and is deleted at the end.
@@ -101,6 +102,8 @@ class Writers {
     running_.clear();
   }
   uint64_t acked() const { return acked_.load(); }
+  // True once every writer has had a write acknowledged by shard 2 (its map is the switched one).
+  bool AllSwitched() const { return switched_.load() == threads_; }
   const std::vector<std::string>& errors() const { return errors_; }
   std::vector<int64_t> Waits() const {  // of the writes that waited, sorted
     std::vector<int64_t> out;
@@ -128,6 +131,7 @@ class Writers {
     const auto start = std::chrono::steady_clock::now();
     const auto interval =
         std::chrono::nanoseconds(rate_ == 0 ? 0 : 1'000'000'000 * threads_ / rate_);
+    bool on_target = false;
     for (uint64_t seq = 1; status.ok() && mine > 0 && !stop_.load(); ++seq) {
       if (rate_ != 0) std::this_thread::sleep_until(start + interval * static_cast<int64_t>(seq));
       const std::string key = Row((rng.Next() % mine) * threads_ + t);
@@ -135,6 +139,10 @@ class Writers {
       status = client.Write(key, value);
       if (!status.ok()) break;
       last_[t][key] = value;
+      if (!on_target && client.last_route().shard == ShardId(2)) {
+        on_target = true;
+        switched_.fetch_add(1);
+      }
       if (client.last_wait() > Duration::Zero()) waits_[t].push_back(client.last_wait().nanos());
       acked_.fetch_add(1);
     }
@@ -150,6 +158,7 @@ class Writers {
   const uint64_t rate_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> acked_{0};
+  std::atomic<unsigned> switched_{0};
   std::vector<std::thread> running_;
   std::vector<std::map<std::string, std::string>> last_;
   std::vector<std::vector<int64_t>> waits_;
@@ -162,7 +171,8 @@ struct PhaseTimes {
 };
 
 // Steps the move to kComplete, adding each step's time to its phase.
-Status Move(Stores& s, uint32_t batch, PhaseTimes& times, shard::ReshardState& state) {
+Status Move(Stores& s, uint32_t batch, const Writers& writers, PhaseTimes& times,
+            shard::ReshardState& state) {
   shard::ReshardOptions options;
   options.state_prefix = s.run + "reshard/";
   options.copy_batch_rows = batch;
@@ -185,6 +195,11 @@ Status Move(Stores& s, uint32_t batch, PhaseTimes& times, shard::ReshardState& s
       times.verify += took;
     else
       times.cutover += took;
+  }
+  // Complete is the operator's later step (Vitess): it starts once every writer follows the
+  // switched map (at most 10 s), and runs while they keep writing to shard 2.
+  for (int i = 0; i < 10000 && !writers.AllSwitched(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const MonoTime begin = clock.Now();
   FL_RETURN_IF_ERROR(mover->Complete());
@@ -317,7 +332,7 @@ int RunBenchReshard(const BenchReshardArgs& args) {
   shard::ReshardState state;
   if (status.ok()) {
     writers.Start();
-    status = Move(s, args.batch, times, state);
+    status = Move(s, args.batch, writers, times, state);
     writers.Stop();
   }
   if (status.ok() && !writers.errors().empty()) status = InternalError(writers.errors()[0]);
