@@ -75,10 +75,10 @@ void ExpectMisuse(const std::vector<std::string>& args) {
 void ExpectMoved(const Run& run) {
   ASSERT_EQ(run.exit_code, 0) << run.err << run.out;
   EXPECT_EQ(run.err, "");
-  for (const char* line : {"rows/s", "catch-up", "verify", "cutover", "waited at the fence: p50",
-                           "0 error(s)",
-                           "check         0 lost, 0 duplicated, 0 writes accepted by the source "
-                           "after the fence"}) {
+  for (const char* line :
+       {"rows/s", "catch-up", "verify", "cutover", "waited at the fence: p50", "0 error(s)",
+        "check         0 lost, 0 duplicated, 0 writes accepted by the source "
+        "after the fence"}) {
     EXPECT_NE(run.out.find(line), std::string::npos) << line << "\n" << run.out;
   }
   std::printf("%s", run.out.c_str());
@@ -98,8 +98,8 @@ TEST(ReshardBenchCli, MovesBetweenSqliteFilesAndCleansUp) {
   TempDir dir;
   const std::string a = "sqlite:" + dir.path() + "/a.db?synchronous=normal";
   const std::string b = "sqlite:" + dir.path() + "/b.db?synchronous=normal";
-  ExpectMoved(Faultline({"bench", "reshard", "--from", a, "--to", b, "--rows", "3000",
-                         "--writers", "2", "--batch", "500"}));
+  ExpectMoved(Faultline({"bench", "reshard", "--from", a, "--to", b, "--rows", "3000", "--writers",
+                         "2", "--batch", "500"}));
   ExpectTableEmpty(a, "faultline_bench");
   ExpectTableEmpty(b, "faultline_bench");
 }

@@ -42,10 +42,11 @@ class ReshardReal : public ::testing::TestWithParam<std::string> {
     EXPECT_GT(writers.acknowledged(), 100u);
     const std::vector<int64_t> waits = writers.waits();
     auto pct = [&](double p) {
-      return waits.empty() ? 0.0
-                           : static_cast<double>(waits[std::min(waits.size() - 1,
-                                                                static_cast<size_t>(p * waits.size()))]) /
-                                 1e6;
+      return waits.empty()
+                 ? 0.0
+                 : static_cast<double>(
+                       waits[std::min(waits.size() - 1, static_cast<size_t>(p * waits.size()))]) /
+                       1e6;
     };
     std::printf("%s: %llu writes acknowledged; fence wait p50 %.3f ms p99 %.3f ms max %.3f ms\n",
                 GetParam().c_str(), static_cast<unsigned long long>(writers.acknowledged()),

@@ -27,9 +27,10 @@ std::string WithDbname(const std::string& uri, const std::string& dbname) {
   const size_t slash = uri.find('/', scheme + 3);
   const size_t query = uri.find('?', scheme + 3);
   const std::string tail = query == std::string::npos ? "" : uri.substr(query);
-  const std::string head = slash == std::string::npos || (query != std::string::npos && slash > query)
-                               ? uri.substr(0, query)
-                               : uri.substr(0, slash);
+  const std::string head =
+      slash == std::string::npos || (query != std::string::npos && slash > query)
+          ? uri.substr(0, query)
+          : uri.substr(0, slash);
   return head + "/" + dbname + tail;
 }
 
@@ -134,7 +135,11 @@ Status InitReshard(ReshardStores& stores, uint64_t rows) {
 }
 
 Writers::Writers(ReshardStores& stores, int threads, uint64_t rows, Duration window)
-    : stores_(&stores), threads_(threads), rows_(rows), window_(window), last_(threads),
+    : stores_(&stores),
+      threads_(threads),
+      rows_(rows),
+      window_(window),
+      last_(threads),
       waits_(threads) {}
 
 Writers::~Writers() { Stop(); }
@@ -164,8 +169,8 @@ void Writers::Loop(int t) {
   const uint64_t mine = (rows_ + static_cast<uint64_t>(threads_) - 1 - static_cast<uint64_t>(t)) /
                         static_cast<uint64_t>(threads_);
   for (uint64_t seq = 1; !stop_.load(); ++seq) {
-    const uint64_t i = (rng.Next() % mine) * static_cast<uint64_t>(threads_) +
-                       static_cast<uint64_t>(t);
+    const uint64_t i =
+        (rng.Next() % mine) * static_cast<uint64_t>(threads_) + static_cast<uint64_t>(t);
     const std::string key = RowKey(i);
     const std::string value = std::to_string(t) + "-" + std::to_string(seq);
     const Status s = client.Write(key, value);
@@ -227,8 +232,10 @@ Status CheckNothingLostOrDuplicated(ReshardStores& stores, const std::string& be
   FL_ASSIGN_OR_RETURN(auto b_rows, AllRows(*stores.sb));
   uint64_t owned = 0;
   for (const auto& [key, value] : a_rows) {
-    if (key < begin) ++owned;
-    else if (completed) return DataLossError("duplicate: moved key " + key + " left on shard 1");
+    if (key < begin)
+      ++owned;
+    else if (completed)
+      return DataLossError("duplicate: moved key " + key + " left on shard 1");
   }
   for (const auto& [key, value] : b_rows) {
     if (key < begin) return DataLossError("duplicate: key " + key + " outside the move on shard 2");
