@@ -335,6 +335,12 @@ Status ShardStore::ApplyRow(Transaction& txn, std::string_view key,
   return txn.Delete(RowKey(key)).status();
 }
 
+Result<size_t> ShardStore::TruncateLog(Transaction& txn, uint64_t before, size_t limit) {
+  FL_ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, txn.Scan(LogKey(0), LogKey(before), limit));
+  for (const KeyValue& kv : kvs) FL_RETURN_IF_ERROR(txn.Delete(kv.key).status());
+  return kvs.size();
+}
+
 Result<size_t> ShardStore::DeleteRows(Transaction& txn, std::string_view begin,
                                       std::string_view end, size_t limit) {
   FL_ASSIGN_OR_RETURN(std::vector<KeyValue> rows, ScanRows(txn, begin, end, limit));

@@ -32,6 +32,22 @@ TEST_P(ShardStoreTest, AcceptedWritesAreLoggedInOrderWithTheirEpoch) {
   EXPECT_EQ(env_.Rows(a), (std::map<std::string, std::string>{{"y", "2"}}));
 }
 
+TEST_P(ShardStoreTest, TruncateLogDropsOnlyEntriesBelowThePosition) {
+  ShardStore& a = env_.a();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.Write(Key(i), "v", Epoch(1)).ok());
+  size_t dropped = 0;
+  ASSERT_TRUE(RunInTransaction(a.store(), [&](Transaction& txn) -> Status {
+                FL_ASSIGN_OR_RETURN(dropped, a.TruncateLog(txn, 8, 100));
+                return Status::Ok();
+              }).ok());
+  EXPECT_EQ(dropped, 7u);
+  const std::vector<LogEntry> left = env_.Log(a);
+  ASSERT_EQ(left.size(), 3u);
+  EXPECT_EQ(left[0].seq, 8u);
+  ASSERT_TRUE(a.Write(Key(0), "w", Epoch(1)).ok());  // numbering goes on from the head
+  EXPECT_EQ(env_.Log(a).back().seq, 11u);
+}
+
 TEST_P(ShardStoreTest, RefusalsWriteNothingAndSayWhy) {
   ShardStore& a = env_.a();
   ASSERT_TRUE(a.SetRange({"m", "", Epoch(5), RangeState::kServing}).ok());

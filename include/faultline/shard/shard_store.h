@@ -124,6 +124,10 @@ class ShardStore {
                                          std::string_view end, size_t limit);
   // Writes (or deletes) a row without a fence check and without a log entry.
   Status ApplyRow(Transaction& txn, std::string_view key, std::optional<std::string_view> value);
+  // Deletes up to `limit` change-log entries below `before`; returns how many. The log is never
+  // trimmed on its own: call this with the lowest position any mover still tails from (a
+  // Reshard's fence_seq once it is complete or reversed, its start_seq while it runs).
+  Result<size_t> TruncateLog(Transaction& txn, uint64_t before, size_t limit);
   // Deletes up to `limit` rows of [begin, end); returns how many.
   Result<size_t> DeleteRows(Transaction& txn, std::string_view begin, std::string_view end,
                             size_t limit);
