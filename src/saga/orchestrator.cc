@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "faultline/core/options.h"
+#include "src/saga/driver_common.h"
 
 namespace faultline::saga {
 
@@ -28,13 +29,8 @@ Result<std::unique_ptr<Orchestrator>> Orchestrator::Create(SagaLog& log, Clock& 
 }
 
 Status Orchestrator::Register(SagaDefinition definition) {
-  if (definition.type.empty()) return InvalidArgumentError("saga type is empty");
-  if (definition.steps.empty()) {
-    return InvalidArgumentError("saga type " + definition.type + " has no steps");
-  }
-  if (definition.steps.size() > log_.options().steps_max) {
-    return InvalidArgumentError("saga type " + definition.type + " has more than steps_max steps");
-  }
+  FL_RETURN_IF_ERROR(internal::CheckDefinition(definition.type, definition.steps.size(),
+                                               log_.options().steps_max));
   for (size_t i = 0; i < definition.steps.size(); ++i) {
     if (!definition.steps[i].forward || !definition.steps[i].compensate) {
       return InvalidArgumentError("saga type " + definition.type + " step " + std::to_string(i) +
@@ -65,24 +61,16 @@ Result<const SagaDefinition*> Orchestrator::DefinitionFor(std::string_view saga_
                                                           std::string* data, bool* parked) {
   *parked = false;
   Result<SagaState> state = log_.Get(saga_id);
-  std::string reason;
-  if (state.status().code() == StatusCode::kDataLoss) {
-    reason = "saga row is corrupt: " + state.status().ToString();
-  } else if (!state.ok()) {
-    return state.status();
-  } else {
-    auto it = types_.find(state->type);
-    if (it == types_.end()) {
-      reason = "saga type '" + state->type + "' is not registered with this orchestrator";
-    } else if (it->second.steps.size() != state->steps) {
-      reason = "saga type '" + state->type + "' has " + std::to_string(it->second.steps.size()) +
-               " steps registered, the saga was started with " + std::to_string(state->steps);
-    } else {
-      *data = std::move(state->data);
-      return &it->second;
-    }
+  if (!state.ok() && state.status().code() != StatusCode::kDataLoss) return state.status();
+  auto it = state.ok() ? types_.find(state->type) : types_.end();
+  std::optional<size_t> registered;
+  if (it != types_.end()) registered = it->second.steps.size();
+  const std::optional<std::string> reason = internal::ParkReason(state, registered);
+  if (!reason) {
+    *data = std::move(state->data);
+    return &it->second;
   }
-  FL_RETURN_IF_ERROR(log_.Park(saga_id, reason));
+  FL_RETURN_IF_ERROR(log_.Park(saga_id, *reason));
   *parked = true;
   return static_cast<const SagaDefinition*>(nullptr);
 }
