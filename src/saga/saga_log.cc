@@ -359,6 +359,24 @@ Status SagaLog::Unpark(std::string_view saga_id) {
   });
 }
 
+Status SagaLog::Forget(std::string_view saga_id) {
+  return Run([&](Transaction& txn) -> Status {
+    const std::string key = Key('s', saga_id);
+    FL_ASSIGN_OR_RETURN(std::optional<std::string> value, txn.Get(key));
+    if (!value) return Status::Ok();
+    FL_ASSIGN_OR_RETURN(bool was_parked, txn.Delete(Key('p', saga_id)));
+    if (!was_parked) {
+      FL_ASSIGN_OR_RETURN(SagaState state, DecodeState(*value));
+      if (state.phase != Phase::kDone && state.phase != Phase::kCompensated) {
+        return FailedPreconditionError("saga " + std::string(saga_id) +
+                                       " is still running: it cannot be forgotten");
+      }
+    }
+    FL_RETURN_IF_ERROR(txn.Delete(Key('r', saga_id)).status());
+    return txn.Delete(key).status();
+  });
+}
+
 // ---- Reads ----------------------------------------------------------------------------------
 
 Result<SagaState> SagaLog::Get(std::string_view saga_id) {

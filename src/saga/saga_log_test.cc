@@ -233,5 +233,23 @@ TEST_F(SagaLogTest, StuckReportsRunningAndParkedSagasOlderThanTheBound) {
   EXPECT_TRUE(Must(log_->Stuck(env_.clock.WallNow() - Duration::Seconds(2))).empty());
 }
 
+TEST_F(SagaLogTest, ForgetDeletesFinishedOrParkedSagasButNeverARunningOne) {
+  MustOk(log_->Start("transfer", "done", 1, ""));
+  ASSERT_EQ(Must(log_->Next("done")).kind, Action::kForward);
+  MustOk(log_->RecordForward("done", 0, Status::Ok()));
+  MustOk(log_->Start("transfer", "running", 1, ""));
+  MustOk(log_->Start("transfer", "corrupt", 1, ""));
+  Corrupt("saga/s/corrupt");
+  MustOk(log_->Park("corrupt", "bad row"));
+
+  EXPECT_EQ(log_->Forget("running").code(), StatusCode::kFailedPrecondition);
+  MustOk(log_->Forget("done"));
+  MustOk(log_->Forget("done"));  // absent: ok
+  EXPECT_EQ(log_->Get("done").status().code(), StatusCode::kNotFound);
+  MustOk(log_->Forget("corrupt"));  // a person resolved it
+  EXPECT_TRUE(Must(log_->Parked()).empty());
+  EXPECT_EQ(Must(log_->Unfinished()), std::vector<std::string>{"running"});
+}
+
 }  // namespace
 }  // namespace faultline::saga

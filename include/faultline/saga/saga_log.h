@@ -200,6 +200,12 @@ class SagaLog {
   // kFailedPrecondition when it is not parked or its row does not decode.
   Status Unpark(std::string_view saga_id);
 
+  // Deletes a finished saga's row (retention: once no late outcome or duplicate Start of it can
+  // arrive any more; a Start after Forget starts the saga afresh), or a parked saga's rows once a
+  // person has resolved it by hand (a row that does not decode included). Absent: ok.
+  // kFailedPrecondition for a saga still running.
+  Status Forget(std::string_view saga_id);
+
   Result<SagaState> Get(std::string_view saga_id);
 
   // Saga ids in the running set (neither finished nor parked), at most list_max.
