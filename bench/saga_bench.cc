@@ -12,7 +12,6 @@
 //
 //   saga_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
-
 #include <unistd.h>
 
 #include <algorithm>

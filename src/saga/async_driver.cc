@@ -17,8 +17,7 @@ Status AsyncOrchestratorOptions::Validate() const {
 Result<std::unique_ptr<AsyncOrchestrator>> AsyncOrchestrator::Create(
     SagaLog& log, Executor& executor, Clock& clock, AsyncOrchestratorOptions options) {
   FL_RETURN_IF_ERROR(options.Validate());
-  return std::unique_ptr<AsyncOrchestrator>(
-      new AsyncOrchestrator(log, executor, clock, options));
+  return std::unique_ptr<AsyncOrchestrator>(new AsyncOrchestrator(log, executor, clock, options));
 }
 
 Status AsyncOrchestrator::Register(AsyncSagaDefinition definition) {
@@ -85,8 +84,8 @@ Task<Result<SagaOutcome>> AsyncOrchestrator::Drive(std::string saga_id, CancelTo
     }
     FL_ASSERT(action.step < definition.steps.size());
     const AsyncSagaStep& step = definition.steps[action.step];
-    const StepCall call{saga_id,        definition.type, data,           action.step,
-                        action.attempt, action.step_key, action.forward_key};
+    const StepCall call{saga_id,         definition.type,   data, action.step, action.attempt,
+                        action.step_key, action.forward_key};
     Status recorded;
     if (action.kind == Action::kForward) {
       const Status outcome = co_await step.forward(call);

@@ -9,10 +9,14 @@ namespace faultline::saga {
 
 const char* SagaOutcomeName(SagaOutcome outcome) {
   switch (outcome) {
-    case SagaOutcome::kDone: return "done";
-    case SagaOutcome::kCompensated: return "compensated";
-    case SagaOutcome::kParked: return "parked";
-    case SagaOutcome::kWaiting: return "waiting";
+    case SagaOutcome::kDone:
+      return "done";
+    case SagaOutcome::kCompensated:
+      return "compensated";
+    case SagaOutcome::kParked:
+      return "parked";
+    case SagaOutcome::kWaiting:
+      return "waiting";
   }
   return "?";
 }
@@ -90,9 +94,12 @@ Result<SagaOutcome> Orchestrator::Drive(std::string_view saga_id) {
     if (!next.ok()) return next.status();
     const Action& action = *next;
     switch (action.kind) {
-      case Action::kDone: return SagaOutcome::kDone;
-      case Action::kCompensated: return SagaOutcome::kCompensated;
-      case Action::kParked: return SagaOutcome::kParked;
+      case Action::kDone:
+        return SagaOutcome::kDone;
+      case Action::kCompensated:
+        return SagaOutcome::kCompensated;
+      case Action::kParked:
+        return SagaOutcome::kParked;
       case Action::kWait: {
         if (!options_.sleep) return SagaOutcome::kWaiting;
         const Duration delay = action.not_before - clock_.WallNow();
@@ -105,8 +112,8 @@ Result<SagaOutcome> Orchestrator::Drive(std::string_view saga_id) {
     }
     FL_ASSERT(action.step < definition->steps.size());
     const SagaStep& step = definition->steps[action.step];
-    const StepCall call{saga_id,     definition->type, data,           action.step,
-                        action.attempt, action.step_key, action.forward_key};
+    const StepCall call{saga_id,         definition->type,  data, action.step, action.attempt,
+                        action.step_key, action.forward_key};
     Status recorded;
     if (action.kind == Action::kForward) {
       recorded = log_.RecordForward(saga_id, action.step, step.forward(call));

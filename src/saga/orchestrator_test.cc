@@ -177,8 +177,8 @@ TEST(Orchestrator, CrashAtEveryCommitThenRecoveryCompensatesTheSaga) {
 TEST(Orchestrator, UnknownTypeOnRecoveryIsParkedAndTheOthersStillRecover) {
   Fixture f(2);
   std::unique_ptr<SagaLog> log = Must(SagaLog::Create(*f.env.store, f.env.clock, FastOptions()));
-  MustOk(log->Start("refund", "r1", 2, ""));       // a type this build does not know
-  MustOk(log->Start("transfer", "t1", 5, ""));     // started by a build with five steps
+  MustOk(log->Start("refund", "r1", 2, ""));    // a type this build does not know
+  MustOk(log->Start("transfer", "t1", 5, ""));  // started by a build with five steps
   MustOk(log->Start("transfer", "t2", 2, ""));
   std::unique_ptr<Orchestrator> orch = f.MakeOrchestrator(*log);
   const RecoveryReport report = Must(orch->RecoverAll());

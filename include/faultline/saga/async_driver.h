@@ -9,8 +9,8 @@
 // the difference is what is slept).
 //
 // A crash destroys the coroutines mid-call: nothing more is needed, since SagaLog armed every call
-// before it was sent. The restarted node builds a new AsyncOrchestrator over the recovered store and
-// runs RecoverAll.
+// before it was sent. The restarted node builds a new AsyncOrchestrator over the recovered store
+// and runs RecoverAll.
 //
 // Thread safety: none; one node's executor. `log`, `executor` and `clock` must outlive it, and it
 // must outlive the Tasks it returns.

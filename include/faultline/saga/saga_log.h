@@ -39,8 +39,8 @@
 //                bytes reason
 // Saga row: u8 version (1), u8 phase (1 forward, 2 compensating, 3 done, 4 compensated), u8 flags
 // (bit 0: cursor step started, bit 1: parked), bytes type, u32 steps, u32 cursor, u32 attempts,
-// i64 started_at ns, i64 retry_at ns, bytes data, bytes reason, u32 CRC-32C of all before it; little
-// endian, "bytes" = varint length + raw. `cursor` is the step being run forward, or being
+// i64 started_at ns, i64 retry_at ns, bytes data, bytes reason, u32 CRC-32C of all before it;
+// little endian, "bytes" = varint length + raw. `cursor` is the step being run forward, or being
 // compensated; `attempts` counts the attempts armed at the cursor step.
 //
 // Time: started_at, retry_at and the stuck bound are judged on Clock::WallNow(). Backoff jitter is
@@ -119,9 +119,9 @@ struct Action {
   // The forward key of `step` (the participant's tombstone key, participant.h). Empty for kDone,
   // kCompensated and kParked.
   std::string forward_key;
-  uint32_t attempt = 0;   // kForward / kCompensate: 1 for the first attempt of this step
-  WallTime not_before;    // kWait
-  std::string reason;     // kParked: why; kCompensate: what failed
+  uint32_t attempt = 0;  // kForward / kCompensate: 1 for the first attempt of this step
+  WallTime not_before;   // kWait
+  std::string reason;    // kParked: why; kCompensate: what failed
 };
 const char* ActionKindName(Action::Kind kind);
 
