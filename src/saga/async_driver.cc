@@ -45,7 +45,8 @@ Task<Result<SagaOutcome>> AsyncOrchestrator::Run(std::string type, std::string s
   }
   const Status started =
       log_.Start(type, saga_id, static_cast<uint32_t>(it->second.steps.size()), data);
-  if (!started.ok()) co_return started;
+  // A stored row that does not decode: Drive parks it with its reason.
+  if (!started.ok() && started.code() != StatusCode::kDataLoss) co_return started;
   co_return co_await Drive(std::move(saga_id), std::move(cancel));
 }
 

@@ -55,8 +55,10 @@ Result<SagaOutcome> Orchestrator::Run(std::string_view type, std::string_view sa
   if (it == types_.end()) {
     return InvalidArgumentError("saga type " + std::string(type) + " is not registered");
   }
-  FL_RETURN_IF_ERROR(
-      log_.Start(type, saga_id, static_cast<uint32_t>(it->second.steps.size()), data));
+  const Status started =
+      log_.Start(type, saga_id, static_cast<uint32_t>(it->second.steps.size()), data);
+  // A stored row that does not decode: Drive parks it with its reason.
+  if (!started.ok() && started.code() != StatusCode::kDataLoss) return started;
   return Drive(saga_id);
 }
 

@@ -214,6 +214,9 @@ TEST(Orchestrator, CorruptRowOnRecoveryIsParkedWithItsReason) {
   EXPECT_NE(parked[0].reason.find("saga row is corrupt: DATA_LOSS"), std::string::npos)
       << parked[0].reason;
   EXPECT_EQ(Must(log->Stuck(f.env.clock.WallNow() + Duration::Seconds(3600))).size(), 1u);
+  // A client retrying Run on the corrupt saga gets the parked outcome, not an error loop.
+  EXPECT_EQ(Must(orch->Run("transfer", "t1", "")), SagaOutcome::kParked);
+  EXPECT_EQ(f.calls.size(), 2u);  // only t2 ran its two forwards
 }
 
 TEST(Orchestrator, RegisterRefusesIncompleteDefinitions) {
