@@ -191,7 +191,9 @@ Result<Action> SagaLog::Next(std::string_view saga_id) {
       return Status::Ok();
     }
     const WallTime now = clock_.WallNow();
-    if (now < state.retry_at) {
+    // A wait longer than the backoff's cap means the wall clock jumped backwards since retry_at
+    // was set: never wait longer than the cap.
+    if (now < state.retry_at && state.retry_at - now <= options_.retry_backoff.delay_max) {
       action = Action{};
       action.kind = Action::kWait;
       action.step = state.cursor;

@@ -144,6 +144,17 @@ TEST_F(SagaLogTest, UnknownOutcomeWaitsABackoffThenRetriesThenGivesUpAndCompensa
   EXPECT_EQ(Must(log_->Next("t1")).kind, Action::kCompensated);
 }
 
+TEST_F(SagaLogTest, AWallClockJumpingBackNeverStretchesABackoffBeyondItsCap) {
+  MustOk(log_->Start("transfer", "t1", 1, ""));
+  ASSERT_EQ(Must(log_->Next("t1")).kind, Action::kForward);
+  MustOk(log_->RecordForward("t1", 0, UnavailableError("timeout")));
+  EXPECT_EQ(Must(log_->Next("t1")).kind, Action::kWait);
+  env_.clock.SetWall(env_.clock.WallNow() - Duration::Seconds(3600));
+  const Action a = Must(log_->Next("t1"));  // retry_at is an hour ahead now: past the 100 ms cap
+  EXPECT_EQ(a.kind, Action::kForward);
+  EXPECT_EQ(a.attempt, 2u);
+}
+
 TEST_F(SagaLogTest, StaleOrDuplicateOutcomesChangeNothing) {
   MustOk(log_->Start("transfer", "t1", 2, ""));
   EXPECT_EQ(log_->RecordForward("t1", 0, Status::Ok()).code(), StatusCode::kFailedPrecondition);

@@ -68,7 +68,8 @@ class AsyncOrchestrator {
   Task<Result<SagaOutcome>> Run(std::string type, std::string saga_id, std::string data,
                                 CancelToken cancel = {});
   Task<Result<SagaOutcome>> Drive(std::string saga_id, CancelToken cancel = {});
-  // Drives every saga in the running set, one after the other.
+  // Drives every saga in the running set, one after the other (a saga in a backoff delays the
+  // next). To drive them concurrently, spawn Drive for each id of SagaLog::Unfinished().
   Task<Result<RecoveryReport>> RecoverAll(CancelToken cancel = {});
 
  private:

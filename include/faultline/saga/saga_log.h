@@ -43,8 +43,10 @@
 // little endian, "bytes" = varint length + raw. `cursor` is the step being run forward, or being
 // compensated; `attempts` counts the attempts armed at the cursor step.
 //
-// Time: started_at, retry_at and the stuck bound are judged on Clock::WallNow(). Backoff jitter is
-// a hash of (saga id, step, attempt): deterministic, and different for each saga.
+// Time: started_at, retry_at and the stuck bound are judged on Clock::WallNow() (they must mean
+// something after a restart). A wall clock that jumps backwards never stretches a backoff beyond
+// retry_backoff.delay_max: a retry_at further ahead than that is treated as reached. Backoff
+// jitter is a hash of (saga id, step, attempt): deterministic, and different for each saga.
 //
 // Concurrency: every call is one serializable transaction, so two drivers racing on one saga stay
 // consistent (both may send the same call; step keys make that harmless; one Record wins, the other
