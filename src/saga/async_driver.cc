@@ -100,6 +100,8 @@ Task<Result<SagaOutcome>> AsyncOrchestrator::Drive(std::string saga_id, CancelTo
       if (!parked.ok()) co_return parked;
       co_return SagaOutcome::kParked;
     }
+    // kFailedPrecondition: another driver moved the saga on meanwhile; Next says where it is.
+    if (recorded.code() == StatusCode::kFailedPrecondition) continue;
     if (!recorded.ok()) co_return recorded;
   }
   co_return SagaOutcome::kWaiting;

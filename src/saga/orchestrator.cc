@@ -126,6 +126,8 @@ Result<SagaOutcome> Orchestrator::Drive(std::string_view saga_id) {
       FL_RETURN_IF_ERROR(log_.Park(saga_id, "saga row is corrupt: " + recorded.ToString()));
       return SagaOutcome::kParked;
     }
+    // kFailedPrecondition: another driver moved the saga on meanwhile; Next says where it is.
+    if (recorded.code() == StatusCode::kFailedPrecondition) continue;
     FL_RETURN_IF_ERROR(recorded);
   }
   return SagaOutcome::kWaiting;
