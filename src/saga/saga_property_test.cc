@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "faultline/saga/orchestrator.h"
+#include "src/saga/saga_record.h"
 #include "src/saga/test_util.h"
 
 namespace faultline::saga {
@@ -148,6 +149,47 @@ RC_GTEST_PROP(SagaProperty, EverySagaEndsDoneOrFullyCompensatedWithEachStepAppli
     RC_ASSERT(scenario.Effect(i) == (outcome == SagaOutcome::kDone ? 1 : 0));
   }
   RC_TAG(outcome == SagaOutcome::kDone ? "done" : "compensated");
+}
+
+// A stored row altered in any way (a flipped bit, a cut, bytes appended) is kDataLoss, never a
+// crash and never a different state; an unaltered row decodes to exactly what was encoded.
+RC_GTEST_PROP(SagaProperty, AlteredRowsAreDataLossAndIntactRowsRoundTrip, ()) {
+  SagaState state;
+  state.type = *rc::gen::nonEmpty(rc::gen::string<std::string>());
+  state.steps = *rc::gen::inRange<uint32_t>(1, 300);
+  state.cursor = *rc::gen::inRange<uint32_t>(0, state.steps + 1);
+  state.phase = static_cast<Phase>(*rc::gen::inRange<int>(1, 5));
+  state.started = *rc::gen::arbitrary<bool>();
+  state.parked = *rc::gen::arbitrary<bool>();
+  state.attempts = *rc::gen::arbitrary<uint32_t>();
+  state.started_at = WallTime::FromNanos(*rc::gen::arbitrary<int64_t>());
+  state.retry_at = WallTime::FromNanos(*rc::gen::arbitrary<int64_t>());
+  state.data = *rc::gen::string<std::string>();
+  state.reason = *rc::gen::string<std::string>();
+  const std::string row = internal::EncodeState(state);
+  const SagaState back = Must(internal::DecodeState(row));
+  RC_ASSERT(back.type == state.type && back.steps == state.steps && back.cursor == state.cursor &&
+            back.phase == state.phase && back.started == state.started &&
+            back.parked == state.parked && back.attempts == state.attempts &&
+            back.started_at == state.started_at && back.retry_at == state.retry_at &&
+            back.data == state.data && back.reason == state.reason);
+
+  std::string altered = row;
+  const int alteration = *rc::gen::inRange(0, 3);
+  RC_TAG(alteration == 0 ? "bit flipped" : alteration == 1 ? "cut" : "bytes appended");
+  switch (alteration) {
+    case 0: {
+      const size_t bit = *rc::gen::inRange<size_t>(0, row.size() * 8);
+      altered[bit / 8] = static_cast<char>(altered[bit / 8] ^ (1 << (bit % 8)));
+      break;
+    }
+    case 1:
+      altered.resize(*rc::gen::inRange<size_t>(0, row.size()));
+      break;
+    default:
+      altered += *rc::gen::nonEmpty(rc::gen::string<std::string>());
+  }
+  RC_ASSERT(internal::DecodeState(altered).status().code() == StatusCode::kDataLoss);
 }
 
 }  // namespace
