@@ -213,6 +213,7 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args) {
       ->check(CLI::Range(0.0, 10.0));
   idem->add_option("--table", args.table, "table to use (created when missing)");
   args.reshard_cmd = AddBenchReshardCommand(*bench, args.reshard);
+  args.outbox_app = AddBenchOutboxCommand(*bench, args.outbox);
   return bench;
 }
 
@@ -220,6 +221,7 @@ int RunBench(const BenchArgs& args) {
   if (args.reshard_cmd != nullptr && args.reshard_cmd->parsed()) {
     return RunBenchReshard(args.reshard);
   }
+  if (args.outbox_app != nullptr && args.outbox_app->parsed()) return RunBenchOutbox(args.outbox);
   OpenStoreOptions options;
   options.table = args.table;
   options.connections_max = args.threads + 1;

@@ -93,6 +93,22 @@ struct BenchReshardArgs {
 CLI::App* AddBenchReshardCommand(CLI::App& bench, BenchReshardArgs& args);
 // 0 done, 1 the move failed or lost/duplicated a write, 2 misuse (bad URI, unreachable server).
 int RunBenchReshard(const BenchReshardArgs& args);
+// bench_outbox.cc: `faultline bench outbox --store URI --broker URI ...`.
+struct OutboxBenchArgs {
+  std::string store;
+  std::string broker;
+  std::string outbox = "kv";  // kv | table
+  uint64_t events = 100000;
+  uint64_t rate = 10000;
+  uint64_t seconds = 5;
+  uint64_t keys = 100;
+  unsigned relays = 1;
+  size_t batch = 512;
+  std::string table = "faultline_bench";
+};
+CLI::App* AddBenchOutboxCommand(CLI::App& bench, OutboxBenchArgs& args);
+// 0 done, 1 a relay failed or the read-back check failed, 2 misuse.
+int RunBenchOutbox(const OutboxBenchArgs& args);
 
 // bench_command.cc: `faultline bench idempotency --store URI ...`.
 struct BenchArgs {
@@ -104,6 +120,8 @@ struct BenchArgs {
   std::string table = "faultline_bench";
   BenchReshardArgs reshard;            // `bench reshard` (bench_reshard.cc)
   CLI::App* reshard_cmd = nullptr;
+  OutboxBenchArgs outbox;            // `faultline bench outbox` (bench_outbox.cc)
+  CLI::App* outbox_app = nullptr;
 };
 CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args);
 // 0 done, 1 a round failed, 2 misuse (bad URI, unreachable server).
