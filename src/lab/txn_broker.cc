@@ -101,6 +101,7 @@ TxnBrokerNode::Durable* TxnBrokerNode::Find(const std::string& name) {
 }
 
 void TxnBrokerNode::Start() {
+  ++obs_->counters.broker_starts;
   auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
   FL_ASSERT_MSG(store.ok(), store.status().ToString().c_str());
   store_ = std::move(store).value();
@@ -164,11 +165,11 @@ Result<Bytes> TxnBrokerNode::Publish(std::span<const uint8_t> request) {
   return Bytes{};
 }
 
-size_t TxnBrokerNode::Pick(Durable& d, NodeId from, MonoTime now) {
+size_t TxnBrokerNode::Pick(Durable& d, MonoTime now) {
   if (env_.random().Chance(options_.duplicate)) {
     for (size_t i = d.first_open; i < d.slots.size(); ++i) {
       const Slot& s = d.slots[i];
-      if (s.state == State::kInFlight && s.node != from.value() && now < s.deadline) {
+      if (s.state == State::kInFlight && now < s.deadline) {
         ++obs_->counters.duplicate_deliveries;
         return i;
       }
@@ -188,7 +189,7 @@ Result<Bytes> TxnBrokerNode::Fetch(NodeId from, std::span<const uint8_t> request
   Durable* d = Find(name);
   if (d == nullptr) return NotFoundError("unknown durable consumer");
   const MonoTime now = env_.clock().Now();
-  const size_t i = Pick(*d, from, now);
+  const size_t i = Pick(*d, now);
   Bytes out;
   ByteWriter w(&out);
   if (i == d->slots.size()) {

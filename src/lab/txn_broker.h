@@ -6,8 +6,8 @@
 //     is the whole stream) and answers only after the store committed, so an ok is durable.
 //   - Every durable consumer sees every message whose subject starts with its prefix, at least
 //     once: a fetched message is in flight for ack-wait; without an ack by then the next fetch
-//     redelivers it; with probability `duplicate` a fetch delivers a message still within another
-//     delivery's ack-wait. Acks name the message, not the delivery (nats-server #4786).
+//     redelivers it; with probability `duplicate` a fetch delivers a message still within its
+//     delivery's ack-wait (to whichever consumer fetches: a duplicate, as after a failover). Acks name the message, not the delivery (nats-server #4786).
 //   - A crash loses nothing acknowledged: messages and acks live in a LogStore on the broker's
 //     disk; after a restart whatever was in flight is delivered again.
 #pragma once
@@ -75,7 +75,7 @@ class TxnBrokerNode final : public sim::Node {
   Result<Bytes> Ack(std::span<const uint8_t> request);
   Durable* Find(const std::string& name);
   void Route(size_t index);  // adds messages_[index] to every matching durable
-  size_t Pick(Durable& d, NodeId from, MonoTime now);
+  size_t Pick(Durable& d, MonoTime now);
 
   Env& env_;
   Rpc rpc_;

@@ -172,6 +172,7 @@ double Percentile(std::vector<int64_t> v, double q) {
 void CheckBlocking(const TxnObservations& obs, int64_t run_end_ns, RunResult* result) {
   std::vector<int64_t> held;
   int64_t blocked = 0, never = 0;
+  std::set<std::string> blocked_transfers;
   std::string detail;
   for (const TxnLock& l : obs.locks) {
     const int64_t until = l.released_ns == kTxnNever ? run_end_ns : l.released_ns;
@@ -180,6 +181,7 @@ void CheckBlocking(const TxnObservations& obs, int64_t run_end_ns, RunResult* re
     never += l.released_ns == kTxnNever ? 1 : 0;
     if (d <= kBlockedBoundNs) continue;
     ++blocked;
+    blocked_transfers.insert(l.transfer);
     if (detail.empty()) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.0f ms", static_cast<double>(d) / 1e6);
@@ -192,6 +194,7 @@ void CheckBlocking(const TxnObservations& obs, int64_t run_end_ns, RunResult* re
   result->Violate("blocked-in-doubt", blocked, detail);
   result->metrics["in_doubt_locks"] = static_cast<double>(obs.locks.size());
   result->metrics["blocked_locks"] = static_cast<double>(blocked);
+  result->metrics["blocked_transfers"] = static_cast<double>(blocked_transfers.size());
   result->metrics["locks_never_released"] = static_cast<double>(never);
   result->metrics["blocked_p50_ms"] = Percentile(held, 0.50);
   result->metrics["blocked_p99_ms"] = Percentile(held, 0.99);
@@ -210,11 +213,13 @@ void CheckDistributedTxn(const TxnObservations& obs, int64_t run_end_ns, RunResu
   result->metrics["crashes_aimed"] = static_cast<double>(c.crashes_aimed);
   result->metrics["coordinator_crashes_after_prepare"] =
       static_cast<double>(c.coordinator_crashes_after_prepare);
-  result->metrics["broker_crashes"] = static_cast<double>(c.broker_crashes);
+  result->metrics["broker_restarts"] = static_cast<double>(std::max<int64_t>(0, c.broker_starts - 1));
   result->metrics["published"] = static_cast<double>(c.published);
   result->metrics["publish_duplicates"] = static_cast<double>(c.publish_duplicates);
   result->metrics["redeliveries"] = static_cast<double>(c.redeliveries);
   result->metrics["duplicate_deliveries"] = static_cast<double>(c.duplicate_deliveries);
+  result->metrics["relay_republished"] = static_cast<double>(c.relay_republished);
+  result->metrics["inbox_duplicates"] = static_cast<double>(c.inbox_duplicates);
   result->metrics["retries"] = static_cast<double>(c.retries);
   result->metrics["votes_no"] = static_cast<double>(c.votes_no);
 }

@@ -283,6 +283,7 @@ Task<bool> TxnFrontNode::HandleReply(const outbox::Delivery& d) {
     return AdvanceSaga(txn, transfer, kind, d.message.payload == "ok", &ended);
   });
   if (!fresh.ok()) co_return false;
+  if (!*fresh) ++ctx_.obs->counters.inbox_duplicates;
   if (*fresh && ended) ctx_.obs->ends.push_back(TxnEnd{transfer, Now()});
   if (co_await Crashing()) co_return false;
   co_return true;

@@ -78,6 +78,7 @@ Task<void> TxnNodeBase::RelayLoop() {
     Result<Bytes> published = co_await rpc_.Call(NodeId(kTxnBroker), kTxnPublish,
                                                   EncodeBatch(messages), kBrokerTimeout);
     if (!published.ok()) {
+      ctx_.obs->counters.relay_republished += static_cast<int64_t>(messages.size());
       if (!(co_await Sleep(env_.executor(), kRelayIdle)).ok()) co_return;
       continue;  // republish the same batch: the broker de-duplicates by id
     }
@@ -290,6 +291,7 @@ Task<bool> TxnShardNode::HandleCommand(const outbox::Delivery& d) {
   });
   if (!s.ok()) co_return false;
   if (fresh) RecordEffect(leg, applied, delta);
+  if (!fresh) ++ctx_.obs->counters.inbox_duplicates;
   if (co_await Crashing()) co_return false;
   co_return true;
 }
@@ -318,6 +320,7 @@ Task<bool> TxnLedgerNode::HandleEvent(const outbox::Delivery& d) {
     });
     if (!r.ok()) co_return false;
     applied = *r;
+    if (!applied) ++ctx_.obs->counters.inbox_duplicates;
   } else {
     const Status s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
       return txn.Put(key, d.message.payload);

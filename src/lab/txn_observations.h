@@ -73,12 +73,13 @@ struct TxnBalances {
 struct TxnCounters {
   int64_t crashes_aimed = 0;
   int64_t coordinator_crashes_after_prepare = 0;
-  int64_t broker_crashes = 0;
+  int64_t broker_starts = 0;      // the first start and every restart after a crash
   int64_t published = 0;         // messages the broker stored (first publish of an id)
   int64_t publish_duplicates = 0;
   int64_t redeliveries = 0;
   int64_t duplicate_deliveries = 0;
-  int64_t relay_republished = 0;
+  int64_t relay_republished = 0;  // messages a relay published again after a failed publish
+  int64_t inbox_duplicates = 0;   // deliveries an inbox recognised as already processed
   int64_t retries = 0;           // front-side retries of a leg or a decision
   int64_t votes_no = 0;
 };
