@@ -19,6 +19,8 @@
 // blocks prepared participants; it costs the same stable-storage writes as 2PC and one more
 // message delay (or none, with more messages). 2PC is the case F = 0. It is documented, not built:
 // the lease/ module's fenced leader plus a replicated decision log would be the ingredients.
+#include <algorithm>
+#include <map>
 #include <utility>
 
 #include "faultline/idempotency/inbox.h"
@@ -33,7 +35,13 @@ constexpr Duration kDecisionRetry = Duration::Millis(100);
 
 std::string TxnKey(const std::string& t) { return "txn/" + t; }
 std::string DecisionKey(const std::string& t) { return "dec/" + t; }
-std::string SagaKey(const std::string& t) { return "saga/" + t; }
+
+// A saga command's id: the same for every attempt of one step's forward or compensation.
+std::string CommandId(const std::string& forward_key, const std::string& kind) {
+  return "cmd/" + forward_key + "/" + kind;
+}
+// Written with the command's outbox row: the command is durably on its way.
+std::string SentKey(const std::string& command_id) { return "sent/" + command_id; }
 
 std::span<const uint8_t> AsSpan(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -60,16 +68,18 @@ Status DecodeRequest(const std::string& bytes, TxnRequest* r, std::string* state
 }
 
 TxnLeg Leg(const TxnRequest& r, const std::string& kind) {
-  return TxnLeg{kind, r.transfer, kind == "credit" ? r.to : r.from, r.amount};
+  return TxnLeg{kind, r.transfer, kind == "credit" || kind == "uncredit" ? r.to : r.from, r.amount,
+                ""};
 }
 
-// The saga's command for one leg: to the leg's shard, with the id "cmd/" + the effect id (the
-// shard's event for the leg carries the effect id itself).
+// The saga's command for one leg: to the leg's shard, with the id "cmd/" + forward key + "/" +
+// kind, the same for every attempt of the step (the shard's event for the leg carries the effect
+// id "T7/debit" itself).
 outbox::Message Command(const TxnLeg& leg) {
   Bytes b;
   ByteWriter w(&b);
   EncodeLeg(w, leg);
-  return outbox::Message{"cmd/" + leg.id(), "cmd.s" + std::to_string(ShardOf(leg.account)), leg.transfer,
+  return outbox::Message{CommandId(leg.forward_key, leg.kind), "cmd.s" + std::to_string(ShardOf(leg.account)), leg.transfer,
                          std::string(b.begin(), b.end())};
 }
 
@@ -87,12 +97,16 @@ void TxnFrontNode::Start() {
     case TxnDesign::kTwoPhase:
       env_.Spawn(Recover2pc());
       return;
-    case TxnDesign::kHardened:
-      inbox_ = idempotency::Inbox::Create(*store_, env_.clock(), "orchestrator").value();
+    case TxnDesign::kHardened: {
+      auto sagas = saga::SagaLog::Create(*store_, env_.clock());
+      FL_ASSERT_MSG(sagas.ok(), sagas.status().ToString().c_str());
+      sagas_ = std::move(sagas).value();
+      env_.Spawn(RecoverSagas());
       env_.Spawn(RelayLoop());
       env_.Spawn(
           ConsumeLoop("orch", [this](const outbox::Delivery& d) { return HandleReply(d); }));
       return;
+    }
   }
 }
 
@@ -121,6 +135,7 @@ void TxnFrontNode::Submit(TxnRequest request, std::function<void()> accepted) {
       if (started) {
         ctx_.obs->starts.push_back(
             TxnStart{request.transfer, request.from, request.to, request.amount, Now()});
+        env_.Spawn(Drive(request.transfer));
       }
       accepted();
       return;
@@ -227,50 +242,109 @@ Task<void> TxnFrontNode::Recover2pc() {
 
 // ---- the saga orchestrator ----
 //
-// A transfer is a saga of two steps: debit the payer's shard (compensation: refund), then credit
-// the payee's shard (no compensation: it is the last step). The saga state and the next command
-// commit in one local transaction with the outbox row (Append), and every reply is consumed
-// through an inbox in one transaction with the state change and the next command, so no step is
-// lost or taken twice across crashes of the orchestrator, the relays, the shards or the broker.
-// Commands never time out here: the broker delivers every command at least once and the shard's
-// inbox makes the leg apply once, so a step that was sent will be answered; the refund is
-// registered (as the saga state "debit") before the debit command is sent, and runs only after a
-// refused credit.
+// A transfer is a saga (saga/saga_log.h) of two steps: 0 debits the payer (compensation: refund),
+// 1 credits the payee (compensation: uncredit, which only ever runs when a credit that timed out
+// may have applied). SagaLog::Next arms a step (persists "started", the compensation armed before
+// the forward goes out) and the driver appends the step's command to the outbox; a relay publishes
+// it; the shard applies it through its inbox and participant guard and emits the reply event from
+// its own outbox in the same transaction; the reply comes back here and RecordForward /
+// RecordCompensation moves the saga on. A refused step (no funds, a frozen payee) is a definite
+// failure: the log compensates from that step down, in reverse.
+//
+// Replies need no inbox here: a duplicate reply finds the saga past that step and
+// RecordForward/RecordCompensation refuses it with kFailedPrecondition, changing nothing.
+// Commands do not time out: the broker delivers each at least once and the shard's inbox applies
+// it once, so every armed step is answered. A crash between Next and the append is covered by
+// recovery: after a restart every unfinished saga is driven again, Next re-arms the started step
+// (a crash counts as an attempt) and the command goes out again under the same id; after
+// forward_attempts_max attempts the log gives the step up and compensates it, and the guard makes
+// that safe whether or not the forward had applied.
 
-Status TxnFrontNode::StartSaga(const TxnRequest& request, bool* started) {
-  return RunInTransaction(*store_, [&](Transaction& txn) -> Status {
-    FL_ASSIGN_OR_RETURN(*started,
-                        txn.InsertIfAbsent(SagaKey(request.transfer),
-                                           EncodeRequest(request, "debit")));
-    if (!*started) return Status::Ok();  // a client's retry of a started transfer
-    return outbox_->Append(txn, Command(Leg(request, "debit")));
-  });
+namespace {
+
+constexpr std::string_view kSagaType = "transfer";
+constexpr uint32_t kSagaSteps = 2;
+
+const char* LegKind(uint32_t step, bool compensation) {
+  if (step == 0) return compensation ? "refund" : "debit";
+  return compensation ? "uncredit" : "credit";
 }
 
-Status TxnFrontNode::AdvanceSaga(Transaction& txn, const std::string& transfer,
-                                 const std::string& kind, bool ok, bool* ended) {
-  *ended = false;
-  FL_ASSIGN_OR_RETURN(std::optional<std::string> row, txn.Get(SagaKey(transfer)));
-  if (!row.has_value()) return DataLossError("reply for an unknown saga");
-  TxnRequest request;
-  std::string state;
-  FL_RETURN_IF_ERROR(DecodeRequest(*row, &request, &state));
-  if (state != kind) return Status::Ok();  // a reply the saga has moved past
-  std::string next;
-  if (kind == "debit") {
-    next = ok ? "credit" : "refused";
-  } else if (kind == "credit") {
-    next = ok ? "completed" : "refund";
-  } else {
-    FL_ASSERT(kind == "refund");
-    next = "compensated";
-  }
-  FL_RETURN_IF_ERROR(txn.Put(SagaKey(transfer), EncodeRequest(request, next)));
-  if (next == "credit" || next == "refund") {
-    return outbox_->Append(txn, Command(Leg(request, next)));
-  }
-  *ended = true;
+}  // namespace
+
+Status TxnFrontNode::StartSaga(const TxnRequest& request, bool* started) {
+  *started = false;
+  Result<saga::SagaState> existing = sagas_->Get(request.transfer);
+  if (existing.ok()) return Status::Ok();  // a client's retry of a started transfer
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  FL_RETURN_IF_ERROR(
+      sagas_->Start(kSagaType, request.transfer, kSagaSteps, EncodeRequest(request, "")));
+  *started = true;
   return Status::Ok();
+}
+
+Task<void> TxnFrontNode::Drive(std::string transfer) {
+  Result<saga::Action> action = sagas_->Next(transfer);
+  if (!action.ok()) co_return;  // a store error: the next restart's recovery drives it again
+  switch (action->kind) {
+    case saga::Action::kForward:
+    case saga::Action::kCompensate: {
+      Result<saga::SagaState> state = sagas_->Get(transfer);
+      TxnRequest request;
+      std::string unused;
+      if (!state.ok() || !DecodeRequest(state->data, &request, &unused).ok()) {
+        (void)sagas_->Park(transfer, "saga data does not decode");
+        co_return;
+      }
+      // Armed, not yet sent: a crash here is recovered by re-arming after the restart.
+      if (co_await Crashing()) co_return;
+      TxnLeg leg =
+          Leg(request, LegKind(action->step, action->kind == saga::Action::kCompensate));
+      leg.forward_key = action->forward_key;
+      const outbox::Message command = Command(leg);
+      (void)RunInTransaction(*store_, [&](Transaction& txn) -> Status {
+        FL_RETURN_IF_ERROR(outbox_->Append(txn, command).status());
+        return txn.Put(SentKey(command.id), "1");
+      });
+      co_return;
+    }
+    case saga::Action::kWait: {
+      const Duration wait = action->not_before - env_.clock().WallNow();
+      (void)co_await Sleep(env_.executor(), std::max(wait, Duration::Millis(1)));
+      env_.Spawn(Drive(transfer));
+      co_return;
+    }
+    case saga::Action::kDone:
+    case saga::Action::kCompensated:
+      ctx_.obs->ends.push_back(TxnEnd{transfer, Now()});
+      co_return;
+    case saga::Action::kParked:
+      co_return;  // reported by the checker as stuck
+  }
+}
+
+// After a restart: drive every unfinished saga whose armed step's command was not sent yet (or
+// that has no armed step). A step whose command committed to the outbox is left alone: the command
+// is durably on its way and its reply will come; re-arming it would count an attempt for a call
+// that was not lost, and a node that restarts often (each restart re-arming every saga in flight)
+// would give up healthy steps.
+Task<void> TxnFrontNode::RecoverSagas() {
+  Result<std::vector<std::string>> unfinished = sagas_->Unfinished();
+  if (!unfinished.ok()) co_return;
+  for (const std::string& id : *unfinished) {
+    Result<saga::SagaState> state = sagas_->Get(id);
+    if (state.ok() && state->started) {
+      const bool compensating = state->phase == saga::Phase::kCompensating;
+      const std::string command = CommandId(saga::ForwardKey(id, state->cursor),
+                                            LegKind(state->cursor, compensating));
+      Result<std::unique_ptr<Transaction>> txn = store_->Begin();
+      if (!txn.ok()) co_return;
+      Result<std::optional<std::string>> sent = (*txn)->Get(SentKey(command));
+      (*txn)->Rollback();
+      if (sent.ok() && sent->has_value()) continue;
+    }
+    env_.Spawn(Drive(id));
+  }
 }
 
 Task<bool> TxnFrontNode::HandleReply(const outbox::Delivery& d) {
@@ -278,13 +352,19 @@ Task<bool> TxnFrontNode::HandleReply(const outbox::Delivery& d) {
   const size_t slash = id.find('/');
   if (slash == std::string::npos) co_return true;  // poison: drop
   const std::string transfer = id.substr(0, slash), kind = id.substr(slash + 1);
-  bool ended = false;
-  Result<bool> fresh = inbox_->Process(id, [&](Transaction& txn) -> Status {
-    return AdvanceSaga(txn, transfer, kind, d.message.payload == "ok", &ended);
-  });
-  if (!fresh.ok()) co_return false;
-  if (!*fresh) ++ctx_.obs->counters.inbox_duplicates;
-  if (*fresh && ended) ctx_.obs->ends.push_back(TxnEnd{transfer, Now()});
+  const bool compensation = kind == "refund" || kind == "uncredit";
+  const uint32_t step = kind == "debit" || kind == "refund" ? 0 : 1;
+  const Status outcome =
+      d.message.payload == "ok" ? Status::Ok() : FailedPreconditionError("leg refused");
+  const Status recorded = compensation ? sagas_->RecordCompensation(transfer, step, outcome)
+                                       : sagas_->RecordForward(transfer, step, outcome);
+  if (recorded.code() == StatusCode::kFailedPrecondition) {
+    ++ctx_.obs->counters.inbox_duplicates;  // stale or duplicate: nothing changed
+  } else if (!recorded.ok()) {
+    co_return false;  // redelivered after ack-wait
+  } else {
+    env_.Spawn(Drive(transfer));
+  }
   if (co_await Crashing()) co_return false;
   co_return true;
 }

@@ -37,13 +37,15 @@ void EncodeLeg(ByteWriter& w, const TxnLeg& leg) {
   w.Bytes(leg.transfer);
   w.Bytes(leg.account);
   w.I64(leg.amount);
+  w.Bytes(leg.forward_key);
 }
 
 Status DecodeLeg(ByteReader& r, TxnLeg* leg) {
   FL_RETURN_IF_ERROR(r.Bytes(&leg->kind, 16));
   FL_RETURN_IF_ERROR(r.Bytes(&leg->transfer, 64));
   FL_RETURN_IF_ERROR(r.Bytes(&leg->account, 64));
-  return r.I64(&leg->amount);
+  FL_RETURN_IF_ERROR(r.I64(&leg->amount));
+  return r.Bytes(&leg->forward_key, 255);
 }
 
 uint32_t ShardOf(const std::string& account) {
@@ -57,7 +59,14 @@ void TxnNodeBase::OpenStore() {
   auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
   FL_ASSERT_MSG(store.ok(), store.status().ToString().c_str());
   store_ = std::move(store).value();
-  outbox_ = std::make_unique<TxnOutbox>(*store_);
+  auto ob = outbox::Outbox::Create(*store_);
+  FL_ASSERT_MSG(ob.ok(), ob.status().ToString().c_str());
+  outbox_ = std::move(ob).value();
+  // One relay per node, unfenced: the node is its only process, so it is a singleton by
+  // construction (a deployment with standby relays would pass the lease/ module's token).
+  auto relay = outbox::Relay::Create(*store_);
+  FL_ASSERT_MSG(relay.ok(), relay.status().ToString().c_str());
+  relay_ = std::move(relay).value();
 }
 
 Task<bool> TxnNodeBase::Crashing(TxnCrashPoints::Point point) {
@@ -68,13 +77,13 @@ Task<bool> TxnNodeBase::Crashing(TxnCrashPoints::Point point) {
 
 Task<void> TxnNodeBase::RelayLoop() {
   while (true) {
-    Result<std::vector<TxnOutboxRecord>> batch = outbox_->Poll(kRelayBatch);
+    Result<std::vector<outbox::OutboxRecord>> batch = relay_->Poll(kRelayBatch);
     if (!batch.ok() || batch->empty()) {
       if (!(co_await Sleep(env_.executor(), kRelayIdle)).ok()) co_return;
       continue;
     }
     std::vector<outbox::Message> messages;
-    for (const TxnOutboxRecord& rec : *batch) messages.push_back(rec.message);
+    for (const outbox::OutboxRecord& rec : *batch) messages.push_back(rec.message);
     Result<Bytes> published = co_await rpc_.Call(NodeId(kTxnBroker), kTxnPublish,
                                                   EncodeBatch(messages), kBrokerTimeout);
     if (!published.ok()) {
@@ -84,7 +93,7 @@ Task<void> TxnNodeBase::RelayLoop() {
     }
     // The relay's crash point: published, not yet marked.
     if (co_await Crashing()) co_return;
-    (void)outbox_->MarkPublished(*batch);
+    (void)relay_->MarkPublished(*batch);
   }
 }
 
@@ -168,7 +177,7 @@ Result<bool> TxnShardNode::ApplyLeg(Transaction& txn, const TxnLeg& leg, int64_t
   if (!can) return false;
   FL_ASSIGN_OR_RETURN(std::optional<std::string> bal, txn.Get(BalanceKey(leg.account)));
   const int64_t balance = std::strtoll(bal->c_str(), nullptr, 10);
-  *delta = leg.kind == "debit" ? -leg.amount : leg.amount;
+  *delta = leg.kind == "debit" || leg.kind == "uncredit" ? -leg.amount : leg.amount;
   FL_RETURN_IF_ERROR(txn.Put(BalanceKey(leg.account), std::to_string(balance + *delta)));
   return true;
 }
@@ -257,7 +266,8 @@ Result<Bytes> TxnShardNode::Decide(std::span<const uint8_t> request) {
     FL_ASSIGN_OR_RETURN(applied, ApplyLeg(*txn, leg, &delta));
     FL_ASSERT_MSG(applied, "a prepared leg must apply: its account was locked");
     FL_RETURN_IF_ERROR(
-        outbox_->Append(*txn, outbox::Message{leg.id(), "evt.leg", leg.transfer, "ok"}));
+        outbox_->Append(*txn, outbox::Message{leg.id(), "evt.leg", leg.transfer, "ok"})
+            .status());
   }
   FL_RETURN_IF_ERROR(txn->Delete(PreparedKey(transfer)).status());
   FL_RETURN_IF_ERROR(txn->Delete(LockKey(leg.account)).status());
@@ -271,24 +281,61 @@ Result<Bytes> TxnShardNode::Decide(std::span<const uint8_t> request) {
   return Bytes{};
 }
 
-// hardened: a command from the saga. The inbox record, the leg and the leg's event (the reply to
-// the orchestrator) commit in one local transaction; the ack follows the commit, so a crash
-// anywhere redelivers the command and the inbox absorbs the copy.
+// hardened: a command from the saga. The inbox record, the participant guard's record, the leg
+// and the leg's event (the reply to the orchestrator) commit in one local transaction; the ack
+// follows the commit, so a crash anywhere redelivers the command and the inbox absorbs the copy.
+// The guard (saga/participant.h) applies each forward at most once, each compensation at most once,
+// and refuses a forward that arrives after its compensation (the tombstone rule): a step the saga
+// gave up and compensated never applies late.
+Status TxnShardNode::CommandTxn(Transaction& txn, const std::string& message_id, const TxnLeg& leg,
+                                bool* fresh, bool* applied, int64_t* delta) {
+  *applied = false;
+  *delta = 0;
+  FL_ASSIGN_OR_RETURN(*fresh, inbox_->Record(txn, message_id));
+  if (!*fresh) return Status::Ok();
+  const bool compensation = leg.kind == "refund" || leg.kind == "uncredit";
+  bool ok = true;
+  if (compensation) {
+    FL_ASSIGN_OR_RETURN(saga::GuardVerdict v, guard_.ApplyCompensation(txn, leg.forward_key));
+    if (v == saga::GuardVerdict::kApply) {
+      FL_ASSIGN_OR_RETURN(*applied, ApplyLeg(txn, leg, delta));
+    }
+  } else {
+    FL_ASSIGN_OR_RETURN(saga::GuardVerdict v, guard_.ApplyForward(txn, leg.forward_key));
+    ok = v != saga::GuardVerdict::kRefused;
+    if (v == saga::GuardVerdict::kApply) {
+      FL_ASSIGN_OR_RETURN(*applied, ApplyLeg(txn, leg, delta));
+      // Refused by the business rule: roll back, so that no guard record says "applied".
+      if (!*applied) return FailedPreconditionError("leg refused");
+    }
+  }
+  return outbox_->Append(txn, outbox::Message{leg.id(), "evt.leg", leg.transfer,
+                                              ok ? "ok" : "refused"})
+      .status();
+}
+
 Task<bool> TxnShardNode::HandleCommand(const outbox::Delivery& d) {
   TxnLeg leg;
   ByteReader r(AsSpan(d.message.payload));
-  if (!DecodeLeg(r, &leg).ok() || "cmd/" + leg.id() != d.message.id) {
+  if (!DecodeLeg(r, &leg).ok() || "cmd/" + leg.forward_key + "/" + leg.kind != d.message.id) {
     co_return true;  // poison: drop
   }
   bool fresh = false, applied = false;
   int64_t delta = 0;
-  const Status s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
-    FL_ASSIGN_OR_RETURN(fresh, inbox_->Record(txn, d.message.id));
-    if (!fresh) return Status::Ok();
-    FL_ASSIGN_OR_RETURN(applied, ApplyLeg(txn, leg, &delta));
-    return outbox_->Append(txn, outbox::Message{leg.id(), "evt.leg", leg.transfer,
-                                                applied ? "ok" : "refused"});
+  Status s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
+    return CommandTxn(txn, d.message.id, leg, &fresh, &applied, &delta);
   });
+  if (s.code() == StatusCode::kFailedPrecondition) {
+    // The refusal: the inbox record and the "refused" reply, nothing else.
+    s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
+      FL_ASSIGN_OR_RETURN(fresh, inbox_->Record(txn, d.message.id));
+      if (!fresh) return Status::Ok();
+      return outbox_->Append(txn, outbox::Message{leg.id(), "evt.leg", leg.transfer, "refused"})
+          .status();
+    });
+    applied = false;
+    delta = 0;
+  }
   if (!s.ok()) co_return false;
   if (fresh) RecordEffect(leg, applied, delta);
   if (!fresh) ++ctx_.obs->counters.inbox_duplicates;

@@ -25,10 +25,13 @@
 #include "faultline/env/rpc.h"
 #include "faultline/env/task.h"
 #include "faultline/outbox/broker.h"
+#include "faultline/outbox/outbox.h"
+#include "faultline/outbox/relay.h"
+#include "faultline/saga/participant.h"
+#include "faultline/saga/saga_log.h"
 #include "faultline/sim/world.h"
 #include "faultline/store/log_store.h"
 #include "src/lab/txn_observations.h"
-#include "src/lab/txn_outbox.h"
 
 namespace faultline::idempotency {
 class Inbox;
@@ -63,12 +66,15 @@ class TxnCrashPoints {
   virtual bool CrashHere(NodeId self, Point point) = 0;
 };
 
-// A leg of a transfer: "debit", "credit" or "refund" of `amount` on `account`.
+// A leg of a transfer: "debit", "credit", or a compensation, "refund" (of the debit) or "uncredit"
+// (of the credit), of `amount` on `account`. `forward_key` is the saga step's forward key (the
+// participant guard's key), empty outside sagas.
 struct TxnLeg {
   std::string kind;
   std::string transfer;
   std::string account;
   int64_t amount = 0;
+  std::string forward_key;
   std::string id() const { return transfer + "/" + kind; }
 };
 void EncodeLeg(ByteWriter& w, const TxnLeg& leg);
@@ -100,7 +106,8 @@ class TxnNodeBase : public sim::Node {
   Rpc rpc_;
   TxnNodeContext ctx_;
   std::unique_ptr<LogStore> store_;
-  std::unique_ptr<TxnOutbox> outbox_;
+  std::unique_ptr<outbox::Outbox> outbox_;
+  std::unique_ptr<outbox::Relay> relay_;
 };
 
 class TxnShardNode final : public TxnNodeBase {
@@ -121,9 +128,13 @@ class TxnShardNode final : public TxnNodeBase {
   Result<Bytes> Prepare(std::span<const uint8_t> request);
   Result<Bytes> Decide(std::span<const uint8_t> request);
   Task<bool> HandleCommand(const outbox::Delivery& d);
+  // The body of HandleCommand's transaction; kFailedPrecondition when the forward is refused.
+  Status CommandTxn(Transaction& txn, const std::string& message_id, const TxnLeg& leg,
+                    bool* fresh, bool* applied, int64_t* delta);
 
   uint32_t shard_;
   std::unique_ptr<idempotency::Inbox> inbox_;
+  saga::ParticipantGuard guard_;
 };
 
 class TxnLedgerNode final : public TxnNodeBase {
@@ -160,11 +171,13 @@ class TxnFrontNode final : public TxnNodeBase {
   Task<void> SendDecision(std::string transfer, bool commit);
   Task<void> Recover2pc();
   Status StartSaga(const TxnRequest& request, bool* started);
+  // Asks the saga log what to do next for `transfer` and does it: sends a step's command through
+  // the outbox, waits out a backoff, or records the end.
+  Task<void> Drive(std::string transfer);
+  Task<void> RecoverSagas();
   Task<bool> HandleReply(const outbox::Delivery& d);
-  Status AdvanceSaga(Transaction& txn, const std::string& transfer, const std::string& kind,
-                     bool ok, bool* ended);
 
-  std::unique_ptr<idempotency::Inbox> inbox_;
+  std::unique_ptr<saga::SagaLog> sagas_;
 };
 
 }  // namespace faultline::lab

@@ -41,7 +41,8 @@ struct TxnEnd {
 };
 
 struct TxnEffect {
-  std::string id;        // "T7/debit": the effect id, also its event's id
+  std::string id;        // "T7/debit", "T7/credit", "T7/refund", "T7/uncredit": the effect id,
+                         // also its event's id
   std::string transfer;
   std::string account;
   int64_t delta = 0;     // 0 when refused
@@ -104,7 +105,7 @@ inline constexpr int64_t kBlockedBoundNs = 1'000'000'000;
 //   money-not-conserved  at a quiescent point (no transfer in flight) the effects applied so far do
 //                        not sum to zero, or the final balances differ from the initial total
 //   partial-transfer     an ended transfer whose applied legs are not {} / {debit, credit} /
-//                        {debit, refund}
+//                        {debit, refund} / {debit, refund, credit, uncredit}
 //   applied-twice        an effect applied more than once by a shard, or an event applied more
 //                        than once by the consumer
 //   lost-event           a committed outcome whose event the consumer never saw by the end
