@@ -13,14 +13,16 @@
 //             account locked) and apply the decision with its event through an outbox. Safe, but
 //             when the coordinator crashes after the votes, prepared participants stay blocked,
 //             locks held, until it returns: the scenario reports for how long.
-//   hardened  a saga (debit, then credit; compensation: refund) run by an orchestrator whose state
-//             and next command commit with an outbox row; relays publish the outboxes; shards
-//             and the orchestrator consume through an inbox, committing the inbox record, the
-//             leg (or the saga step) and the reply event in one local transaction.
+//   hardened  a saga (saga::SagaLog: debit, then credit; compensations refund and uncredit) run by
+//             an orchestrator that sends each armed step's command through an outbox::Outbox;
+//             outbox::Relay publishes every node's outbox; shards consume through an inbox and the
+//             saga ParticipantGuard, committing the inbox record, the guard's record, the leg and
+//             the reply event in one local transaction.
 //
 // Faults (1 s .. 9 s, then everything heals; transfers stop at 8.5 s, the run ends at 14 s): the
 // generic nemesis over all five nodes (crashes with power loss, pauses, partitions, clock faults,
-// message loss, duplication, reordering, clogs); crashes aimed at every step (between a leg's
+// message loss, duplication, reordering, clogs); two to five broker crashes (it restarts from its
+// log and redelivers what was in flight); crashes aimed at every step (between a leg's
 // write and its publish, after a relay published and before it marked, after a consumer committed
 // and before it acked, between a coordinator's votes and its decision); the broker's duplicate
 // deliveries and redeliveries after ack-wait.
@@ -28,6 +30,7 @@
 // The checker (txn_checker.cc) reads the typed observations only: starts, ends, committed leg
 // outcomes, 2PC locks, consumed events, the final balances.
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -130,6 +133,19 @@ class Harness final : public TxnCrashPoints {
   uint64_t transfers_ = 0;
 };
 
+// Broker crashes (it restarts from its log), drawn per seed before the run: 2..5 in the fault
+// phase, on top of the nemesis's own crashes.
+std::vector<std::pair<Duration, Duration>> DrawBrokerCrashes(Rng& rng) {
+  std::vector<std::pair<Duration, Duration>> crashes;  // (at, down for)
+  Duration at = kFaultStart;
+  while (true) {
+    at = at + rng.Range(Duration::Millis(1500), Duration::Millis(4000));
+    if (at >= kFaultStart + kFaultDuration) break;
+    crashes.emplace_back(at, rng.Range(Duration::Millis(100), Duration::Millis(800)));
+  }
+  return crashes;
+}
+
 TxnDesign DesignOf(const std::string& variant) {
   if (variant == "naive") return TxnDesign::kNaive;
   if (variant == "2pc") return TxnDesign::kTwoPhase;
@@ -179,8 +195,9 @@ class DistributedTxn final : public Scenario {
     };
   }
   std::vector<std::string> key_metrics() const override {
-    return {"transfers",   "completed",      "compensated",    "stuck",
-            "lost_events", "phantom_events", "applied_twice",  "blocked_max_ms"};
+    return {"transfers",      "completed",     "compensated",       "stuck",
+            "lost_events",    "phantom_events", "applied_twice",    "blocked_transfers",
+            "blocked_p99_ms", "blocked_max_ms"};
   }
 
   RunResult Run(const RunContext& ctx) const override {
@@ -205,6 +222,14 @@ class DistributedTxn final : public Scenario {
     const std::vector<sim::FaultAction> schedule =
         sim::Nemesis::Draw(nemesis, kTxnNodes, world.rng(sim::Stream::kNemesis));
     sim::Nemesis::Install(world, schedule, nemesis);
+    sim::World* w = &world;
+    const auto broker_crashes = DrawBrokerCrashes(world.rng(sim::Stream::kNemesis));
+    for (const auto& [at, down] : broker_crashes) {
+      world.ScheduleAt(sim::SimTime::FromNanos(at.nanos()), [w, length = down] {
+        w->Crash(NodeId(kTxnBroker));
+        w->Schedule(length, [w] { w->Restart(NodeId(kTxnBroker)); });
+      });
+    }
     harness.Start();
     world.RunUntil(sim::SimTime::FromNanos(kRunEnd.nanos() - 1));
     harness.ReadBalances();
@@ -212,7 +237,7 @@ class DistributedTxn final : public Scenario {
 
     RunResult result;
     CheckDistributedTxn(obs, kRunEnd.nanos(), &result);
-    result.metrics["faults"] = static_cast<double>(schedule.size());
+    result.metrics["faults"] = static_cast<double>(schedule.size() + broker_crashes.size());
     FinishRun(world, ctx, &result);
     return result;
   }

@@ -37,6 +37,7 @@ TEST(DistributedTxn, HardenedHoldsOnARangeOfSeeds) {
     EXPECT_GT(r.metrics.at("completed"), 50) << seed;  // it moved money, not just refused
     EXPECT_GT(r.metrics.at("quiescent_points"), 0) << seed;
     EXPECT_EQ(r.metrics.at("money_drift"), 0) << seed;
+    EXPECT_GT(r.metrics.at("broker_restarts"), 1) << seed;
     compensated += r.metrics.at("compensated");
     duplicates += r.metrics.at("inbox_duplicates");
     republished += r.metrics.at("relay_republished") + r.metrics.at("publish_duplicates");
