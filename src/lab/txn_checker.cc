@@ -157,6 +157,14 @@ void CheckTransfers(const TxnObservations& obs, RunResult* result) {
   }
   result->Violate("stuck-transfer", stuck, stuck_detail);
   result->Violate("partial-transfer", partial, partial_detail);
+  int64_t undone_credits = 0, tombstones = 0;
+  for (const TxnEffect& e : obs.effects) {
+    const bool compensation = e.id.ends_with("/refund") || e.id.ends_with("/uncredit");
+    undone_credits += e.applied && e.id.ends_with("/uncredit") ? 1 : 0;
+    tombstones += compensation && !e.applied ? 1 : 0;
+  }
+  result->metrics["credits_undone"] = static_cast<double>(undone_credits);
+  result->metrics["compensations_without_forward"] = static_cast<double>(tombstones);
   result->metrics["transfers"] = static_cast<double>(obs.starts.size());
   result->metrics["completed"] = static_cast<double>(completed);
   result->metrics["compensated"] = static_cast<double>(compensated);
