@@ -17,8 +17,7 @@ Status AsyncOrchestratorOptions::Validate() const {
 Result<std::unique_ptr<AsyncOrchestrator>> AsyncOrchestrator::Create(
     SagaLog& log, Executor& executor, Clock& clock, AsyncOrchestratorOptions options) {
   FL_RETURN_IF_ERROR(options.Validate());
-  return std::unique_ptr<AsyncOrchestrator>(
-      new AsyncOrchestrator(log, executor, clock, options));
+  return std::unique_ptr<AsyncOrchestrator>(new AsyncOrchestrator(log, executor, clock, options));
 }
 
 Status AsyncOrchestrator::Register(AsyncSagaDefinition definition) {
@@ -46,7 +45,8 @@ Task<Result<SagaOutcome>> AsyncOrchestrator::Run(std::string type, std::string s
   }
   const Status started =
       log_.Start(type, saga_id, static_cast<uint32_t>(it->second.steps.size()), data);
-  if (!started.ok()) co_return started;
+  // A stored row that does not decode: Drive parks it with its reason.
+  if (!started.ok() && started.code() != StatusCode::kDataLoss) co_return started;
   co_return co_await Drive(std::move(saga_id), std::move(cancel));
 }
 
@@ -85,8 +85,8 @@ Task<Result<SagaOutcome>> AsyncOrchestrator::Drive(std::string saga_id, CancelTo
     }
     FL_ASSERT(action.step < definition.steps.size());
     const AsyncSagaStep& step = definition.steps[action.step];
-    const StepCall call{saga_id,        definition.type, data,           action.step,
-                        action.attempt, action.step_key, action.forward_key};
+    const StepCall call{saga_id,         definition.type,   data, action.step, action.attempt,
+                        action.step_key, action.forward_key};
     Status recorded;
     if (action.kind == Action::kForward) {
       const Status outcome = co_await step.forward(call);
@@ -100,6 +100,8 @@ Task<Result<SagaOutcome>> AsyncOrchestrator::Drive(std::string saga_id, CancelTo
       if (!parked.ok()) co_return parked;
       co_return SagaOutcome::kParked;
     }
+    // kFailedPrecondition: another driver moved the saga on meanwhile; Next says where it is.
+    if (recorded.code() == StatusCode::kFailedPrecondition) continue;
     if (!recorded.ok()) co_return recorded;
   }
   co_return SagaOutcome::kWaiting;

@@ -9,10 +9,14 @@ namespace faultline::saga {
 
 const char* SagaOutcomeName(SagaOutcome outcome) {
   switch (outcome) {
-    case SagaOutcome::kDone: return "done";
-    case SagaOutcome::kCompensated: return "compensated";
-    case SagaOutcome::kParked: return "parked";
-    case SagaOutcome::kWaiting: return "waiting";
+    case SagaOutcome::kDone:
+      return "done";
+    case SagaOutcome::kCompensated:
+      return "compensated";
+    case SagaOutcome::kParked:
+      return "parked";
+    case SagaOutcome::kWaiting:
+      return "waiting";
   }
   return "?";
 }
@@ -51,8 +55,10 @@ Result<SagaOutcome> Orchestrator::Run(std::string_view type, std::string_view sa
   if (it == types_.end()) {
     return InvalidArgumentError("saga type " + std::string(type) + " is not registered");
   }
-  FL_RETURN_IF_ERROR(
-      log_.Start(type, saga_id, static_cast<uint32_t>(it->second.steps.size()), data));
+  const Status started =
+      log_.Start(type, saga_id, static_cast<uint32_t>(it->second.steps.size()), data);
+  // A stored row that does not decode: Drive parks it with its reason.
+  if (!started.ok() && started.code() != StatusCode::kDataLoss) return started;
   return Drive(saga_id);
 }
 
@@ -90,9 +96,12 @@ Result<SagaOutcome> Orchestrator::Drive(std::string_view saga_id) {
     if (!next.ok()) return next.status();
     const Action& action = *next;
     switch (action.kind) {
-      case Action::kDone: return SagaOutcome::kDone;
-      case Action::kCompensated: return SagaOutcome::kCompensated;
-      case Action::kParked: return SagaOutcome::kParked;
+      case Action::kDone:
+        return SagaOutcome::kDone;
+      case Action::kCompensated:
+        return SagaOutcome::kCompensated;
+      case Action::kParked:
+        return SagaOutcome::kParked;
       case Action::kWait: {
         if (!options_.sleep) return SagaOutcome::kWaiting;
         const Duration delay = action.not_before - clock_.WallNow();
@@ -105,8 +114,8 @@ Result<SagaOutcome> Orchestrator::Drive(std::string_view saga_id) {
     }
     FL_ASSERT(action.step < definition->steps.size());
     const SagaStep& step = definition->steps[action.step];
-    const StepCall call{saga_id,     definition->type, data,           action.step,
-                        action.attempt, action.step_key, action.forward_key};
+    const StepCall call{saga_id,         definition->type,  data, action.step, action.attempt,
+                        action.step_key, action.forward_key};
     Status recorded;
     if (action.kind == Action::kForward) {
       recorded = log_.RecordForward(saga_id, action.step, step.forward(call));
@@ -117,6 +126,8 @@ Result<SagaOutcome> Orchestrator::Drive(std::string_view saga_id) {
       FL_RETURN_IF_ERROR(log_.Park(saga_id, "saga row is corrupt: " + recorded.ToString()));
       return SagaOutcome::kParked;
     }
+    // kFailedPrecondition: another driver moved the saga on meanwhile; Next says where it is.
+    if (recorded.code() == StatusCode::kFailedPrecondition) continue;
     FL_RETURN_IF_ERROR(recorded);
   }
   return SagaOutcome::kWaiting;

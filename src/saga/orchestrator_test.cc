@@ -177,8 +177,8 @@ TEST(Orchestrator, CrashAtEveryCommitThenRecoveryCompensatesTheSaga) {
 TEST(Orchestrator, UnknownTypeOnRecoveryIsParkedAndTheOthersStillRecover) {
   Fixture f(2);
   std::unique_ptr<SagaLog> log = Must(SagaLog::Create(*f.env.store, f.env.clock, FastOptions()));
-  MustOk(log->Start("refund", "r1", 2, ""));       // a type this build does not know
-  MustOk(log->Start("transfer", "t1", 5, ""));     // started by a build with five steps
+  MustOk(log->Start("refund", "r1", 2, ""));    // a type this build does not know
+  MustOk(log->Start("transfer", "t1", 5, ""));  // started by a build with five steps
   MustOk(log->Start("transfer", "t2", 2, ""));
   std::unique_ptr<Orchestrator> orch = f.MakeOrchestrator(*log);
   const RecoveryReport report = Must(orch->RecoverAll());
@@ -214,6 +214,33 @@ TEST(Orchestrator, CorruptRowOnRecoveryIsParkedWithItsReason) {
   EXPECT_NE(parked[0].reason.find("saga row is corrupt: DATA_LOSS"), std::string::npos)
       << parked[0].reason;
   EXPECT_EQ(Must(log->Stuck(f.env.clock.WallNow() + Duration::Seconds(3600))).size(), 1u);
+  // A client retrying Run on the corrupt saga gets the parked outcome, not an error loop.
+  EXPECT_EQ(Must(orch->Run("transfer", "t1", "")), SagaOutcome::kParked);
+  EXPECT_EQ(f.calls.size(), 2u);  // only t2 ran its two forwards
+}
+
+// Two drivers on one saga (a restarted orchestrator while the old one still runs): the second
+// finishes the saga during the first one's call; the first's stale outcome is refused and it
+// carries on from where the log says the saga is, instead of failing. Each step applies once.
+TEST(Orchestrator, ASecondDriverFinishingTheSagaMidCallIsFollowedNotFought) {
+  Fixture f(3);
+  std::unique_ptr<SagaLog> log = Must(SagaLog::Create(*f.env.store, f.env.clock, FastOptions()));
+  std::unique_ptr<Orchestrator> other = f.MakeOrchestrator(*log);
+  OrchestratorOptions options;
+  std::unique_ptr<Orchestrator> first = Must(Orchestrator::Create(*log, f.env.clock, options));
+  SagaDefinition def = f.Definition();
+  bool raced = false;
+  StepFunction inner = def.steps[0].forward;
+  def.steps[0].forward = [&](const StepCall& call) -> Status {
+    if (!raced) {
+      raced = true;
+      EXPECT_EQ(Must(other->Drive(call.saga_id)), SagaOutcome::kDone);
+    }
+    return inner(call);
+  };
+  MustOk(first->Register(std::move(def)));
+  EXPECT_EQ(Must(first->Run("transfer", "t1", "")), SagaOutcome::kDone);
+  EXPECT_EQ(f.Effects("t1"), (std::vector<int64_t>{1, 1, 1}));
 }
 
 TEST(Orchestrator, RegisterRefusesIncompleteDefinitions) {

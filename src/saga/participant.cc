@@ -62,10 +62,14 @@ Result<std::optional<char>> GuardState(Transaction& txn, const std::string& key)
 
 const char* GuardVerdictName(GuardVerdict verdict) {
   switch (verdict) {
-    case GuardVerdict::kApply: return "apply";
-    case GuardVerdict::kDuplicate: return "duplicate";
-    case GuardVerdict::kRefused: return "refused";
-    case GuardVerdict::kTombstone: return "tombstone";
+    case GuardVerdict::kApply:
+      return "apply";
+    case GuardVerdict::kDuplicate:
+      return "duplicate";
+    case GuardVerdict::kRefused:
+      return "refused";
+    case GuardVerdict::kTombstone:
+      return "tombstone";
   }
   return "?";
 }
@@ -143,8 +147,7 @@ Result<bool> SemanticLocks::Claim(Transaction& txn, std::string_view target,
   return false;
 }
 
-Result<std::optional<std::string>> SemanticLocks::Release(Transaction& txn,
-                                                          std::string_view target,
+Result<std::optional<std::string>> SemanticLocks::Release(Transaction& txn, std::string_view target,
                                                           std::string_view saga_id) {
   FL_RETURN_IF_ERROR(internal::CheckPrintable("lock target", target, options_.target_bytes_max));
   FL_RETURN_IF_ERROR(internal::CheckPrintable("saga id", saga_id, options_.saga_id_bytes_max));
@@ -176,8 +179,7 @@ Result<std::optional<std::string>> SemanticLocks::Release(Transaction& txn,
   return std::optional<std::string>(row.owner);
 }
 
-Result<std::optional<std::string>> SemanticLocks::Owner(Transaction& txn,
-                                                        std::string_view target) {
+Result<std::optional<std::string>> SemanticLocks::Owner(Transaction& txn, std::string_view target) {
   FL_RETURN_IF_ERROR(internal::CheckPrintable("lock target", target, options_.target_bytes_max));
   FL_ASSIGN_OR_RETURN(std::optional<std::string> value,
                       txn.Get(options_.prefix + "l/" + std::string(target)));
@@ -186,8 +188,7 @@ Result<std::optional<std::string>> SemanticLocks::Owner(Transaction& txn,
   return std::optional<std::string>(std::move(row.owner));
 }
 
-Result<std::vector<std::string>> SemanticLocks::Waiters(Transaction& txn,
-                                                        std::string_view target) {
+Result<std::vector<std::string>> SemanticLocks::Waiters(Transaction& txn, std::string_view target) {
   FL_RETURN_IF_ERROR(internal::CheckPrintable("lock target", target, options_.target_bytes_max));
   std::string begin = options_.prefix + "w/" + std::string(target);
   begin.push_back('\0');

@@ -23,15 +23,15 @@ using namespace faultline::saga;
 // The participant: a bank whose balances live in a LocalStore. The guard, in the same
 // transaction as the balance change, applies each forward at most once, undoes it at most once,
 // and refuses a forward that arrives after its compensation (a retry still in flight).
-Status AddToBalance(LocalStore& bank, const StepCall& call, std::string_view account,
-                    int64_t delta, bool compensate) {
+Status AddToBalance(LocalStore& bank, const StepCall& call, std::string_view account, int64_t delta,
+                    bool compensate) {
   ParticipantGuard guard;
   return RunInTransaction(bank, [&](Transaction& txn) -> Status {
-    FL_ASSIGN_OR_RETURN(GuardVerdict verdict,
-                        compensate ? guard.ApplyCompensation(txn, call.forward_key)
-                                   : guard.ApplyForward(txn, call.forward_key));
-    if (verdict == GuardVerdict::kRefused) return FailedPreconditionError("compensated already");
-    if (verdict != GuardVerdict::kApply) return Status::Ok();  // done before, or nothing to undo
+    Result<GuardVerdict> verdict = compensate ? guard.ApplyCompensation(txn, call.forward_key)
+                                              : guard.ApplyForward(txn, call.forward_key);
+    if (!verdict.ok()) return verdict.status();
+    if (*verdict == GuardVerdict::kRefused) return FailedPreconditionError("compensated already");
+    if (*verdict != GuardVerdict::kApply) return Status::Ok();  // done before, or nothing to undo
     const std::string key = "balance/" + std::string(account);
     FL_ASSIGN_OR_RETURN(std::optional<std::string> value, txn.Get(key));
     const int64_t balance = (value ? std::stoll(*value) : 0) + (compensate ? -delta : delta);
@@ -54,8 +54,7 @@ StepFunction Transfer(LocalStore& bank, bool credit, bool compensate) {
 
 Result<std::unique_ptr<Orchestrator>> StartOrchestrator(SagaLog& log, Clock& clock,
                                                         LocalStore& bank) {
-  FL_ASSIGN_OR_RETURN(std::unique_ptr<Orchestrator> orchestrator,
-                      Orchestrator::Create(log, clock));
+  FL_ASSIGN_OR_RETURN(std::unique_ptr<Orchestrator> orchestrator, Orchestrator::Create(log, clock));
   FL_RETURN_IF_ERROR(orchestrator->Register(
       {"transfer",
        {{"debit", Transfer(bank, false, false), Transfer(bank, false, true)},
@@ -80,9 +79,8 @@ TEST(SagaReadmeExample, TransferCompletesAndAnOverdraftIsCompensated) {
   sim::SimDisk disk(&rng);
   std::unique_ptr<LogStore> store = LogStore::Open(disk).value();
   ManualClock clock;
-  ASSERT_TRUE(RunInTransaction(*store, [](Transaction& t) {
-                return t.Put("balance/alice", "150");
-              }).ok());
+  ASSERT_TRUE(
+      RunInTransaction(*store, [](Transaction& t) { return t.Put("balance/alice", "150"); }).ok());
   std::unique_ptr<SagaLog> log = SagaLog::Create(*store, clock).value();
   std::unique_ptr<Orchestrator> orchestrator = StartOrchestrator(*log, clock, *store).value();
 

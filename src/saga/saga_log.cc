@@ -36,22 +36,32 @@ Action Finished(Action::Kind kind, const SagaState& state) {
 
 const char* PhaseName(Phase phase) {
   switch (phase) {
-    case Phase::kForward: return "forward";
-    case Phase::kCompensating: return "compensating";
-    case Phase::kDone: return "done";
-    case Phase::kCompensated: return "compensated";
+    case Phase::kForward:
+      return "forward";
+    case Phase::kCompensating:
+      return "compensating";
+    case Phase::kDone:
+      return "done";
+    case Phase::kCompensated:
+      return "compensated";
   }
   return "?";
 }
 
 const char* ActionKindName(Action::Kind kind) {
   switch (kind) {
-    case Action::kForward: return "forward";
-    case Action::kCompensate: return "compensate";
-    case Action::kWait: return "wait";
-    case Action::kDone: return "done";
-    case Action::kCompensated: return "compensated";
-    case Action::kParked: return "parked";
+    case Action::kForward:
+      return "forward";
+    case Action::kCompensate:
+      return "compensate";
+    case Action::kWait:
+      return "wait";
+    case Action::kDone:
+      return "done";
+    case Action::kCompensated:
+      return "compensated";
+    case Action::kParked:
+      return "parked";
   }
   return "?";
 }
@@ -181,7 +191,9 @@ Result<Action> SagaLog::Next(std::string_view saga_id) {
       return Status::Ok();
     }
     const WallTime now = clock_.WallNow();
-    if (now < state.retry_at) {
+    // A wait longer than the backoff's cap means the wall clock jumped backwards since retry_at
+    // was set: never wait longer than the cap.
+    if (now < state.retry_at && state.retry_at - now <= options_.retry_backoff.delay_max) {
       action = Action{};
       action.kind = Action::kWait;
       action.step = state.cursor;
@@ -192,10 +204,10 @@ Result<Action> SagaLog::Next(std::string_view saga_id) {
       // The forward may have been applied by any of its attempts: compensate it too.
       state.phase = Phase::kCompensating;
       state.attempts = 0;
-      state.reason = Cut("step " + std::to_string(state.cursor) + " forward gave up after " +
-                             std::to_string(options_.forward_attempts_max) +
-                             " attempts; last outcome unknown",
-                         options_.reason_bytes_max);
+      state.reason =
+          Cut("step " + std::to_string(state.cursor) + " forward gave up after " +
+                  std::to_string(options_.forward_attempts_max) + " attempts; last outcome unknown",
+              options_.reason_bytes_max);
     }
     if (state.phase == Phase::kCompensating &&
         state.attempts >= options_.compensation_attempts_max) {
@@ -251,16 +263,14 @@ Status SagaLog::RecordForward(std::string_view saga_id, uint32_t step, const Sta
       state.phase = Phase::kCompensating;
       state.attempts = 0;
       state.started = false;
-      state.reason = Cut("step " + std::to_string(step) + " forward refused: " +
-                             outcome.ToString(),
+      state.reason = Cut("step " + std::to_string(step) + " forward refused: " + outcome.ToString(),
                          options_.reason_bytes_max);
     }
     return txn.Put(key, EncodeState(state));
   });
 }
 
-Status SagaLog::RecordCompensation(std::string_view saga_id, uint32_t step,
-                                   const Status& outcome) {
+Status SagaLog::RecordCompensation(std::string_view saga_id, uint32_t step, const Status& outcome) {
   return Run([&](Transaction& txn) -> Status {
     const std::string key = Key('s', saga_id);
     FL_ASSIGN_OR_RETURN(std::optional<std::string> value, txn.Get(key));
@@ -359,6 +369,24 @@ Status SagaLog::Unpark(std::string_view saga_id) {
   });
 }
 
+Status SagaLog::Forget(std::string_view saga_id) {
+  return Run([&](Transaction& txn) -> Status {
+    const std::string key = Key('s', saga_id);
+    FL_ASSIGN_OR_RETURN(std::optional<std::string> value, txn.Get(key));
+    if (!value) return Status::Ok();
+    FL_ASSIGN_OR_RETURN(bool was_parked, txn.Delete(Key('p', saga_id)));
+    if (!was_parked) {
+      FL_ASSIGN_OR_RETURN(SagaState state, DecodeState(*value));
+      if (state.phase != Phase::kDone && state.phase != Phase::kCompensated) {
+        return FailedPreconditionError("saga " + std::string(saga_id) +
+                                       " is still running: it cannot be forgotten");
+      }
+    }
+    FL_RETURN_IF_ERROR(txn.Delete(Key('r', saga_id)).status());
+    return txn.Delete(key).status();
+  });
+}
+
 // ---- Reads ----------------------------------------------------------------------------------
 
 Result<SagaState> SagaLog::Get(std::string_view saga_id) {
@@ -425,8 +453,10 @@ Result<std::vector<StuckSaga>> SagaLog::Stuck(WallTime now) {
       Result<WallTime> started = internal::DecodeRunning(row.value);
       StuckSaga stuck;
       stuck.saga_id = row.key.substr(begin.size());
-      if (started.ok()) stuck.started_at = *started;
-      else stuck.reason = started.status().ToString();
+      if (started.ok())
+        stuck.started_at = *started;
+      else
+        stuck.reason = started.status().ToString();
       stuck.age = now - stuck.started_at;
       if (!started.ok() || stuck.age > options_.stuck_after) out.push_back(std::move(stuck));
     }

@@ -144,6 +144,17 @@ TEST_F(SagaLogTest, UnknownOutcomeWaitsABackoffThenRetriesThenGivesUpAndCompensa
   EXPECT_EQ(Must(log_->Next("t1")).kind, Action::kCompensated);
 }
 
+TEST_F(SagaLogTest, AWallClockJumpingBackNeverStretchesABackoffBeyondItsCap) {
+  MustOk(log_->Start("transfer", "t1", 1, ""));
+  ASSERT_EQ(Must(log_->Next("t1")).kind, Action::kForward);
+  MustOk(log_->RecordForward("t1", 0, UnavailableError("timeout")));
+  EXPECT_EQ(Must(log_->Next("t1")).kind, Action::kWait);
+  env_.clock.SetWall(env_.clock.WallNow() - Duration::Seconds(3600));
+  const Action a = Must(log_->Next("t1"));  // retry_at is an hour ahead now: past the 100 ms cap
+  EXPECT_EQ(a.kind, Action::kForward);
+  EXPECT_EQ(a.attempt, 2u);
+}
+
 TEST_F(SagaLogTest, StaleOrDuplicateOutcomesChangeNothing) {
   MustOk(log_->Start("transfer", "t1", 2, ""));
   EXPECT_EQ(log_->RecordForward("t1", 0, Status::Ok()).code(), StatusCode::kFailedPrecondition);
@@ -231,6 +242,24 @@ TEST_F(SagaLogTest, StuckReportsRunningAndParkedSagasOlderThanTheBound) {
   EXPECT_TRUE(stuck[1].parked);
   EXPECT_EQ(stuck[1].reason, "unknown type");
   EXPECT_TRUE(Must(log_->Stuck(env_.clock.WallNow() - Duration::Seconds(2))).empty());
+}
+
+TEST_F(SagaLogTest, ForgetDeletesFinishedOrParkedSagasButNeverARunningOne) {
+  MustOk(log_->Start("transfer", "done", 1, ""));
+  ASSERT_EQ(Must(log_->Next("done")).kind, Action::kForward);
+  MustOk(log_->RecordForward("done", 0, Status::Ok()));
+  MustOk(log_->Start("transfer", "running", 1, ""));
+  MustOk(log_->Start("transfer", "corrupt", 1, ""));
+  Corrupt("saga/s/corrupt");
+  MustOk(log_->Park("corrupt", "bad row"));
+
+  EXPECT_EQ(log_->Forget("running").code(), StatusCode::kFailedPrecondition);
+  MustOk(log_->Forget("done"));
+  MustOk(log_->Forget("done"));  // absent: ok
+  EXPECT_EQ(log_->Get("done").status().code(), StatusCode::kNotFound);
+  MustOk(log_->Forget("corrupt"));  // a person resolved it
+  EXPECT_TRUE(Must(log_->Parked()).empty());
+  EXPECT_EQ(Must(log_->Unfinished()), std::vector<std::string>{"running"});
 }
 
 }  // namespace

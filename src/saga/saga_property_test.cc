@@ -23,18 +23,20 @@ using testing::SimStoreEnv;
 
 enum Behavior : uint8_t {
   kOk = 0,
-  kRefuse = 1,          // forward only: a definite refusal, nothing applied
-  kLostRequest = 2,     // timeout, nothing applied
-  kLostReply = 3,       // applied, then timeout
-  kDelayed = 4,         // timeout; the request arrives at the participant after everything else
+  kRefuse = 1,       // forward only: a definite refusal, nothing applied
+  kLostRequest = 2,  // timeout, nothing applied
+  kLostReply = 3,    // applied, then timeout
+  kDelayed = 4,      // timeout; the request arrives at the participant after everything else
   kBehaviors = 5,
 };
 
 class Scenario {
  public:
   Scenario(uint32_t steps, std::vector<uint8_t> forward, std::vector<uint8_t> compensation)
-      : steps_(steps), forward_(forward.begin(), forward.end()),
-        compensation_(compensation.begin(), compensation.end()), participant_(*part_.store) {
+      : steps_(steps),
+        forward_(forward.begin(), forward.end()),
+        compensation_(compensation.begin(), compensation.end()),
+        participant_(*part_.store) {
     options_.forward_attempts_max = 3;
     options_.compensation_attempts_max = 1000;  // the behaviour lists are finite: never parked
     options_.retry_backoff.delay_initial = Duration::Millis(1);
@@ -76,15 +78,18 @@ class Scenario {
   Status Forward(const StepCall& call) {
     const std::string counter = Counter(call.step);
     switch (Take(forward_)) {
-      case kRefuse: return FailedPreconditionError("refused");
-      case kLostRequest: return DeadlineExceededError("request lost");
+      case kRefuse:
+        return FailedPreconditionError("refused");
+      case kLostRequest:
+        return DeadlineExceededError("request lost");
       case kLostReply:
         participant_.Forward(call.forward_key, counter).IgnoreError();
         return DeadlineExceededError("reply lost");
       case kDelayed:
         delayed_.emplace_back(std::string(call.forward_key), counter);
         return DeadlineExceededError("request delayed");
-      default: return participant_.Forward(call.forward_key, counter);
+      default:
+        return participant_.Forward(call.forward_key, counter);
     }
   }
 
@@ -93,11 +98,13 @@ class Scenario {
     switch (Take(compensation_)) {
       case kLostRequest:
       case kRefuse:
-      case kDelayed: return UnavailableError("compensation failed");
+      case kDelayed:
+        return UnavailableError("compensation failed");
       case kLostReply:
         participant_.Compensate(call.forward_key, counter).IgnoreError();
         return DeadlineExceededError("reply lost");
-      default: return participant_.Compensate(call.forward_key, counter);
+      default:
+        return participant_.Compensate(call.forward_key, counter);
     }
   }
 
@@ -126,15 +133,14 @@ class Scenario {
   std::vector<std::pair<std::string, std::string>> delayed_;
 };
 
-RC_GTEST_PROP(SagaProperty, EverySagaEndsDoneOrFullyCompensatedWithEachStepAppliedAtMostOnce,
-              ()) {
+RC_GTEST_PROP(SagaProperty, EverySagaEndsDoneOrFullyCompensatedWithEachStepAppliedAtMostOnce, ()) {
   const auto steps = *rc::gen::inRange<uint32_t>(1, 6);
   const auto forward = *rc::gen::container<std::vector<uint8_t>>(
       *rc::gen::inRange<size_t>(0, 12), rc::gen::inRange<uint8_t>(0, kBehaviors));
   const auto compensation = *rc::gen::container<std::vector<uint8_t>>(
       *rc::gen::inRange<size_t>(0, 12), rc::gen::inRange<uint8_t>(0, kBehaviors));
-  const auto crashes = *rc::gen::container<std::vector<uint8_t>>(
-      *rc::gen::inRange<size_t>(0, 4), rc::gen::inRange<uint8_t>(0, 16));
+  const auto crashes = *rc::gen::container<std::vector<uint8_t>>(*rc::gen::inRange<size_t>(0, 4),
+                                                                 rc::gen::inRange<uint8_t>(0, 16));
   Scenario scenario(steps, forward, compensation);
   const SagaOutcome outcome = scenario.Run(crashes);
   RC_ASSERT(outcome == SagaOutcome::kDone || outcome == SagaOutcome::kCompensated);

@@ -82,8 +82,8 @@ std::string EncodeState(const SagaState& state) {
   ByteWriter writer(&out);
   writer.U8(kVersion);
   writer.U8(static_cast<uint8_t>(state.phase));
-  writer.U8(static_cast<uint8_t>((state.started ? kFlagStarted : 0) |
-                                 (state.parked ? kFlagParked : 0)));
+  writer.U8(
+      static_cast<uint8_t>((state.started ? kFlagStarted : 0) | (state.parked ? kFlagParked : 0)));
   writer.Bytes(state.type);
   writer.U32(state.steps);
   writer.U32(state.cursor);

@@ -48,7 +48,8 @@ class SqliteSagaTest : public ::testing::Test {
     for (uint32_t i = 0; i < 3; ++i) {
       const std::string counter = "c" + std::to_string(i);
       def.steps.push_back(
-          {"step", [&participant, counter, i, refuse_at](const StepCall& c) -> Status {
+          {"step",
+           [&participant, counter, i, refuse_at](const StepCall& c) -> Status {
              if (i == refuse_at) return FailedPreconditionError("refused");
              return participant.Forward(c.forward_key, std::string(c.saga_id) + counter);
            },

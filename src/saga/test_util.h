@@ -56,7 +56,8 @@ class DyingStore final : public LocalStore {
  private:
   class Txn final : public Transaction {
    public:
-    Txn(std::unique_ptr<Transaction> inner, int64_t* left) : inner_(std::move(inner)), left_(left) {}
+    Txn(std::unique_ptr<Transaction> inner, int64_t* left)
+        : inner_(std::move(inner)), left_(left) {}
     Result<std::optional<std::string>> Get(std::string_view k) override { return inner_->Get(k); }
     Status Put(std::string_view k, std::string_view v) override { return inner_->Put(k, v); }
     Result<bool> InsertIfAbsent(std::string_view k, std::string_view v) override {

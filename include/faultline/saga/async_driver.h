@@ -9,8 +9,8 @@
 // the difference is what is slept).
 //
 // A crash destroys the coroutines mid-call: nothing more is needed, since SagaLog armed every call
-// before it was sent. The restarted node builds a new AsyncOrchestrator over the recovered store and
-// runs RecoverAll.
+// before it was sent. The restarted node builds a new AsyncOrchestrator over the recovered store
+// and runs RecoverAll.
 //
 // Thread safety: none; one node's executor. `log`, `executor` and `clock` must outlive it, and it
 // must outlive the Tasks it returns.
@@ -68,7 +68,8 @@ class AsyncOrchestrator {
   Task<Result<SagaOutcome>> Run(std::string type, std::string saga_id, std::string data,
                                 CancelToken cancel = {});
   Task<Result<SagaOutcome>> Drive(std::string saga_id, CancelToken cancel = {});
-  // Drives every saga in the running set, one after the other.
+  // Drives every saga in the running set, one after the other (a saga in a backoff delays the
+  // next). To drive them concurrently, spawn Drive for each id of SagaLog::Unfinished().
   Task<Result<RecoveryReport>> RecoverAll(CancelToken cancel = {});
 
  private:

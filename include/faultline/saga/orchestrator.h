@@ -40,9 +40,9 @@ namespace faultline::saga {
 struct StepCall {
   std::string_view saga_id;
   std::string_view type;
-  std::string_view data;     // the saga's data, as given to Start
+  std::string_view data;  // the saga's data, as given to Start
   uint32_t step = 0;
-  uint32_t attempt = 0;      // 1 for the first attempt of this call
+  uint32_t attempt = 0;          // 1 for the first attempt of this call
   std::string_view step_key;     // idempotency key of this call
   std::string_view forward_key;  // the step's forward key (ParticipantGuard)
 };
@@ -70,11 +70,11 @@ enum class SagaOutcome : uint8_t {
 const char* SagaOutcomeName(SagaOutcome outcome);
 
 struct RecoveryReport {
-  size_t resumed = 0;                      // sagas driven
+  size_t resumed = 0;  // sagas driven
   std::map<std::string, SagaOutcome> outcomes;
   // Sagas that could not be driven (store error other than the ones parked): id → status.
   std::map<std::string, Status> errors;
-  std::vector<std::string> parked_now;     // parked during this recovery (bad input, attempts)
+  std::vector<std::string> parked_now;  // parked during this recovery (bad input, attempts)
 };
 
 struct OrchestratorOptions {

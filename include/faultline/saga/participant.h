@@ -28,12 +28,18 @@
 // Release hands the lock to the first queued saga and returns its id so the caller can wake it
 // (Eventuate's unlock redelivers the first stashed command). A queue longer than waiters_max
 // refuses more claimants with kResourceExhausted: park or fail that saga.
+// With SagaLog: a forward that finds the record claimed answers kUnavailable (an unknown outcome),
+// so the step is retried after a backoff until a Release hands it the lock; forward_attempts_max
+// times the backoff bounds the wait, after which the saga compensates. Every compensation of a
+// step that claims must Release (holder or queued: both are cleared), or a saga that gave up while
+// queued is later handed a lock it never releases.
 // Keys: prefix + "l/" + target → u8 version (1), u64 next waiter seq, bytes owner;
 //       prefix + "w/" + target + '\0' + big-endian u64 seq → claimant saga id.
 // Targets must be printable ASCII (0x20..0x7E): '\0' delimits them.
 //
 // Errors: kInvalidArgument for empty or oversized keys/ids, kDataLoss for a row that does not
-// decode, kResourceExhausted for a full queue, the store's errors otherwise. Thread safety: immutable; as safe as the transactions handed in.
+// decode, kResourceExhausted for a full queue, the store's errors otherwise. Thread safety:
+// immutable; as safe as the transactions handed in.
 #pragma once
 
 #include <cstdint>
@@ -80,9 +86,9 @@ class SemanticLocks {
   // Release hands the lock over.
   Result<bool> Claim(Transaction& txn, std::string_view target, std::string_view saga_id);
   // The holder releases: the lock goes to the first queued saga, whose id is returned (nullopt:
-  // the lock is free). A queued saga that gives up calls Release too: it leaves the queue (nullopt).
-  // Releasing a lock `saga_id` neither holds nor waits for is ok and changes nothing (idempotent:
-  // a retried compensation).
+  // the lock is free). A queued saga that gives up calls Release too: it leaves the queue
+  // (nullopt). Releasing a lock `saga_id` neither holds nor waits for is ok and changes nothing
+  // (idempotent: a retried compensation).
   Result<std::optional<std::string>> Release(Transaction& txn, std::string_view target,
                                              std::string_view saga_id);
   // The holder, or nullopt.

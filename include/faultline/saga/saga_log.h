@@ -39,12 +39,14 @@
 //                bytes reason
 // Saga row: u8 version (1), u8 phase (1 forward, 2 compensating, 3 done, 4 compensated), u8 flags
 // (bit 0: cursor step started, bit 1: parked), bytes type, u32 steps, u32 cursor, u32 attempts,
-// i64 started_at ns, i64 retry_at ns, bytes data, bytes reason, u32 CRC-32C of all before it; little
-// endian, "bytes" = varint length + raw. `cursor` is the step being run forward, or being
+// i64 started_at ns, i64 retry_at ns, bytes data, bytes reason, u32 CRC-32C of all before it;
+// little endian, "bytes" = varint length + raw. `cursor` is the step being run forward, or being
 // compensated; `attempts` counts the attempts armed at the cursor step.
 //
-// Time: started_at, retry_at and the stuck bound are judged on Clock::WallNow(). Backoff jitter is
-// a hash of (saga id, step, attempt): deterministic, and different for each saga.
+// Time: started_at, retry_at and the stuck bound are judged on Clock::WallNow() (they must mean
+// something after a restart). A wall clock that jumps backwards never stretches a backoff beyond
+// retry_backoff.delay_max: a retry_at further ahead than that is treated as reached. Backoff
+// jitter is a hash of (saga id, step, attempt): deterministic, and different for each saga.
 //
 // Concurrency: every call is one serializable transaction, so two drivers racing on one saga stay
 // consistent (both may send the same call; step keys make that harmless; one Record wins, the other
@@ -119,9 +121,9 @@ struct Action {
   // The forward key of `step` (the participant's tombstone key, participant.h). Empty for kDone,
   // kCompensated and kParked.
   std::string forward_key;
-  uint32_t attempt = 0;   // kForward / kCompensate: 1 for the first attempt of this step
-  WallTime not_before;    // kWait
-  std::string reason;     // kParked: why; kCompensate: what failed
+  uint32_t attempt = 0;  // kForward / kCompensate: 1 for the first attempt of this step
+  WallTime not_before;   // kWait
+  std::string reason;    // kParked: why; kCompensate: what failed
 };
 const char* ActionKindName(Action::Kind kind);
 
@@ -199,6 +201,12 @@ class SagaLog {
   // A person resolved the cause: the saga runs again from where it was, with fresh attempts.
   // kFailedPrecondition when it is not parked or its row does not decode.
   Status Unpark(std::string_view saga_id);
+
+  // Deletes a finished saga's row (retention: once no late outcome or duplicate Start of it can
+  // arrive any more; a Start after Forget starts the saga afresh), or a parked saga's rows once a
+  // person has resolved it by hand (a row that does not decode included). Absent: ok.
+  // kFailedPrecondition for a saga still running.
+  Status Forget(std::string_view saga_id);
 
   Result<SagaState> Get(std::string_view saga_id);
 
