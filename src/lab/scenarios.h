@@ -22,4 +22,7 @@ const Scenario* BackpressureScenario();
 // idempotency (idempotency_scenario.cc); its checker is declared in idempotency_observations.h.
 const Scenario* IdempotencyScenario();
 
+// distributed-txn (distributed_txn_scenario.cc); its checker is declared in txn_observations.h.
+const Scenario* DistributedTxnScenario();
+
 }  // namespace faultline::lab
