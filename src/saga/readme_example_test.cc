@@ -1,8 +1,6 @@
 // The README's saga example ("Outbox and sagas in your own service"), compiled and run as a test
-// so it can never go stale. The text between the markers is the README snippet. (The markers are
-// named `proposed-readme-...` until the section is in README.md; rename them to
-// `readme-saga-example` then, so tests/readme_snippets_test.sh checks the README shows this code
-// verbatim.)
+// so it can never go stale. The text between the markers is the README snippet;
+// tests/readme_snippets_test.sh checks the README shows this code verbatim.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -11,7 +9,7 @@
 #include "faultline/sim/disk.h"
 #include "faultline/store/log_store.h"
 
-// [proposed-readme-saga-example]
+// [readme-saga-example]
 #include <sstream>
 
 #include "faultline/saga/orchestrator.h"
@@ -63,7 +61,7 @@ Result<std::unique_ptr<Orchestrator>> StartOrchestrator(SagaLog& log, Clock& clo
   FL_RETURN_IF_ERROR(orchestrator->RecoverAll().status());
   return orchestrator;
 }
-// [proposed-readme-saga-example]
+// [readme-saga-example]
 
 namespace {
 

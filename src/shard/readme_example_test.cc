@@ -1,7 +1,6 @@
 // The README's "Sharding your own data" example, compiled and run as a test so it can never go
-// stale. The text between the markers is the README snippet. (The markers are named
-// `proposed-readme-...` until the section is in README.md; rename them to `readme-shard-example`
-// then, so tests/readme_snippets_test.sh checks the README shows this code verbatim.)
+// stale. The text between the markers is the README snippet; tests/readme_snippets_test.sh checks
+// the README shows this code verbatim.
 #include <gtest/gtest.h>
 
 #include <memory>

@@ -1,7 +1,6 @@
 // The README's "Live resharding" example, compiled and run as a test so it can never go stale. The
-// text between the markers is the README snippet. (The markers are named `proposed-readme-...`
-// until the section is in README.md; rename them to `readme-reshard-example` then, so
-// tests/readme_snippets_test.sh checks the README shows this code verbatim.)
+// text between the markers is the README snippet;
+// tests/readme_snippets_test.sh checks the README shows this code verbatim.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -11,7 +10,7 @@
 #include "faultline/sim/disk.h"
 #include "faultline/store/log_store.h"
 
-// [proposed-readme-reshard-example]
+// [readme-reshard-example]
 #include "faultline/shard/reshard.h"
 
 using namespace faultline;
@@ -36,7 +35,7 @@ Status SplitOff(LocalStore& directory, ShardStore& shard1, ShardStore& shard2) {
   // Still reversible here (move->Reverse()). Complete drops the moved rows from shard 1.
   return move->Complete();
 }
-// [proposed-readme-reshard-example]
+// [readme-reshard-example]
 
 namespace {
 

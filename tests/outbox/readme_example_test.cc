@@ -1,15 +1,13 @@
 // The README's "Outbox and sagas in your own service" outbox example, compiled and run as a test so
-// it can never go stale. The text between the markers is the README snippet. (The markers are
-// named `proposed-readme-...` until the section is in README.md; rename them to
-// `readme-outbox-example` then, so tests/readme_snippets_test.sh checks the README shows this code
-// verbatim.)
+// it can never go stale. The text between the markers is the README snippet;
+// tests/readme_snippets_test.sh checks the README shows this code verbatim.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "tests/integration/idempotency_real_util.h"
 
-// [proposed-readme-outbox-example]
+// [readme-outbox-example]
 #include "faultline/adapters/sqlite_store.h"
 #include "faultline/adapters/system_clock.h"
 #include "faultline/idempotency/inbox.h"
@@ -54,7 +52,7 @@ Status BillOnce(Consumer& consumer, idempotency::Inbox& inbox) {
   }
   return Status::Ok();
 }
-// [proposed-readme-outbox-example]
+// [readme-outbox-example]
 
 namespace {
 
