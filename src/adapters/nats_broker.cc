@@ -44,9 +44,14 @@ Status FromNats(natsStatus s, std::string_view what, jsErrCode js_error) {
   FL_ASSERT(s != NATS_OK);
   std::string message = "nats: " + std::string(what) + ": " + natsStatus_GetText(s);
   natsStatus last = NATS_OK;
-  const char* detail = nats_GetLastError(&last);
-  if (last == s && detail != nullptr && *detail != '\0' &&
-      message.find(detail) == std::string::npos) {
+  const char* raw = nats_GetLastError(&last);
+  std::string_view detail = raw == nullptr ? "" : raw;
+  // libnats prefixes its detail with "(file.c:line): ".
+  if (const size_t pos = detail.find("): "); !detail.empty() && detail[0] == '(' &&
+                                             pos != std::string_view::npos) {
+    detail.remove_prefix(pos + 3);
+  }
+  if (last == s && !detail.empty() && message.find(detail) == std::string::npos) {
     message.append(" (").append(detail).append(")");
   }
   if (js_error != 0) message += " (JetStream error " + std::to_string(js_error) + ")";

@@ -49,8 +49,9 @@ Result<std::string> MakeTempDir() {
   return pattern;
 }
 
-// fork + PDEATHSIG + exec, output appended to `log`.
-Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log) {
+}  // namespace
+
+Result<pid_t> SpawnWithDeathSignal(const std::vector<std::string>& argv, const std::string& log) {
   const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return UnavailableError("cannot open " + log + ": " + std::strerror(errno));
   std::vector<char*> args;
@@ -74,8 +75,6 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log
   close(fd);
   return pid;
 }
-
-}  // namespace
 
 Result<std::string> FindNatsServer() {
   if (const char* env = std::getenv("FAULTLINE_NATS_SERVER"); env != nullptr && *env != '\0') {
@@ -147,7 +146,7 @@ std::string NatsTestServer::url() const {
 
 Status NatsTestServer::Launch() {
   const std::string log = dir_ + "/nats-server.log";
-  FL_ASSIGN_OR_RETURN(pid_, Spawn({binary_, "-a", "127.0.0.1", "-p", std::to_string(port_), "-m",
+  FL_ASSIGN_OR_RETURN(pid_, SpawnWithDeathSignal({binary_, "-a", "127.0.0.1", "-p", std::to_string(port_), "-m",
                                    std::to_string(monitor_port_), "-js", "-sd", dir_ + "/js"},
                                   log));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

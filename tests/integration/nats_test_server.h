@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "faultline/core/status.h"
 
@@ -62,6 +63,10 @@ class NatsTestServer {
 
 // The nats-server binary (see the file comment), or kFailedPrecondition saying how to install it.
 Result<std::string> FindNatsServer();
+
+// fork + PR_SET_PDEATHSIG(SIGKILL) + exec of argv[0] (a path), stdout and stderr appended to `log`.
+// The caller reaps the child.
+Result<pid_t> SpawnWithDeathSignal(const std::vector<std::string>& argv, const std::string& log);
 
 // One HTTP/1.0 GET on 127.0.0.1:port; the status code (200, 503, ...). kUnavailable when nothing
 // answers.
