@@ -305,6 +305,12 @@ Result<NatsBrokerOptions> ParseNatsUri(std::string_view uri) {
   return options;
 }
 
+Result<std::unique_ptr<outbox::Broker>> OpenNatsBroker(std::string_view uri) {
+  FL_ASSIGN_OR_RETURN(NatsBrokerOptions options, ParseNatsUri(uri));
+  FL_ASSIGN_OR_RETURN(std::unique_ptr<NatsBroker> broker, NatsBroker::Create(std::move(options)));
+  return std::unique_ptr<outbox::Broker>(std::move(broker));
+}
+
 Result<std::unique_ptr<NatsBroker>> NatsBroker::Create(NatsBrokerOptions options) {
   FL_RETURN_IF_ERROR(options.Validate());
   FL_ASSIGN_OR_RETURN(std::unique_ptr<nats_internal::Session> session,

@@ -339,5 +339,19 @@ TEST(NatsBrokerTest, UriAndOptionsAreChecked) {
   EXPECT_EQ(NatsBroker::Create(options).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(NatsBrokerTest, OpenNatsBrokerFromAUri) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  auto broker = OpenNatsBroker(server->url() + "?stream=URI_STREAM&namespace=ev.");
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  auto publisher = broker.value()->NewPublisher();
+  ASSERT_TRUE(publisher.ok());
+  EXPECT_TRUE(publisher.value()->Publish(Messages(0, 2)).ok());
+  EXPECT_EQ(OpenNatsBroker("nats://127.0.0.1:1?stream=bad.name").status().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(server->Stop().ok());
+  EXPECT_EQ(OpenNatsBroker(server->url()).status().code(), StatusCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace faultline

@@ -118,4 +118,9 @@ class NatsBroker : public outbox::Broker {
 // kInvalidArgument naming what is wrong.
 Result<NatsBrokerOptions> ParseNatsUri(std::string_view uri);
 
+// ParseNatsUri + NatsBroker::Create: the factory for outbox::RegisterBrokerScheme("nats://", ...)
+// (outbox/open_broker.h), so that OpenBroker and `faultline bench outbox --broker nats://...`
+// reach JetStream.
+Result<std::unique_ptr<outbox::Broker>> OpenNatsBroker(std::string_view uri);
+
 }  // namespace faultline
