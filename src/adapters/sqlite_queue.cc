@@ -13,7 +13,7 @@ namespace faultline::outbox {
 
 namespace {
 
-namespace sq = internal::sqlite;
+namespace sq = ::faultline::internal::sqlite;
 
 constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS fl_stream (seq INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -12,6 +12,7 @@
 #include "faultline/outbox/broker.h"
 #include "faultline/sim/disk.h"
 #include "faultline/store/log_store.h"
+#include "tests/outbox/memory_publisher.h"
 
 namespace faultline::outbox::testing {
 
@@ -44,24 +45,6 @@ struct SimStoreEnv {
   Rng rng;
   sim::SimDisk disk;
   std::unique_ptr<LogStore> store;
-};
-
-// Stores each id once, in publish order (a broker's de-duplication); `calls` counts every message
-// handed to Publish, duplicates included. `fail` makes Publish refuse with that status.
-class MemoryPublisher final : public Publisher {
- public:
-  Status Publish(std::span<const Message> batch) override {
-    if (!fail.ok()) return fail;
-    for (const Message& m : batch) {
-      ++calls;
-      if (ids.insert(m.id).second) stored.push_back(m);
-    }
-    return Status::Ok();
-  }
-  Status fail = Status::Ok();
-  uint64_t calls = 0;
-  std::set<std::string> ids;
-  std::vector<Message> stored;
 };
 
 inline Message Event(const std::string& id, const std::string& key, std::string payload = "p") {
