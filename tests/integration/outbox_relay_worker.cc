@@ -1,11 +1,12 @@
 // outbox_relay_worker: the outbox relay as a process of its own, for the end-to-end test
 // (outbox_nats_e2e_test.cc) that SIGKILLs and restarts it mid-stream.
 //
-//   outbox_relay_worker --pg=CONNINFO --table=T --nats=URL [--stream=S] [--batch=N]
-//                       [--crash-after-publishes=K] [--parent=PID]
+//   outbox_relay_worker --pg=CONNINFO --table=T --nats=URL [--source=store|native] [--stream=S]
+//                       [--batch=N] [--crash-after-publishes=K] [--parent=PID]
 //
-// Relays the LocalStore outbox in PostgreSQL table T (PostgresStore, OutboxOptions defaults) to
-// NATS JetStream until killed: Poll, Publish, MarkPublished, the loop body of Relay::RunOnce,
+// Relays an outbox on PostgreSQL to NATS JetStream until killed. --source=store (the default): the
+// LocalStore outbox in PostgresStore table T (OutboxOptions defaults); --source=native: the native
+// outbox table T (outbox/sql_outbox.h, OpenPostgresOutboxSource). The loop is Poll, Publish, MarkPublished, the loop body of Relay::RunOnce,
 // spelled out so that --crash-after-publishes=K can SIGKILL the process right after the K-th
 // acknowledged publish and before its events are marked: the crash window the outbox must absorb
 // (the restarted relay publishes those events again). Nothing here ever gives up: a broker or
@@ -26,13 +27,14 @@
 #include "faultline/adapters/nats_broker.h"
 #include "faultline/adapters/postgres_store.h"
 #include "faultline/outbox/relay.h"
+#include "faultline/outbox/sql_outbox.h"
 
 namespace {
 
 using faultline::Status;
 
 struct Flags {
-  std::string pg, table, nats, stream = "FAULTLINE_OUTBOX";
+  std::string pg, table, nats, stream = "FAULTLINE_OUTBOX", source = "store";
   size_t batch = 128;
   long crash_after = 0;
   long parent = 0;
@@ -48,12 +50,14 @@ bool Parse(int argc, char** argv, Flags& flags) {
     else if (name == "table") flags.table = value;
     else if (name == "nats") flags.nats = value;
     else if (name == "stream") flags.stream = value;
+    else if (name == "source") flags.source = value;
     else if (name == "batch") flags.batch = std::strtoul(value.c_str(), nullptr, 10);
     else if (name == "crash-after-publishes") flags.crash_after = std::atol(value.c_str());
     else if (name == "parent") flags.parent = std::atol(value.c_str());
     else return false;
   }
-  return !flags.pg.empty() && !flags.table.empty() && !flags.nats.empty() && flags.batch > 0;
+  return !flags.pg.empty() && !flags.table.empty() && !flags.nats.empty() && flags.batch > 0 &&
+         (flags.source == "store" || flags.source == "native");
 }
 
 void Log(const std::string& line) {
@@ -74,6 +78,29 @@ std::unique_ptr<T> Retry(const char* what, Make make) {
   }
 }
 
+// The relay over --source; `store` keeps the PostgresStore of --source=store alive.
+faultline::Result<std::unique_ptr<faultline::outbox::Relay>> MakeRelay(
+    const Flags& flags, std::unique_ptr<faultline::PostgresStore>& store) {
+  faultline::outbox::RelayOptions relay_options;
+  relay_options.batch_max = flags.batch;
+  if (flags.source == "native") {
+    faultline::outbox::SqlOutboxOptions table;
+    table.table = flags.table;
+    auto source = Retry<faultline::outbox::OutboxSource>("postgres source", [&] {
+      return faultline::outbox::OpenPostgresOutboxSource(flags.pg, table);
+    });
+    return faultline::outbox::Relay::Create(std::move(source), relay_options);
+  }
+  faultline::PostgresStoreOptions pg;
+  pg.conninfo = flags.pg;
+  pg.table = flags.table;
+  pg.connections_max = 2;
+  store = Retry<faultline::PostgresStore>("postgres", [&] {
+    return faultline::PostgresStore::Open(pg);
+  });
+  return faultline::outbox::Relay::Create(*store, {}, relay_options);
+}
+
 int Run(const Flags& flags) {
   faultline::NatsBrokerOptions nats;
   nats.url = flags.nats;
@@ -85,16 +112,8 @@ int Run(const Flags& flags) {
   auto publisher = Retry<faultline::outbox::Publisher>("publisher", [&] {
     return broker->NewPublisher();
   });
-  faultline::PostgresStoreOptions pg;
-  pg.conninfo = flags.pg;
-  pg.table = flags.table;
-  pg.connections_max = 2;
-  auto store = Retry<faultline::PostgresStore>("postgres", [&] {
-    return faultline::PostgresStore::Open(pg);
-  });
-  faultline::outbox::RelayOptions relay_options;
-  relay_options.batch_max = flags.batch;
-  auto relay = faultline::outbox::Relay::Create(*store, {}, relay_options);
+  std::unique_ptr<faultline::PostgresStore> store;
+  auto relay = MakeRelay(flags, store);
   if (!relay.ok()) {
     Log("relay: " + relay.status().ToString());
     return 3;
@@ -136,7 +155,7 @@ int main(int argc, char** argv) {
   Flags flags;
   if (!Parse(argc, argv, flags)) {
     std::fprintf(stderr, "usage: outbox_relay_worker --pg=CONNINFO --table=T --nats=URL "
-                         "[--stream=S] [--batch=N] [--crash-after-publishes=K] [--parent=PID]\n");
+                         "[--source=store|native] [--stream=S] [--batch=N] [--crash-after-publishes=K] [--parent=PID]\n");
     return 2;
   }
   if (flags.parent > 0) {
