@@ -5,8 +5,10 @@
 // input checks. nats-server missing is a failure, never a skip.
 #include <gtest/gtest.h>
 #include <nats/nats.h>
+#include <stdlib.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
@@ -14,6 +16,12 @@
 #include <vector>
 
 #include "faultline/adapters/nats_broker.h"
+#include "faultline/adapters/sqlite_store.h"
+#include "faultline/adapters/system_clock.h"
+#include "faultline/idempotency/inbox.h"
+#include "faultline/outbox/open_broker.h"
+#include "faultline/outbox/outbox.h"
+#include "faultline/outbox/relay.h"
 #include "tests/integration/nats_test_server.h"
 
 namespace faultline {
@@ -351,6 +359,53 @@ TEST(NatsBrokerTest, OpenNatsBrokerFromAUri) {
             StatusCode::kInvalidArgument);
   ASSERT_TRUE(server->Stop().ok());
   EXPECT_EQ(OpenNatsBroker(server->url()).status().code(), StatusCode::kUnavailable);
+}
+
+// The README's NATS example ("Outbox and sagas in your own service"): an order service appends
+// its event in the transaction that changes the order; its relay publishes the outbox to JetStream
+// through OpenBroker("nats://..."); a billing service applies each event once through its inbox.
+TEST(NatsBrokerTest, ReadmeExampleOutboxToJetStreamToInbox) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  char dir_template[] = "/tmp/flnats-example-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string nats_uri = server->url() + "?stream=ORDERS&namespace=orders.";
+  outbox::RegisterBrokerScheme("nats://", OpenNatsBroker);
+
+  // The order service: the event commits with the order, or neither does.
+  auto orders = SqliteStore::Open({.path = dir + "/orders.db"}).value();
+  auto outbox = outbox::Outbox::Create(*orders).value();
+  ASSERT_TRUE(RunInTransaction(*orders, [&](Transaction& txn) -> Status {
+    FL_RETURN_IF_ERROR(txn.Put("order/42", "placed"));
+    return outbox->Append(txn, {.id = "order-42-placed", .subject = "placed",
+                                .key = "order/42", .payload = R"({"total":1999})"}).status();
+  }).ok());
+
+  // Its relay (in production: a loop under a fenced leader, see relay.h).
+  auto broker = outbox::OpenBroker(nats_uri).value();
+  auto publisher = broker->NewPublisher().value();
+  auto relay = outbox::Relay::Create(*orders).value();
+  ASSERT_EQ(relay->RunOnce(*publisher).value(), 1u);  // published, acked, deleted
+
+  // The billing service: a durable consumer; the effect and the inbox record commit together.
+  auto billing = SqliteStore::Open({.path = dir + "/billing.db"}).value();
+  auto inbox = idempotency::Inbox::Create(*billing, SystemClock::Default(), "billing").value();
+  auto consumer = broker->NewConsumer("billing", "placed").value();
+  int applied = 0;
+  for (int round = 0; round < 20 && applied == 0; ++round) {
+    std::vector<outbox::Delivery> batch = consumer->Fetch(64, Duration::Millis(500)).value();
+    for (const outbox::Delivery& d : batch) {
+      auto fresh = inbox->Process(d.message.id, [&](Transaction& txn) {
+        return txn.Put("invoice/" + d.message.key, d.message.payload);
+      });
+      if (!fresh.ok()) continue;            // not acked: redelivered after ack_wait
+      applied += fresh.value() ? 1 : 0;     // false: a duplicate, already applied
+      consumer->Ack(d).IgnoreError();       // a lost ack only means a redelivery
+    }
+  }
+  EXPECT_EQ(applied, 1);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -3,8 +3,12 @@
 //
 //   outbox_relay_throughput --pg=CONNINFO --nats=URL [--events=200000] [--keys=1000]
 //       [--batch=2048] [--partitions=1] [--rate=10000] [--seconds=10] [--txn-events=100]
-//       [--producers=4] [--insert=append|multirow]
+//       [--producers=4] [--insert=append|multirow] [--relay-pg=CONNINFO]
 //
+// --relay-pg: the relays' own conninfo (default --pg), e.g. with
+// "options='-c synchronous_commit=off'": a relay's delete lost to a database crash only makes it
+// publish those events again, which the broker and the inbox absorb, so its commits need not wait
+// for the disk. The producers' commits keep the server's setting.
 // Producers: --producers threads on connections of their own; producer t commits the events of
 // the keys with key % producers == t, so each key's events commit in order from one thread.
 // 1. Drain: fills a fresh native outbox table (outbox/sql_outbox.h) with --events events over
@@ -45,7 +49,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Flags {
-  std::string pg, nats;
+  std::string pg, nats, relay_pg;  // relay_pg: the relays' conninfo (default: pg)
   long events = 200000, keys = 1000, batch = 2048, partitions = 1, rate = 10000, seconds = 10;
   long txn_events = 100, producers = 4;
   bool multirow = false;  // --insert=multirow: one INSERT statement per transaction
@@ -73,6 +77,8 @@ bool Parse(int argc, char** argv, Flags& f) {
                                           : nullptr;
     if (name == "pg") {
       f.pg = value;
+    } else if (name == "relay-pg") {
+      f.relay_pg = value;
     } else if (name == "insert" && (value == "append" || value == "multirow")) {
       f.multirow = value == "multirow";
     } else if (name == "nats") {
@@ -84,6 +90,7 @@ bool Parse(int argc, char** argv, Flags& f) {
       return false;
     }
   }
+  if (f.relay_pg.empty()) f.relay_pg = f.pg;
   return !f.pg.empty() && !f.nats.empty();
 }
 
@@ -203,7 +210,7 @@ class Relays {
 void Relays::Loop(uint32_t partition) {
   outbox::SqlOutboxOptions table;
   table.table = table_;
-  auto source = outbox::OpenPostgresOutboxSource(flags_.pg, table);
+  auto source = outbox::OpenPostgresOutboxSource(flags_.relay_pg, table);
   auto publisher = broker_.NewPublisher();
   if (!source.ok() || !publisher.ok()) {
     std::fprintf(stderr, "relay %u: %s %s\n", partition, source.status().ToString().c_str(),
@@ -387,7 +394,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: outbox_relay_throughput --pg=CONNINFO --nats=URL [--events=N] [--keys=N] "
                  "[--batch=N] [--partitions=N] [--rate=N] [--seconds=N] [--txn-events=N] "
-                 "[--producers=N] [--insert=append|multirow]\n");
+                 "[--producers=N] [--insert=append|multirow] [--relay-pg=CONNINFO]\n");
     return 2;
   }
   return faultline::Run(flags);
