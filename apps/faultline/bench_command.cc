@@ -212,10 +212,12 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args) {
   idem->add_option("--skew", args.skew, "Zipf exponent over the effect rows (0: uniform)")
       ->check(CLI::Range(0.0, 10.0));
   idem->add_option("--table", args.table, "table to use (created when missing)");
+  args.outbox_app = AddBenchOutboxCommand(*bench, args.outbox);
   return bench;
 }
 
 int RunBench(const BenchArgs& args) {
+  if (args.outbox_app != nullptr && args.outbox_app->parsed()) return RunBenchOutbox(args.outbox);
   OpenStoreOptions options;
   options.table = args.table;
   options.connections_max = args.threads + 1;

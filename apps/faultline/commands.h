@@ -80,6 +80,23 @@ std::vector<const lab::Scenario*> SelectScenarios(const std::vector<std::string>
 // Worker threads for --jobs (0: one per core).
 unsigned ThreadsFor(uint64_t jobs);
 
+// bench_outbox.cc: `faultline bench outbox --store URI --broker URI ...`.
+struct OutboxBenchArgs {
+  std::string store;
+  std::string broker;
+  std::string outbox = "kv";  // kv | table
+  uint64_t events = 100000;
+  uint64_t rate = 10000;
+  uint64_t seconds = 5;
+  uint64_t keys = 100;
+  unsigned relays = 1;
+  size_t batch = 512;
+  std::string table = "faultline_bench";
+};
+CLI::App* AddBenchOutboxCommand(CLI::App& bench, OutboxBenchArgs& args);
+// 0 done, 1 a relay failed or the read-back check failed, 2 misuse.
+int RunBenchOutbox(const OutboxBenchArgs& args);
+
 // bench_command.cc: `faultline bench idempotency --store URI ...`.
 struct BenchArgs {
   std::string store;
@@ -88,6 +105,8 @@ struct BenchArgs {
   uint64_t keys = 1000;
   double skew = 0;
   std::string table = "faultline_bench";
+  OutboxBenchArgs outbox;            // `faultline bench outbox` (bench_outbox.cc)
+  CLI::App* outbox_app = nullptr;
 };
 CLI::App* AddBenchCommand(CLI::App& app, BenchArgs& args);
 // 0 done, 1 a round failed, 2 misuse (bad URI, unreachable server).

@@ -1,0 +1,301 @@
+// faultline bench outbox: the transactional outbox's relay on the user's own store and broker.
+//
+// Two phases, each with `relays` relay threads (relay i of n takes the keys with hash % n == i),
+// each relay with its own Publisher, batches of `batch` events:
+//   drain    `events` events are appended first (500 per transaction), then the relays start; the
+//            time until every event is published and deleted gives the relay throughput.
+//   steady   a producer commits events at `rate` per second for `seconds` seconds (every
+//            millisecond, the events due so far, in one transaction) while the relays run; each
+//            event's commit-to-publish lag is the time from its Commit returning to the broker's
+//            acknowledgement of the batch that carried it (0 when the ack came first).
+// After each phase a fresh durable consumer reads the phase's messages back and checks that each
+// key's events arrived in commit order, each exactly once, none missing.
+//
+// Events: id "<run>-<phase>-<n>", subject "bench.<run>.<phase>", key "k<n % keys>", a 64-byte
+// payload starting with n. Outbox keys live under "bench-outbox/<run>/" in the store's table
+// (--table); the broker keeps the published messages (give it a scratch file).
+//
+// Exit codes: 0 done; 1 a relay or producer failed, or the read-back check failed; 2 misuse.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "apps/faultline/bench_outbox_backends.h"
+#include "apps/faultline/commands.h"
+#include "faultline/adapters/system_clock.h"
+#include "faultline/outbox/open_broker.h"
+#include "faultline/outbox/relay.h"
+
+namespace faultline::app {
+namespace {
+
+using outbox::Broker;
+using outbox::Message;
+using SteadyClock = std::chrono::steady_clock;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t EventNumber(const std::string& id) { return std::stoull(id.substr(id.rfind('-') + 1)); }
+
+// Records, for every event of the phase, when the broker acknowledged it.
+class TimedPublisher final : public outbox::Publisher {
+ public:
+  TimedPublisher(std::unique_ptr<outbox::Publisher> inner, std::vector<std::atomic<int64_t>>* acked)
+      : inner_(std::move(inner)), acked_(acked) {}
+  Status Publish(std::span<const Message> batch) override {
+    FL_RETURN_IF_ERROR(inner_->Publish(batch));
+    const int64_t now = NowNs();
+    for (const Message& m : batch) {
+      int64_t none = 0;
+      (*acked_)[EventNumber(m.id)].compare_exchange_strong(none, now);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::unique_ptr<outbox::Publisher> inner_;
+  std::vector<std::atomic<int64_t>>* acked_;
+};
+
+struct Phase {
+  std::string name;
+  uint64_t events = 0;
+  std::vector<std::atomic<int64_t>> committed_ns;
+  std::vector<std::atomic<int64_t>> acked_ns;
+  std::atomic<uint64_t> appended{0};
+  std::atomic<uint64_t> published{0};
+  std::atomic<bool> producing{true};
+  Phase(std::string n, uint64_t count)
+      : name(std::move(n)), events(count), committed_ns(count), acked_ns(count) {}
+};
+
+class OutboxBench {
+ public:
+  OutboxBench(const OutboxBenchArgs& args, OutboxBackend& backend, Broker& broker, std::string run)
+      : args_(args), backend_(backend), broker_(broker), run_(std::move(run)) {}
+
+  Message Event(const Phase& phase, uint64_t n) const {
+    std::string payload = std::to_string(n);
+    payload.resize(64, '.');
+    return Message{run_ + "-" + phase.name + "-" + std::to_string(n),
+                   "bench." + run_ + "." + phase.name, "k" + std::to_string(n % args_.keys),
+                   std::move(payload)};
+  }
+
+  // Appends events [from, to) of `phase` in one transaction; stamps their commit time.
+  Status Append(Phase& phase, uint64_t from, uint64_t to) {
+    std::vector<Message> batch;
+    for (uint64_t n = from; n < to; ++n) batch.push_back(Event(phase, n));
+    FL_RETURN_IF_ERROR(backend_.AppendBatch(batch));
+    const int64_t now = NowNs();
+    for (uint64_t n = from; n < to; ++n) phase.committed_ns[n].store(now);
+    phase.appended.store(to);
+    return Status::Ok();
+  }
+
+  Status Prefill(Phase& phase) {
+    for (uint64_t n = 0; n < phase.events; n += 500) {
+      FL_RETURN_IF_ERROR(Append(phase, n, std::min(phase.events, n + 500)));
+    }
+    phase.producing = false;
+    return Status::Ok();
+  }
+
+  // Commits the events due at `rate` per second, every millisecond.
+  Status Produce(Phase& phase) {
+    const auto start = SteadyClock::now();
+    uint64_t done = 0;
+    while (done < phase.events) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
+      const uint64_t due = std::min<uint64_t>(
+          phase.events, static_cast<uint64_t>(elapsed * static_cast<double>(args_.rate)));
+      if (due <= done) continue;
+      FL_RETURN_IF_ERROR(Append(phase, done, due));
+      done = due;
+    }
+    phase.producing = false;
+    return Status::Ok();
+  }
+
+  // One relay thread: runs until the producer is done and the outbox holds nothing for it.
+  Status Relay(Phase& phase, uint32_t partition) {
+    auto source = backend_.NewSource();
+    FL_RETURN_IF_ERROR(source.status());
+    auto relay =
+        outbox::Relay::Create(std::move(*source), outbox::RelayOptions{.batch_max = args_.batch,
+                                                                       .partition = partition,
+                                                                       .partitions = args_.relays});
+    FL_RETURN_IF_ERROR(relay.status());
+    auto inner = broker_.NewPublisher();
+    FL_RETURN_IF_ERROR(inner.status());
+    TimedPublisher publisher(std::move(*inner), &phase.acked_ns);
+    while (true) {
+      const bool last_round = !phase.producing.load();
+      Result<size_t> published = (*relay)->RunOnce(publisher);
+      FL_RETURN_IF_ERROR(published.status());
+      phase.published += *published;
+      if (*published > 0) continue;
+      if (last_round) return Status::Ok();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
+  // Runs the relays (and `producer`, if any) to the end; returns the relays' wall time in seconds.
+  Result<double> RunRelays(Phase& phase, const std::function<Status()>& producer) {
+    std::vector<Status> statuses(args_.relays + 1);
+    const auto start = SteadyClock::now();
+    std::vector<std::thread> threads;
+    for (uint32_t i = 0; i < args_.relays; ++i) {
+      threads.emplace_back([&, i] { statuses[i] = Relay(phase, i); });
+    }
+    if (producer) statuses[args_.relays] = producer();
+    phase.producing = false;
+    for (std::thread& t : threads) t.join();
+    const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+    for (const Status& s : statuses) FL_RETURN_IF_ERROR(s);
+    if (phase.published.load() != phase.events) {
+      return InternalError("relays published " + std::to_string(phase.published.load()) + " of " +
+                           std::to_string(phase.events) + " events");
+    }
+    return seconds;
+  }
+
+  // Reads the phase back through a fresh durable consumer: every event once, each key in order.
+  Status Verify(const Phase& phase) {
+    auto consumer = broker_.NewConsumer("verify-" + run_ + "-" + phase.name,
+                                        "bench." + run_ + "." + phase.name);
+    FL_RETURN_IF_ERROR(consumer.status());
+    std::map<std::string, uint64_t> last;
+    std::set<uint64_t> seen;
+    auto idle_since = SteadyClock::now();
+    while (seen.size() < phase.events &&
+           SteadyClock::now() - idle_since < std::chrono::seconds(5)) {
+      auto got = (*consumer)->Fetch(1000, Duration::Millis(100));
+      FL_RETURN_IF_ERROR(got.status());
+      if (!got->empty()) idle_since = SteadyClock::now();
+      for (const outbox::Delivery& d : *got) {
+        if (d.delivery != 1) continue;  // a redelivery of what this reader already counted
+        const uint64_t n = EventNumber(d.message.id);
+        if (!seen.insert(n).second) return DataLossError("event " + d.message.id + " stored twice");
+        auto [it, fresh] = last.emplace(d.message.key, n);
+        if (!fresh && it->second >= n) {
+          return DataLossError("key " + d.message.key + ": event " + std::to_string(n) +
+                               " after event " + std::to_string(it->second));
+        }
+        it->second = n;
+      }
+    }
+    if (seen.size() != phase.events) {
+      return DataLossError("read back " + std::to_string(seen.size()) + " of " +
+                           std::to_string(phase.events) + " events");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const OutboxBenchArgs& args_;
+  OutboxBackend& backend_;
+  Broker& broker_;
+  const std::string run_;
+};
+
+double PercentileMs(std::vector<int64_t>& values, double p) {
+  if (values.empty()) return 0;
+  const size_t at = std::min(values.size() - 1, static_cast<size_t>(p * values.size()));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(at), values.end());
+  return static_cast<double>(values[at]) / 1e6;
+}
+
+int Failed(const char* what, const Status& status) {
+  std::fprintf(stderr, "faultline: error: bench outbox %s: %s\n", what, status.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+CLI::App* AddBenchOutboxCommand(CLI::App& bench, OutboxBenchArgs& args) {
+  CLI::App* cmd = bench.add_subcommand(
+      "outbox", "relay throughput draining an outbox, then commit-to-publish lag at a steady rate");
+  cmd->add_option("--store", args.store,
+                  "sqlite:PATH[?synchronous=full|normal] or postgresql://...")
+      ->required();
+  cmd->add_option("--broker", args.broker,
+                  "sqlite:PATH[?synchronous=full|normal] or nats://HOST:PORT")
+      ->required();
+  cmd->add_option("--events", args.events, "events in the pre-filled outbox")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}));
+  cmd->add_option("--rate", args.rate, "steady phase: events committed per second")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000}));
+  cmd->add_option("--seconds", args.seconds, "steady phase: duration")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{3600}));
+  cmd->add_option("--keys", args.keys, "ordering keys")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000}));
+  cmd->add_option("--relays", args.relays, "relay threads (key partitions)")
+      ->check(CLI::Range(1u, 64u));
+  cmd->add_option("--batch", args.batch, "events per publish batch")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
+  cmd->add_option("--outbox", args.outbox,
+                  "kv: the LocalStore outbox in the store's key-value table; table: the native "
+                  "outbox table <table>_outbox")
+      ->check(CLI::IsMember({"kv", "table"}));
+  cmd->add_option("--table", args.table, "key-value table of the store (created when missing)");
+  return cmd;
+}
+
+int RunBenchOutbox(const OutboxBenchArgs& args) {
+  const std::string run = std::to_string(SystemClock::Default().WallNow().nanos());
+  Result<std::unique_ptr<OutboxBackend>> backend =
+      OpenOutboxBackend(args.outbox, args.store, args.table, run, args.relays + 2);
+  if (!backend.ok()) throw UsageError(std::string(backend.status().message()));
+  Result<std::unique_ptr<Broker>> broker = outbox::OpenBroker(args.broker);
+  if (!broker.ok()) throw UsageError(std::string(broker.status().message()));
+  OutboxBench bench(args, **backend, **broker, run);
+  std::printf("faultline bench outbox: %s outbox, %u relay(s), batch %zu, %llu keys\n",
+              args.outbox.c_str(), args.relays, args.batch,
+              static_cast<unsigned long long>(args.keys));
+
+  Phase drain("drain", args.events);
+  if (Status s = bench.Prefill(drain); !s.ok()) return Failed("prefill", s);
+  Result<double> drained = bench.RunRelays(drain, {});
+  if (!drained.ok()) return Failed("drain", drained.status());
+  if (Status s = bench.Verify(drain); !s.ok()) return Failed("drain read-back", s);
+  std::printf(
+      "drain:  %llu events in %.3f s = %.0f events/s (read back: every event once, "
+      "per-key order kept)\n",
+      static_cast<unsigned long long>(args.events), *drained,
+      static_cast<double>(args.events) / *drained);
+
+  Phase steady("steady", args.rate * args.seconds);
+  Result<double> ran = bench.RunRelays(steady, [&] { return bench.Produce(steady); });
+  if (!ran.ok()) return Failed("steady", ran.status());
+  if (Status s = bench.Verify(steady); !s.ok()) return Failed("steady read-back", s);
+  std::vector<int64_t> lags;
+  lags.reserve(steady.events);
+  for (uint64_t n = 0; n < steady.events; ++n) {
+    lags.push_back(std::max<int64_t>(0, steady.acked_ns[n].load() - steady.committed_ns[n].load()));
+  }
+  const double p50 = PercentileMs(lags, 0.50);
+  const double p99 = PercentileMs(lags, 0.99);
+  const double max = PercentileMs(lags, 1.0);
+  std::printf(
+      "steady: %llu events/s for %llu s (%llu events): commit-to-publish lag p50 %.2f ms, "
+      "p99 %.2f ms, max %.2f ms (read back: every event once, per-key order kept)\n",
+      static_cast<unsigned long long>(args.rate), static_cast<unsigned long long>(args.seconds),
+      static_cast<unsigned long long>(steady.events), p50, p99, max);
+  if (Status s = (*backend)->Cleanup(); !s.ok()) return Failed("cleanup", s);
+  return 0;
+}
+
+}  // namespace faultline::app
