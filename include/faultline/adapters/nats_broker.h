@@ -79,7 +79,9 @@ struct NatsBrokerOptions {
   std::string subject_namespace = "outbox.";
   Duration duplicate_window = Duration::Seconds(120);  // JetStream's Duplicates; 1 s .. 1 day
   Duration ack_wait = Duration::Seconds(30);           // redelivery of an unacked delivery
-  uint32_t consumer_ack_pending_max = 20000;           // JetStream MaxAckPending
+  // JetStream MaxAckPending: deliveries a consumer may hold unacked before the server stops
+  // delivering to it (a reader that never acks stalls at this many).
+  uint32_t consumer_ack_pending_max = 1000000;
   uint32_t publish_pending_max = 4096;                 // async publish acks in flight
   Duration publish_ack_timeout = Duration::Seconds(5);
   Duration connect_timeout = Duration::Seconds(2);
