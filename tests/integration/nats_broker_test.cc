@@ -204,6 +204,28 @@ TEST(NatsBrokerTest, ConsumerLosesNothingAcrossKill9) {
   for (int i = 40; i < 100; ++i) EXPECT_TRUE(ids.count("evt-" + std::to_string(i))) << i;
 }
 
+// A reader that never acks (a read-back check): past consumer_held_max the oldest deliveries are
+// let go (their Ack is then kFailedPrecondition; they come back after ack_wait), and the reader
+// still gets every message.
+TEST(NatsBrokerTest, AReaderThatNeverAcksGetsEverythingAndHoldsABoundedNumber) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  NatsBrokerOptions options = Options(*server);
+  options.ack_wait = Duration::Seconds(60);
+  options.fetch_max = 100;
+  options.consumer_held_max = 150;
+  auto broker = MakeBroker(options);
+  ASSERT_NE(broker, nullptr);
+  auto publisher = broker->NewPublisher().value();
+  for (int i = 0; i < 3000; i += 500) ASSERT_TRUE(publisher->Publish(Messages(i, i + 500)).ok());
+  auto consumer = broker->NewConsumer("reader", "").value();
+  std::vector<Delivery> got = Drain(*consumer, 3000, /*ack=*/false, std::chrono::seconds(20));
+  ASSERT_EQ(got.size(), 3000u);
+  for (int i = 0; i < 3000; ++i) EXPECT_EQ(got[i].message.id, "evt-" + std::to_string(i));
+  EXPECT_EQ(consumer->Ack(got[0]).code(), StatusCode::kFailedPrecondition);  // let go
+  EXPECT_TRUE(consumer->Ack(got[2999]).ok());                                // still held
+}
+
 TEST(NatsBrokerTest, NakRedeliversAtOnceWithTheNextDeliveryCount) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
