@@ -47,8 +47,8 @@ Status FromNats(natsStatus s, std::string_view what, jsErrCode js_error) {
   const char* raw = nats_GetLastError(&last);
   std::string_view detail = raw == nullptr ? "" : raw;
   // libnats prefixes its detail with "(file.c:line): ".
-  if (const size_t pos = detail.find("): "); !detail.empty() && detail[0] == '(' &&
-                                             pos != std::string_view::npos) {
+  if (const size_t pos = detail.find("): ");
+      !detail.empty() && detail[0] == '(' && pos != std::string_view::npos) {
     detail.remove_prefix(pos + 3);
   }
   if (last == s && !detail.empty() && message.find(detail) == std::string::npos) {
@@ -205,7 +205,8 @@ Status CheckSubjectPart(std::string_view part, std::string_view what, size_t byt
     if (b <= 0x20 || b >= 0x7F || b == '*' || b == '>') {
       return InvalidArgumentError(std::string(what) +
                                   " has a byte NATS subjects cannot carry (space, control, "
-                                  "non-ASCII, '*' or '>') at offset " + std::to_string(i));
+                                  "non-ASCII, '*' or '>') at offset " +
+                                  std::to_string(i));
     }
     if (b == '.' && (i == 0 || part[i - 1] == '.')) {
       return InvalidArgumentError(std::string(what) + " has an empty subject token");
@@ -235,8 +236,8 @@ Status ValidateNatsMessage(const outbox::Message& message, const NatsBrokerOptio
     return InvalidArgumentError("message key is over " + std::to_string(options.key_bytes_max) +
                                 " bytes");
   }
-  FL_RETURN_IF_ERROR(CheckSubjectPart(message.subject, "message subject",
-                                      options.subject_bytes_max, /*allow_empty=*/false));
+  FL_RETURN_IF_ERROR(CheckSubjectPart(message.subject, "message subject", options.subject_bytes_max,
+                                      /*allow_empty=*/false));
   if (message.subject.back() == '.') {
     return InvalidArgumentError("message subject ends with '.'");
   }
@@ -256,14 +257,15 @@ Status NatsBrokerOptions::Validate() const {
   FL_RETURN_IF_ERROR(nats_internal::CheckSubjectPart(subject_namespace, "subject_namespace", 200,
                                                      /*allow_empty=*/false));
   FL_CHECK_OPTION(subject_namespace.back() == '.', "subject_namespace must end with '.'");
-  FL_CHECK_OPTION(duplicate_window >= Duration::Seconds(1) &&
-                      duplicate_window <= Duration::Seconds(24 * 3600),
-                  "duplicate_window must be 1 s .. 1 day");
+  FL_CHECK_OPTION(
+      duplicate_window >= Duration::Seconds(1) && duplicate_window <= Duration::Seconds(24 * 3600),
+      "duplicate_window must be 1 s .. 1 day");
   FL_CHECK_OPTION(ack_wait >= Duration::Millis(100), "ack_wait must be >= 100 ms");
   FL_CHECK_OPTION(consumer_ack_pending_max >= 1, "consumer_ack_pending_max must be >= 1");
   FL_CHECK_OPTION(publish_pending_max >= 1 && publish_pending_max <= 1000000,
                   "publish_pending_max must be 1..1000000");
-  FL_CHECK_OPTION(publish_ack_timeout >= Duration::Millis(10), "publish_ack_timeout must be >= 10 ms");
+  FL_CHECK_OPTION(publish_ack_timeout >= Duration::Millis(10),
+                  "publish_ack_timeout must be >= 10 ms");
   FL_CHECK_OPTION(connect_timeout >= Duration::Millis(10), "connect_timeout must be >= 10 ms");
   FL_CHECK_OPTION(request_timeout >= Duration::Millis(10), "request_timeout must be >= 10 ms");
   FL_CHECK_OPTION(id_bytes_max >= 1 && id_bytes_max <= 255, "id_bytes_max must be 1..255");

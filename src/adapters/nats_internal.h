@@ -19,7 +19,8 @@ inline constexpr char kKeyHeader[] = "Faultline-Key";
 // A natsStatus as a faultline Status: unreachable / closed / refused -> kUnavailable, timeouts ->
 // kDeadlineExceeded, bad arguments -> kInvalidArgument, not found -> kNotFound. The message is
 // "nats: <what>: <libnats text>[ (JetStream error N)]" on one line.
-Status FromNats(natsStatus s, std::string_view what, jsErrCode js_error = static_cast<jsErrCode>(0));
+Status FromNats(natsStatus s, std::string_view what,
+                jsErrCode js_error = static_cast<jsErrCode>(0));
 
 // One connection (no automatic reconnect: a broken one closes for good, the owner makes a new
 // one) and its JetStream context. Closing destroys subscriptions' server interest but never

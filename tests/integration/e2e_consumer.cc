@@ -77,30 +77,33 @@ E2eConsumer::Outcome E2eConsumer::Apply(const outbox::Delivery& delivery) {
   Outcome outcome = Outcome::kFailed;
   const std::string applied_key = "applied/" + m.key;
   std::vector<std::string> found;  // violations of the attempt that committed
-  Status status = RunInTransaction(store_, [&](Transaction& txn) -> Status {
-    found.clear();
-    FL_ASSIGN_OR_RETURN(std::optional<std::string> last_text, txn.Get(applied_key));
-    const int last = last_text ? std::atoi(last_text->c_str()) : 0;
-    if (n.value() > last + 1) {
-      outcome = Outcome::kHeldBack;
-      return FailedPreconditionError("ahead of its key's order");
-    }
-    FL_ASSIGN_OR_RETURN(const bool fresh, inbox_->Record(txn, m.id));
-    if (!fresh) {
-      outcome = Outcome::kDuplicate;
-      return Status::Ok();
-    }
-    if (n.value() <= last) {
-      found.push_back("new event " + m.id + " of key " + m.key + " carries n=" +
-                                   std::to_string(n.value()) + " after n=" + std::to_string(last));
-    }
-    FL_RETURN_IF_ERROR(txn.Put(applied_key, std::to_string(n.value())));
-    FL_ASSIGN_OR_RETURN(const bool inserted,
-                        txn.InsertIfAbsent("log/" + m.id, std::to_string(delivery.stream_seq)));
-    if (!inserted) found.push_back("event " + m.id + " applied twice");
-    outcome = Outcome::kApplied;
-    return Status::Ok();
-  }, 64);
+  Status status = RunInTransaction(
+      store_,
+      [&](Transaction& txn) -> Status {
+        found.clear();
+        FL_ASSIGN_OR_RETURN(std::optional<std::string> last_text, txn.Get(applied_key));
+        const int last = last_text ? std::atoi(last_text->c_str()) : 0;
+        if (n.value() > last + 1) {
+          outcome = Outcome::kHeldBack;
+          return FailedPreconditionError("ahead of its key's order");
+        }
+        FL_ASSIGN_OR_RETURN(const bool fresh, inbox_->Record(txn, m.id));
+        if (!fresh) {
+          outcome = Outcome::kDuplicate;
+          return Status::Ok();
+        }
+        if (n.value() <= last) {
+          found.push_back("new event " + m.id + " of key " + m.key + " carries n=" +
+                          std::to_string(n.value()) + " after n=" + std::to_string(last));
+        }
+        FL_RETURN_IF_ERROR(txn.Put(applied_key, std::to_string(n.value())));
+        FL_ASSIGN_OR_RETURN(const bool inserted,
+                            txn.InsertIfAbsent("log/" + m.id, std::to_string(delivery.stream_seq)));
+        if (!inserted) found.push_back("event " + m.id + " applied twice");
+        outcome = Outcome::kApplied;
+        return Status::Ok();
+      },
+      64);
   if (outcome == Outcome::kHeldBack) {
     ++report_.held_back;
     return outcome;

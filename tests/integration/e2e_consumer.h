@@ -39,7 +39,7 @@ struct E2eReport {
 };
 
 struct E2eStoredState {
-  size_t applied_rows = 0;            // "log/" rows
+  size_t applied_rows = 0;             // "log/" rows
   std::map<std::string, int> per_key;  // "applied/<key>" values
 };
 

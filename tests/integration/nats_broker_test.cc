@@ -3,6 +3,8 @@
 // across a kill -9 and restart, durable consumers resuming after a restart, a broker that refuses
 // or disappears returning a Status and working again on the next call — and the NATS mapping's
 // input checks. nats-server missing is a failure, never a skip.
+#include "faultline/adapters/nats_broker.h"
+
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 #include <stdlib.h>
@@ -15,7 +17,6 @@
 #include <thread>
 #include <vector>
 
-#include "faultline/adapters/nats_broker.h"
 #include "faultline/adapters/sqlite_store.h"
 #include "faultline/adapters/system_clock.h"
 #include "faultline/idempotency/inbox.h"
@@ -251,10 +252,9 @@ TEST(NatsBrokerTest, PrefixSelectsBySubjectStartAndConsumersAreIndependent) {
   ASSERT_NE(server, nullptr);
   auto broker = MakeBroker(Options(*server));
   ASSERT_NE(broker, nullptr);
-  std::vector<Message> batch = {Message{"1", "orders.eu.1", "", ""},
-                                Message{"2", "orders.us", "", ""},
-                                Message{"3", "orders.europe", "", ""},
-                                Message{"4", "payments.eu", "", ""}};
+  std::vector<Message> batch = {
+      Message{"1", "orders.eu.1", "", ""}, Message{"2", "orders.us", "", ""},
+      Message{"3", "orders.europe", "", ""}, Message{"4", "payments.eu", "", ""}};
   ASSERT_TRUE(broker->NewPublisher().value()->Publish(batch).ok());
   auto eu = broker->NewConsumer("eu", "orders.eu").value();
   auto all = broker->NewConsumer("all", "").value();
@@ -280,7 +280,8 @@ TEST(NatsBrokerTest, UnreachableBrokerIsUnavailableAndAPublisherRecoversOnTheNex
   ASSERT_TRUE(server->Stop().ok());
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(publisher->Publish(Messages(0, 3)).code(), StatusCode::kUnavailable);
-  EXPECT_EQ(publisher->Publish(Messages(0, 3)).code(), StatusCode::kUnavailable);  // reconnect fails
+  EXPECT_EQ(publisher->Publish(Messages(0, 3)).code(),
+            StatusCode::kUnavailable);  // reconnect fails
   EXPECT_EQ(consumer->Fetch(5, Duration::Millis(100)).status().code(), StatusCode::kUnavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_EQ(broker->NewPublisher().status().code(), StatusCode::kUnavailable);
@@ -331,14 +332,10 @@ TEST(NatsBrokerTest, MalformedInputIsInvalidArgumentAndNothingIsSent) {
   ASSERT_NE(broker, nullptr);
   auto publisher = broker->NewPublisher().value();
   const std::vector<Message> bad = {
-      Message{"", "a", "", ""},
-      Message{std::string(256, 'x'), "a", "", ""},
-      Message{"i", "", "", ""},
-      Message{"i", "a b", "", ""},
-      Message{"i", "a.*", "", ""},
-      Message{"i", "a..b", "", ""},
-      Message{"i", "a.", "", ""},
-      Message{"i", "a", "", std::string(101, 'p')},
+      Message{"", "a", "", ""},    Message{std::string(256, 'x'), "a", "", ""},
+      Message{"i", "", "", ""},    Message{"i", "a b", "", ""},
+      Message{"i", "a.*", "", ""}, Message{"i", "a..b", "", ""},
+      Message{"i", "a.", "", ""},  Message{"i", "a", "", std::string(101, 'p')},
   };
   for (const Message& m : bad) {
     std::vector<Message> batch = {Message{"good", "a", "", ""}, m};
@@ -360,8 +357,9 @@ TEST(NatsBrokerTest, UriAndOptionsAreChecked) {
   EXPECT_EQ(parsed.value().url, "nats://h:1");
   EXPECT_EQ(parsed.value().stream, "S1");
   EXPECT_EQ(parsed.value().subject_namespace, "ev.");
-  for (const char* bad : {"", "nats://", "http://h:1", "nats://h:1?bogus=1", "nats://h:1?stream=a.b",
-                          "nats://h:1?namespace=ev", "nats://h:1?namespace=e*."}) {
+  for (const char* bad :
+       {"", "nats://", "http://h:1", "nats://h:1?bogus=1", "nats://h:1?stream=a.b",
+        "nats://h:1?namespace=ev", "nats://h:1?namespace=e*."}) {
     EXPECT_EQ(ParseNatsUri(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   }
   NatsBrokerOptions options;
@@ -398,11 +396,15 @@ TEST(NatsBrokerTest, ReadmeExampleOutboxToJetStreamToInbox) {
   // The order service: the event commits with the order, or neither does.
   auto orders = SqliteStore::Open({.path = dir + "/orders.db"}).value();
   auto outbox = outbox::Outbox::Create(*orders).value();
-  ASSERT_TRUE(RunInTransaction(*orders, [&](Transaction& txn) -> Status {
+  const Status placed = RunInTransaction(*orders, [&](Transaction& txn) -> Status {
     FL_RETURN_IF_ERROR(txn.Put("order/42", "placed"));
-    return outbox->Append(txn, {.id = "order-42-placed", .subject = "placed",
-                                .key = "order/42", .payload = R"({"total":1999})"}).status();
-  }).ok());
+    outbox::Message event{.id = "order-42-placed",
+                          .subject = "placed",
+                          .key = "order/42",
+                          .payload = R"({"total":1999})"};
+    return outbox->Append(txn, event).status();
+  });
+  ASSERT_TRUE(placed.ok()) << placed.ToString();
 
   // Its relay (in production: a loop under a fenced leader, see relay.h).
   auto broker = outbox::OpenBroker(nats_uri).value();
@@ -421,9 +423,9 @@ TEST(NatsBrokerTest, ReadmeExampleOutboxToJetStreamToInbox) {
       auto fresh = inbox->Process(d.message.id, [&](Transaction& txn) {
         return txn.Put("invoice/" + d.message.key, d.message.payload);
       });
-      if (!fresh.ok()) continue;            // not acked: redelivered after ack_wait
-      applied += fresh.value() ? 1 : 0;     // false: a duplicate, already applied
-      consumer->Ack(d).IgnoreError();       // a lost ack only means a redelivery
+      if (!fresh.ok()) continue;         // not acked: redelivered after ack_wait
+      applied += fresh.value() ? 1 : 0;  // false: a duplicate, already applied
+      consumer->Ack(d).IgnoreError();    // a lost ack only means a redelivery
     }
   }
   EXPECT_EQ(applied, 1);

@@ -82,8 +82,8 @@ Result<std::string> FindNatsServer() {
     return FailedPreconditionError(std::string("FAULTLINE_NATS_SERVER=") + env +
                                    " is not an executable");
   }
-  for (const char* path : {"/usr/sbin/nats-server", "/usr/bin/nats-server",
-                           "/usr/local/bin/nats-server"}) {
+  for (const char* path :
+       {"/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"}) {
     if (access(path, X_OK) == 0) return std::string(path);
   }
   return FailedPreconditionError(
@@ -140,15 +140,14 @@ Result<std::unique_ptr<NatsTestServer>> NatsTestServer::Start() {
   return server;
 }
 
-std::string NatsTestServer::url() const {
-  return "nats://127.0.0.1:" + std::to_string(port_);
-}
+std::string NatsTestServer::url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 
 Status NatsTestServer::Launch() {
   const std::string log = dir_ + "/nats-server.log";
-  FL_ASSIGN_OR_RETURN(pid_, SpawnWithDeathSignal({binary_, "-a", "127.0.0.1", "-p", std::to_string(port_), "-m",
-                                   std::to_string(monitor_port_), "-js", "-sd", dir_ + "/js"},
-                                  log));
+  FL_ASSIGN_OR_RETURN(
+      pid_, SpawnWithDeathSignal({binary_, "-a", "127.0.0.1", "-p", std::to_string(port_), "-m",
+                                  std::to_string(monitor_port_), "-js", "-sd", dir_ + "/js"},
+                                 log));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     Result<int> code = LoopbackHttpGetStatus(monitor_port_, "/healthz?js-enabled-only=true");

@@ -122,7 +122,8 @@ class PgConn {
   Result<std::string> Value(const std::string& sql) {
     PGresult* r = PQexec(conn_, sql.c_str());
     Result<std::string> out = UnavailableError(sql + ": " + error());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) out = std::string(PQgetvalue(r, 0, 0));
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      out = std::string(PQgetvalue(r, 0, 0));
     PQclear(r);
     return out;
   }
@@ -191,13 +192,16 @@ class StoreProducer final : public E2eProducer {
  private:
   Status CommitOne(int i) {
     const std::string key = Key(i);
-    return RunInTransaction(outbox_.store(), [&](Transaction& txn) -> Status {
-      FL_ASSIGN_OR_RETURN(std::optional<std::string> count, txn.Get("count/" + key));
-      const int n = (count ? std::atoi(count->c_str()) : 0) + 1;
-      FL_RETURN_IF_ERROR(txn.Put("count/" + key, std::to_string(n)));
-      outbox::Message m{"ev-" + std::to_string(i), "acct.transfer", key, EncodeE2ePayload(n)};
-      return outbox_.Append(txn, m).status();
-    }, 64);
+    return RunInTransaction(
+        outbox_.store(),
+        [&](Transaction& txn) -> Status {
+          FL_ASSIGN_OR_RETURN(std::optional<std::string> count, txn.Get("count/" + key));
+          const int n = (count ? std::atoi(count->c_str()) : 0) + 1;
+          FL_RETURN_IF_ERROR(txn.Put("count/" + key, std::to_string(n)));
+          outbox::Message m{"ev-" + std::to_string(i), "acct.transfer", key, EncodeE2ePayload(n)};
+          return outbox_.Append(txn, m).status();
+        },
+        64);
   }
 
   Status RollBackOne(int i) {
@@ -300,7 +304,8 @@ void ProduceThroughFaults(E2eProducer& producer, RelayProcess& relay, NatsTestSe
   // 1. The relay crashes between its 5th acknowledged publish and marking it.
   std::optional<int> exit;
   EXPECT_TRUE(WaitFor([&] { return (exit = relay.Exited()).has_value(); }, 60s))
-      << "the relay never reached its 5th publish:\n" << Tail(relay.log());
+      << "the relay never reached its 5th publish:\n"
+      << Tail(relay.log());
   EXPECT_TRUE(exit && WIFSIGNALED(*exit) && WTERMSIG(*exit) == SIGKILL) << Tail(relay.log());
   EXPECT_TRUE(relay.Start({}).ok());
   // 2. SIGKILL from outside, wherever it is.
@@ -318,10 +323,11 @@ void ProduceThroughFaults(E2eProducer& producer, RelayProcess& relay, NatsTestSe
 void Judge(E2eProducer& producer, E2eConsumer& consumer, const RelayProcess& relay) {
   const E2eReport report = consumer.Report();
   const size_t committed = producer.committed_ids.size();
-  std::printf("e2e: committed %zu, rolled back %zu, deliveries %zu (redeliveries %zu), inbox "
-              "duplicates %zu, held back for order %zu, relay starts %d\n",
-              committed, producer.rolled_back_ids.size(), report.deliveries, report.redeliveries,
-              report.duplicates, report.held_back, relay.starts());
+  std::printf(
+      "e2e: committed %zu, rolled back %zu, deliveries %zu (redeliveries %zu), inbox "
+      "duplicates %zu, held back for order %zu, relay starts %d\n",
+      committed, producer.rolled_back_ids.size(), report.deliveries, report.redeliveries,
+      report.duplicates, report.held_back, relay.starts());
   EXPECT_TRUE(report.violations.empty()) << report.violations.front();
   EXPECT_EQ(report.applied_ids, producer.committed_ids);
   for (const std::string& id : producer.rolled_back_ids) {
@@ -345,15 +351,15 @@ void RunEndToEnd(const std::string& conninfo, NatsTestServer& nats, E2eProducer&
   E2eConsumer consumer(nats_options, *inbox_store);
   ASSERT_TRUE(consumer.Init().ok());
   RelayProcess relay({"--pg=" + conninfo, "--table=" + table, "--source=" + source,
-                      "--nats=" + nats.url(), "--batch=64",
-                      "--parent=" + std::to_string(getpid())},
+                      "--nats=" + nats.url(), "--batch=64", "--parent=" + std::to_string(getpid())},
                      nats.dir() + "/relay.log");
   std::thread consumer_thread([&] { consumer.Run(); });
   ProduceThroughFaults(producer, relay, nats);
   EXPECT_TRUE(producer.failure.ok()) << producer.failure.ToString();
   const size_t committed = producer.committed_ids.size();
   EXPECT_TRUE(WaitFor([&] { return consumer.applied() >= committed; }, 120s))
-      << "applied " << consumer.applied() << " of " << committed << "\n" << Tail(relay.log());
+      << "applied " << consumer.applied() << " of " << committed << "\n"
+      << Tail(relay.log());
   EXPECT_TRUE(WaitFor([&] { return producer.OutboxRows() == 0; }, 30s))
       << producer.OutboxRows() << " events never marked";
   std::this_thread::sleep_for(2500ms);  // past ack_wait: late redeliveries are absorbed too

@@ -24,7 +24,6 @@
 // event arrived and each key's events arrived in commit order (payload n = 1, 2, ... per key).
 // Exit status 1 when any check fails, 2 on misuse.
 #include <libpq-fe.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -100,8 +99,8 @@ struct Phase {
   std::string name;
   long events = 0;
   std::vector<std::atomic<int64_t>> commit_ns, publish_ns;
-  Phase(std::string n, long count) : name(std::move(n)), events(count), commit_ns(count),
-                                     publish_ns(count) {}
+  Phase(std::string n, long count)
+      : name(std::move(n)), events(count), commit_ns(count), publish_ns(count) {}
   long IndexOf(const std::string& id) const { return std::atol(id.c_str() + name.size() + 1); }
 };
 
@@ -328,10 +327,11 @@ bool Drain(const Flags& flags, NatsBroker& broker, const std::string& table) {
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   relays.Stop();
-  std::printf("drain: %ld events, %ld partition(s), batch %ld: %.3f s, %.0f events/s "
-              "(relay errors %ld)\n",
-              flags.events, flags.partitions, flags.batch, seconds, flags.events / seconds,
-              relays.errors.load());
+  std::printf(
+      "drain: %ld events, %ld partition(s), batch %ld: %.3f s, %.0f events/s "
+      "(relay errors %ld)\n",
+      flags.events, flags.partitions, flags.batch, seconds, flags.events / seconds,
+      relays.errors.load());
   return Verify(broker, phase);
 }
 
@@ -352,11 +352,12 @@ bool Steady(const Flags& flags, NatsBroker& broker, const std::string& table) {
   }
   std::sort(lag.begin(), lag.end());
   auto at = [&](double q) { return lag[static_cast<size_t>(q * (lag.size() - 1))] / 1e6; };
-  std::printf("steady: %ld events at %ld/s offered (%.0f/s achieved, %ld producers, "
-              "transactions of %ld), "
-              "commit-to-publish lag p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-              total, flags.rate, total / produce_s, flags.producers, flags.txn_events, at(0.5),
-              at(0.99), at(1.0));
+  std::printf(
+      "steady: %ld events at %ld/s offered (%.0f/s achieved, %ld producers, "
+      "transactions of %ld), "
+      "commit-to-publish lag p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+      total, flags.rate, total / produce_s, flags.producers, flags.txn_events, at(0.5), at(0.99),
+      at(1.0));
   return Verify(broker, phase);
 }
 

@@ -6,12 +6,13 @@
 //
 // Relays an outbox on PostgreSQL to NATS JetStream until killed. --source=store (the default): the
 // LocalStore outbox in PostgresStore table T (OutboxOptions defaults); --source=native: the native
-// outbox table T (outbox/sql_outbox.h, OpenPostgresOutboxSource). The loop is Poll, Publish, MarkPublished, the loop body of Relay::RunOnce,
-// spelled out so that --crash-after-publishes=K can SIGKILL the process right after the K-th
-// acknowledged publish and before its events are marked: the crash window the outbox must absorb
-// (the restarted relay publishes those events again). Nothing here ever gives up: a broker or
-// database that is away is retried every 50 ms, as a production relay would. Progress and errors
-// go to stderr, one line each. --parent=PID: die with that process (PR_SET_PDEATHSIG).
+// outbox table T (outbox/sql_outbox.h, OpenPostgresOutboxSource). The loop is Poll, Publish,
+// MarkPublished, the loop body of Relay::RunOnce, spelled out so that --crash-after-publishes=K can
+// SIGKILL the process right after the K-th acknowledged publish and before its events are marked:
+// the crash window the outbox must absorb (the restarted relay publishes those events again).
+// Nothing here ever gives up: a broker or database that is away is retried every 50 ms, as a
+// production relay would. Progress and errors go to stderr, one line each. --parent=PID: die with
+// that process (PR_SET_PDEATHSIG).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -46,15 +47,24 @@ bool Parse(int argc, char** argv, Flags& flags) {
     const size_t eq = arg.find('=');
     if (arg.rfind("--", 0) != 0 || eq == std::string::npos) return false;
     const std::string name = arg.substr(2, eq - 2), value = arg.substr(eq + 1);
-    if (name == "pg") flags.pg = value;
-    else if (name == "table") flags.table = value;
-    else if (name == "nats") flags.nats = value;
-    else if (name == "stream") flags.stream = value;
-    else if (name == "source") flags.source = value;
-    else if (name == "batch") flags.batch = std::strtoul(value.c_str(), nullptr, 10);
-    else if (name == "crash-after-publishes") flags.crash_after = std::atol(value.c_str());
-    else if (name == "parent") flags.parent = std::atol(value.c_str());
-    else return false;
+    if (name == "pg")
+      flags.pg = value;
+    else if (name == "table")
+      flags.table = value;
+    else if (name == "nats")
+      flags.nats = value;
+    else if (name == "stream")
+      flags.stream = value;
+    else if (name == "source")
+      flags.source = value;
+    else if (name == "batch")
+      flags.batch = std::strtoul(value.c_str(), nullptr, 10);
+    else if (name == "crash-after-publishes")
+      flags.crash_after = std::atol(value.c_str());
+    else if (name == "parent")
+      flags.parent = std::atol(value.c_str());
+    else
+      return false;
   }
   return !flags.pg.empty() && !flags.table.empty() && !flags.nats.empty() && flags.batch > 0 &&
          (flags.source == "store" || flags.source == "native");
@@ -95,9 +105,8 @@ faultline::Result<std::unique_ptr<faultline::outbox::Relay>> MakeRelay(
   pg.conninfo = flags.pg;
   pg.table = flags.table;
   pg.connections_max = 2;
-  store = Retry<faultline::PostgresStore>("postgres", [&] {
-    return faultline::PostgresStore::Open(pg);
-  });
+  store = Retry<faultline::PostgresStore>("postgres",
+                                          [&] { return faultline::PostgresStore::Open(pg); });
   return faultline::outbox::Relay::Create(*store, {}, relay_options);
 }
 
@@ -106,12 +115,10 @@ int Run(const Flags& flags) {
   nats.url = flags.nats;
   nats.stream = flags.stream;
   nats.publish_ack_timeout = faultline::Duration::Seconds(2);
-  auto broker = Retry<faultline::NatsBroker>("nats broker", [&] {
-    return faultline::NatsBroker::Create(nats);
-  });
-  auto publisher = Retry<faultline::outbox::Publisher>("publisher", [&] {
-    return broker->NewPublisher();
-  });
+  auto broker = Retry<faultline::NatsBroker>("nats broker",
+                                             [&] { return faultline::NatsBroker::Create(nats); });
+  auto publisher =
+      Retry<faultline::outbox::Publisher>("publisher", [&] { return broker->NewPublisher(); });
   std::unique_ptr<faultline::PostgresStore> store;
   auto relay = MakeRelay(flags, store);
   if (!relay.ok()) {
@@ -154,8 +161,10 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
   Flags flags;
   if (!Parse(argc, argv, flags)) {
-    std::fprintf(stderr, "usage: outbox_relay_worker --pg=CONNINFO --table=T --nats=URL "
-                         "[--source=store|native] [--stream=S] [--batch=N] [--crash-after-publishes=K] [--parent=PID]\n");
+    std::fprintf(stderr,
+                 "usage: outbox_relay_worker --pg=CONNINFO --table=T --nats=URL "
+                 "[--source=store|native] [--stream=S] [--batch=N] [--crash-after-publishes=K] "
+                 "[--parent=PID]\n");
     return 2;
   }
   if (flags.parent > 0) {

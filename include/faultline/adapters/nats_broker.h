@@ -73,7 +73,7 @@ namespace faultline {
 
 struct NatsBrokerOptions {
   std::string url = "nats://127.0.0.1:4222";  // nats://HOST:PORT (comma-separated list allowed)
-  std::string stream = "FAULTLINE_OUTBOX";      // [A-Za-z0-9_-], 1..64 bytes
+  std::string stream = "FAULTLINE_OUTBOX";    // [A-Za-z0-9_-], 1..64 bytes
   // Every Message::subject is published under this prefix; the stream captures prefix + ">".
   // Non-empty NATS tokens ending in '.', e.g. "outbox.".
   std::string subject_namespace = "outbox.";
@@ -82,10 +82,10 @@ struct NatsBrokerOptions {
   // JetStream MaxAckPending: deliveries a consumer may hold unacked before the server stops
   // delivering to it (a reader that never acks stalls at this many).
   uint32_t consumer_ack_pending_max = 1000000;
-  uint32_t publish_pending_max = 4096;                 // async publish acks in flight
+  uint32_t publish_pending_max = 4096;  // async publish acks in flight
   Duration publish_ack_timeout = Duration::Seconds(5);
   Duration connect_timeout = Duration::Seconds(2);
-  Duration request_timeout = Duration::Seconds(5);     // JetStream API calls, AckSync
+  Duration request_timeout = Duration::Seconds(5);  // JetStream API calls, AckSync
   size_t id_bytes_max = 255;
   size_t key_bytes_max = 255;
   size_t subject_bytes_max = 200;
