@@ -76,6 +76,7 @@ struct Phase {
   std::atomic<uint64_t> appended{0};
   std::atomic<uint64_t> published{0};
   std::atomic<bool> producing{true};
+  std::atomic<bool> failed{false};  // a relay or the producer failed: every relay stops
   Phase(std::string n, uint64_t count)
       : name(std::move(n)), events(count), committed_ns(count), acked_ns(count) {}
 };
@@ -129,8 +130,17 @@ class OutboxBench {
     return Status::Ok();
   }
 
-  // One relay thread: runs until the producer is done and the outbox holds nothing for it.
+  // One relay thread: runs until every event of the phase is published (counted over all relays:
+  // an empty poll alone proves nothing, since PostgreSQL's source holds back rows that are not yet
+  // ready), another relay failed, or nothing was published for kStallSeconds.
   Status Relay(Phase& phase, uint32_t partition) {
+    const Status status = RelayLoop(phase, partition);
+    if (!status.ok()) phase.failed = true;
+    return status;
+  }
+
+  Status RelayLoop(Phase& phase, uint32_t partition) {
+    constexpr int kStallSeconds = 60;
     auto source = backend_.NewSource();
     FL_RETURN_IF_ERROR(source.status());
     auto relay =
@@ -141,15 +151,23 @@ class OutboxBench {
     auto inner = broker_.NewPublisher();
     FL_RETURN_IF_ERROR(inner.status());
     TimedPublisher publisher(std::move(*inner), &phase.acked_ns);
-    while (true) {
-      const bool last_round = !phase.producing.load();
+    auto progress = SteadyClock::now();
+    while (!phase.failed.load()) {
       Result<size_t> published = (*relay)->RunOnce(publisher);
       FL_RETURN_IF_ERROR(published.status());
       phase.published += *published;
-      if (*published > 0) continue;
-      if (last_round) return Status::Ok();
+      if (*published > 0) {
+        progress = SteadyClock::now();
+        continue;
+      }
+      if (!phase.producing.load() && phase.published.load() >= phase.events) return Status::Ok();
+      if (SteadyClock::now() - progress > std::chrono::seconds(kStallSeconds)) {
+        return DeadlineExceededError("relay published nothing for " +
+                                     std::to_string(kStallSeconds) + " s");
+      }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+    return Status::Ok();
   }
 
   // Runs the relays (and `producer`, if any) to the end; returns the relays' wall time in seconds.
@@ -160,7 +178,10 @@ class OutboxBench {
     for (uint32_t i = 0; i < args_.relays; ++i) {
       threads.emplace_back([&, i] { statuses[i] = Relay(phase, i); });
     }
-    if (producer) statuses[args_.relays] = producer();
+    if (producer) {
+      statuses[args_.relays] = producer();
+      if (!statuses[args_.relays].ok()) phase.failed = true;
+    }
     phase.producing = false;
     for (std::thread& t : threads) t.join();
     const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();

@@ -191,6 +191,47 @@ void Consume(Broker& broker, LocalStore& store, const std::atomic<bool>& stop,
   }
 }
 
+// The consumer's database: every committed event applied exactly once, no rolled-back one, no
+// per-key order violation recorded.
+void CheckConsumerState(LocalStore& consumer_store, const Committed& committed) {
+  std::map<std::string, std::string> state = Must(faultline::testing::DumpStore(consumer_store));
+  std::set<std::string> applied_ids;
+  for (const auto& [k, v] : state) {
+    EXPECT_NE(k.rfind("violation/", 0), 0u) << "per-key order broken at " << k;
+    if (k.rfind("times/", 0) == 0) {
+      EXPECT_EQ(v, "1") << k << " applied " << v << " times";
+      applied_ids.insert(k.substr(6));
+    }
+  }
+  const std::set<std::string> expected(committed.ids.begin(), committed.ids.end());
+  EXPECT_EQ(applied_ids, expected);
+  for (const std::string& id : committed.rolled_back) EXPECT_EQ(applied_ids.count(id), 0u) << id;
+}
+
+// The stream itself, read in order by a fresh consumer: each committed event once, and every key's
+// events in their commit order with no gap (the relay's per-key order, before any consumer-side
+// sequencing), and nothing else stored (no rolled-back event published).
+void AuditStream(Broker& broker, const Committed& committed) {
+  std::unique_ptr<Consumer> audit = Must(broker.NewConsumer("audit", "ledger."));
+  std::map<std::string, int> last_index;
+  size_t audited = 0;
+  while (true) {
+    std::vector<Delivery> got = Must(audit->Fetch(500, Duration::Millis(50)));
+    if (got.empty()) break;
+    for (const Delivery& d : got) {
+      ++audited;
+      EXPECT_EQ(d.delivery, 1u);
+      EXPECT_EQ(IndexOf(d.message), ++last_index[d.message.key]) << d.message.id;
+      ASSERT_TRUE(audit->Ack(d).ok());
+    }
+  }
+  EXPECT_EQ(audited, committed.ids.size());
+  auto* queue = dynamic_cast<SqliteQueue*>(&broker);
+  ASSERT_NE(queue, nullptr);
+  EXPECT_EQ(Must(queue->StoredCount()), committed.ids.size())
+      << "a rolled-back event was published";
+}
+
 class OutboxEndToEnd : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(OutboxEndToEnd, RelayKilledMidStreamAppliesEveryCommittedEventOnce) {
@@ -246,39 +287,8 @@ TEST_P(OutboxEndToEnd, RelayKilledMidStreamAppliesEveryCommittedEventOnce) {
   consumer.join();
   relay->Kill();
 
-  std::map<std::string, std::string> state = Must(faultline::testing::DumpStore(*consumer_store));
-  std::set<std::string> applied_ids;
-  for (const auto& [k, v] : state) {
-    EXPECT_NE(k.rfind("violation/", 0), 0u) << "per-key order broken at " << k;
-    if (k.rfind("times/", 0) == 0) {
-      EXPECT_EQ(v, "1") << k << " applied " << v << " times";
-      applied_ids.insert(k.substr(6));
-    }
-  }
-  const std::set<std::string> expected(committed.ids.begin(), committed.ids.end());
-  EXPECT_EQ(applied_ids, expected);
-  for (const std::string& id : committed.rolled_back) EXPECT_EQ(applied_ids.count(id), 0u) << id;
-  // The stream itself, read in order by a fresh consumer: each committed event once, and every
-  // key's events in their commit order with no gap (the relay's per-key order, before any
-  // consumer-side sequencing).
-  std::unique_ptr<Consumer> audit = Must(broker->NewConsumer("audit", "ledger."));
-  std::map<std::string, int> last_index;
-  size_t audited = 0;
-  while (true) {
-    std::vector<Delivery> got = Must(audit->Fetch(500, Duration::Millis(50)));
-    if (got.empty()) break;
-    for (const Delivery& d : got) {
-      ++audited;
-      EXPECT_EQ(d.delivery, 1u);
-      EXPECT_EQ(IndexOf(d.message), ++last_index[d.message.key]) << d.message.id;
-      ASSERT_TRUE(audit->Ack(d).ok());
-    }
-  }
-  EXPECT_EQ(audited, committed.ids.size());
-  auto* queue = dynamic_cast<SqliteQueue*>(broker.get());
-  ASSERT_NE(queue, nullptr);
-  EXPECT_EQ(Must(queue->StoredCount()), committed.ids.size())
-      << "a rolled-back event was published";
+  CheckConsumerState(*consumer_store, committed);
+  AuditStream(*broker, committed);
   EXPECT_EQ(consumed.applied.load(), committed.ids.size());
   EXPECT_GT(consumed.duplicates.load(), 0u) << "no redelivery was absorbed by the inbox";
   std::printf(

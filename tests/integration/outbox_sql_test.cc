@@ -5,8 +5,10 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "faultline/outbox/relay.h"
 #include "faultline/outbox/sql_outbox.h"
@@ -165,10 +167,30 @@ class PostgresOutboxTest : public ::testing::Test {
   // Gives the connection's open transaction an xid now.
   void TakeXid(PgConn& conn) { conn.Exec("INSERT INTO " + options_.table + "_side VALUES (1)"); }
   std::vector<std::string> PollIds() { return Ids(Must(relay_->Poll(100))); }
+  // The first non-empty poll (within 30 s), marked. Other tests share the server: one of their
+  // transactions, older than ours, holds pg_snapshot_xmin back for a moment and delays readiness
+  // (never the order or the content of what becomes ready).
   std::vector<std::string> DrainIds() {
-    std::vector<OutboxRecord> records = Must(relay_->Poll(100));
+    std::vector<OutboxRecord> records = PollUntilAny(*relay_);
     EXPECT_TRUE(relay_->MarkPublished(records).ok());
     return Ids(records);
+  }
+  // Drains until `n` events came out (or 30 s passed), in the order they came.
+  std::vector<std::string> DrainN(size_t n) {
+    std::vector<std::string> ids;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (ids.size() < n && std::chrono::steady_clock::now() < deadline) {
+      for (std::string& id : DrainIds()) ids.push_back(std::move(id));
+    }
+    return ids;
+  }
+  static std::vector<OutboxRecord> PollUntilAny(Relay& relay) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (true) {
+      std::vector<OutboxRecord> records = Must(relay.Poll(100));
+      if (!records.empty() || std::chrono::steady_clock::now() > deadline) return records;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
 
   std::string conninfo_;
@@ -191,7 +213,7 @@ TEST_F(PostgresOutboxTest, UncommittedLowerSeqHoldsBackTheHigherOne) {
   PQclear(visible);
   EXPECT_EQ(PollIds(), std::vector<std::string>{});
   a_->Exec("COMMIT");
-  EXPECT_EQ(DrainIds(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(DrainN(2), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(PollIds(), std::vector<std::string>{});
 }
 
@@ -227,29 +249,31 @@ TEST_F(PostgresOutboxTest, ReadyRowsBehindAnUnreadyOneWait) {
   b_->Exec("COMMIT");
   EXPECT_EQ(PollIds(), std::vector<std::string>{});
   c_->Exec("COMMIT");
-  EXPECT_EQ(DrainIds(), (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ(DrainN(2), (std::vector<std::string>{"first", "second"}));
 }
 
 TEST_F(PostgresOutboxTest, RelayPublishesPartitionsAndFences) {
   for (int i = 0; i < 40; ++i) Append(*a_, "e" + std::to_string(i), "k" + std::to_string(i % 7));
   MemoryPublisher broker;
-  size_t total = 0;
+  std::vector<std::unique_ptr<Relay>> relays;
   for (uint32_t p = 0; p < 2; ++p) {
-    auto relay = Must(Relay::Create(Must(OpenPostgresOutboxSource(conninfo_, options_)),
-                                    RelayOptions{.batch_max = 8, .partition = p, .partitions = 2},
-                                    [] { return FencingToken(5); }));
-    while (true) {
-      const size_t n = Must(relay->RunOnce(broker));
-      if (n == 0) break;
-      total += n;
-    }
+    relays.push_back(
+        Must(Relay::Create(Must(OpenPostgresOutboxSource(conninfo_, options_)),
+                           RelayOptions{.batch_max = 8, .partition = p, .partitions = 2},
+                           [] { return FencingToken(5); })));
+  }
+  size_t total = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (total < 40 && std::chrono::steady_clock::now() < deadline) {
+    for (auto& relay : relays) total += Must(relay->RunOnce(broker));
   }
   EXPECT_EQ(total, 40u);
+  for (auto& relay : relays) EXPECT_EQ(Must(relay->RunOnce(broker)), 0u);
   EXPECT_EQ(broker.stored.size(), 40u);
   Append(*a_, "late");
   auto deposed = Must(Relay::Create(Must(OpenPostgresOutboxSource(conninfo_, options_)), {},
                                     [] { return FencingToken(4); }));
-  std::vector<OutboxRecord> records = Must(deposed->Poll(10));
+  std::vector<OutboxRecord> records = PollUntilAny(*deposed);
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(deposed->MarkPublished(records).code(), StatusCode::kFencedOut);
   EXPECT_EQ(Ids(Must(deposed->Poll(10))), std::vector<std::string>{"late"});

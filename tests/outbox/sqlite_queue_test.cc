@@ -3,11 +3,15 @@
 #include "faultline/outbox/sqlite_queue.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <cstdlib>
 #include <filesystem>
 
 #include "faultline/outbox/open_broker.h"
+#include "faultline/outbox/outbox.h"
+#include "faultline/outbox/relay.h"
+#include "tests/integration/idempotency_real_util.h"
 #include "tests/outbox/broker_conformance.h"
 
 namespace faultline::outbox::testing {
@@ -79,6 +83,39 @@ TEST(SqliteQueueTest, RegisteredSchemesAreDispatched) {
   });
   EXPECT_TRUE(OpenBroker("test://here").ok());
   EXPECT_EQ(opened, 1);
+}
+
+// A queue that cannot take the publish (another process holds its write lock past the busy
+// timeout): RunOnce returns kUnavailable and the events stay in the outbox; once the lock is gone
+// the same events are published, in order, once.
+TEST(SqliteQueueTest, RelayKeepsEventsWhileTheQueueRefuses) {
+  faultline::testing::TempDir dir;
+  auto store = SqliteStore::Open({.path = dir.path() + "/app.db"}).value();
+  auto outbox = Outbox::Create(*store).value();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(outbox->AppendOne(Message{"e" + std::to_string(i), "s.x", "k", "p"}).ok());
+  }
+  SqliteQueueOptions options{.path = dir.path() + "/queue.db", .busy_timeout_ms = 50};
+  auto queue = SqliteQueue::Open(options).value();
+  auto publisher = queue->NewPublisher().value();
+  auto relay = Relay::Create(*store).value();
+
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(options.path.c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const Status refused = relay->RunOnce(*publisher).status();
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_EQ(relay->Poll(10).value().size(), 5u);  // kept
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+
+  EXPECT_EQ(relay->RunOnce(*publisher).value(), 5u);
+  EXPECT_EQ(relay->RunOnce(*publisher).value(), 0u);
+  auto consumer = queue->NewConsumer("c", "s.").value();
+  std::vector<Delivery> got = consumer->Fetch(10, Duration::Millis(100)).value();
+  ASSERT_EQ(got.size(), 5u);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(got[static_cast<size_t>(i)].message.id, "e" + std::to_string(i));
 }
 
 }  // namespace

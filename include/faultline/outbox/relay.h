@@ -112,7 +112,7 @@ class Relay {
   // in seq order. Polling again before marking returns the same events first.
   Result<std::vector<OutboxRecord>> Poll(size_t max);
   // Deletes events returned by the last Poll once they are published; `published` must be a
-  // prefix of that result (FL_ASSERT-free: anything else is kInvalidArgument). kFencedOut when the
+  // prefix of that result (anything else is kInvalidArgument, nothing deleted). kFencedOut when the
   // TokenSource says not leader, or the store's fence refuses the token (nothing deleted).
   Status MarkPublished(std::span<const OutboxRecord> published);
   // Poll(batch_max) + publisher.Publish + MarkPublished: how many events were published and
