@@ -3,6 +3,8 @@
 #include <string>
 
 #include "apps/faultline/commands.h"
+#include "faultline/adapters/nats_broker.h"
+#include "faultline/outbox/open_broker.h"
 
 namespace faultline::app {
 namespace {
@@ -131,6 +133,8 @@ CLI::App* AddCheckCommand(CLI::App& app, CheckArgs& args) {
 
 int main(int argc, char** argv) {
   using namespace faultline::app;
+  // Broker URIs nats://HOST:PORT (faultline bench outbox --broker) reach NATS JetStream.
+  faultline::outbox::RegisterBrokerScheme("nats://", faultline::OpenNatsBroker);
   CLI::App app{
       "faultline: distributed-systems failures replayed in a deterministic simulator, "
       "naive designs against hardened ones",
