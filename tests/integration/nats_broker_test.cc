@@ -393,6 +393,7 @@ TEST(NatsBrokerTest, ReadmeExampleOutboxToJetStreamToInbox) {
   const std::string nats_uri = server->url() + "?stream=ORDERS&namespace=orders.";
   outbox::RegisterBrokerScheme("nats://", OpenNatsBroker);
 
+// [readme-nats-example]
   // The order service: the event commits with the order, or neither does.
   auto orders = SqliteStore::Open({.path = dir + "/orders.db"}).value();
   auto outbox = outbox::Outbox::Create(*orders).value();
@@ -429,6 +430,7 @@ TEST(NatsBrokerTest, ReadmeExampleOutboxToJetStreamToInbox) {
     }
   }
   EXPECT_EQ(applied, 1);
+// [readme-nats-example]
   std::filesystem::remove_all(dir);
 }
 
