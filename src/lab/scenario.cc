@@ -51,7 +51,8 @@ const std::vector<const Scenario*>& AllScenarios() {
                                                      ClockOrderingScenario(),
                                                      RetryAmplificationScenario(),
                                                      BackpressureScenario(),
-                                                     IdempotencyScenario()};
+                                                     IdempotencyScenario(),
+                                                     ShardingScenario()};
   return all;
 }
 

@@ -22,4 +22,7 @@ const Scenario* BackpressureScenario();
 // idempotency (idempotency_scenario.cc); its checker is declared in idempotency_observations.h.
 const Scenario* IdempotencyScenario();
 
+// sharding (sharding_scenario.cc); its record and checker are declared in sharding.h.
+const Scenario* ShardingScenario();
+
 }  // namespace faultline::lab
