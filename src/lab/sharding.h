@@ -6,7 +6,8 @@
 // Shard i lives on node i. Every shard server keeps its data in a LogStore on its own simulated
 // disk: one record per write, "r/<tenant>/<key>/<write id>" -> "<applications>:<change seq>", so
 // the final stores say how many times each write was applied. The change seq (per server,
-// increasing) is the change log a mover catches up from.
+// increasing, recovered from the records after a restart) is the change log a mover catches up
+// from.
 //
 // The record (ShardingObservations) is what the checker reads; it never learns the variant.
 #pragma once
@@ -40,7 +41,7 @@ inline constexpr uint32_t kKeysPerTenant = 1000;  // "k0001" .. "k1000", Zipf(1.
 inline constexpr uint32_t kHashRanges = 64;       // initial hash ranges, alternating shards 0, 1
 inline constexpr int64_t kOpsPerSecond = 300;     // all clients together, open loop
 inline constexpr uint32_t kHotPercent = 30;       // the hot tenant's share of operations
-inline constexpr uint32_t kWritePercent = 50;
+inline constexpr uint32_t kWritePercent = 25;  // a read-mostly service
 
 inline constexpr Duration kHotStart = Duration::Seconds(2);  // the hot tenant turns hot
 inline constexpr Duration kDetectBound = Duration::Seconds(10);
@@ -48,11 +49,11 @@ inline constexpr Duration kIsolateBound = Duration::Seconds(60);
 inline constexpr Duration kNaiveReshardAt = Duration::Seconds(12);
 inline constexpr Duration kFaultStart = Duration::Seconds(3);
 inline constexpr Duration kFaultDuration = Duration::Seconds(37);  // heal at 40 s
-inline constexpr Duration kWorkloadEnd = Duration::Seconds(70);
-inline constexpr Duration kRunEnd = Duration::Seconds(76);
-// max/mean is measured from this long after the hot tenant's isolation (or from the isolation
-// deadline when it was not isolated in time) to the end of the workload.
-inline constexpr Duration kSettle = Duration::Seconds(2);
+// max/mean is measured over the kLoadWindow that follows the isolation deadline (hot start +
+// kIsolateBound): "afterwards" in the sense, the same instants for every design and seed.
+inline constexpr Duration kLoadWindow = Duration::Seconds(20);
+inline constexpr Duration kWorkloadEnd = kHotStart + kIsolateBound + kLoadWindow;  // 82 s
+inline constexpr Duration kRunEnd = kWorkloadEnd + Duration::Seconds(6);
 inline constexpr int64_t kImbalanceMaxPermille = 1100;  // max/mean <= 1.10
 
 std::string TenantName(uint32_t t);
@@ -72,13 +73,15 @@ enum class ReplyCode : uint8_t {
 
 inline constexpr uint16_t kMethodWrite = 70;     // tenant, key, u64 wid, route -> code
 inline constexpr uint16_t kMethodRead = 71;      // tenant, key, route -> code, u32 records
-inline constexpr uint16_t kMethodPull = 72;      // tenant, u64 after -> u64 max seq, records
+inline constexpr uint16_t kMethodPull = 72;      // selector, u64 after -> u64 max seq, records
 inline constexpr uint16_t kMethodPullNew = 73;   // u32 new n, u32 target -> records (naive)
 inline constexpr uint16_t kMethodIngest = 74;    // records -> empty
-inline constexpr uint16_t kMethodFence = 75;     // tenant, u64 epoch -> u64 max seq
-inline constexpr uint16_t kMethodUnfence = 76;   // tenant, u64 epoch -> empty
-inline constexpr uint16_t kMethodDigest = 77;    // tenant -> u64 count, u64 digest
-inline constexpr uint16_t kMethodStats = 78;     // -> stats (see ShardStats)
+inline constexpr uint16_t kMethodFence = 75;     // selector, u64 epoch -> u64 max seq
+inline constexpr uint16_t kMethodUnfence = 76;   // selector, u64 epoch -> empty
+inline constexpr uint16_t kMethodDigest = 77;    // selector -> u64 count, u64 digest
+inline constexpr uint16_t kMethodStats = 78;     // -> per range/override: u64 id, u64 qps,
+                                                 //    u64 served, u8 decision, bytes key
+inline constexpr uint8_t kFindingBit = 0x80;    // in a Stats decision byte
 inline constexpr uint16_t kMethodInstallMap = 79;  // encoded map -> empty
 inline constexpr uint16_t kMethodGetMap = 80;    // -> encoded map (hardened directory)
 inline constexpr uint16_t kMethodGetConfig = 81;  // -> u32 shard count (naive directory)
@@ -89,6 +92,17 @@ struct WireRoute {
   uint64_t range = 0;
   uint64_t epoch = 0;
   bool by_override = false;
+};
+
+// What a move carries: one tenant, or the tenants whose routing key (HashRoutingKey) lies in
+// [begin, end) ("" end: unbounded) except those in `excluded` (tenants with an override, placed
+// apart from their range).
+struct Selector {
+  std::string tenant;
+  std::string begin;
+  std::string end;
+  std::vector<std::string> excluded;
+  bool Contains(const std::string& t) const;
 };
 
 // One stored write as a mover copies it.
@@ -126,16 +140,20 @@ struct Served {
   uint32_t shard = 0;
   bool write = false;
   bool applied = false;  // writes: the record was changed (false: a retry found it applied)
+  bool by_override = false;  // the request was routed by a tenant override
   std::string tenant;
   uint64_t wid = 0;
 };
 
-// A shard server installed (fence) or removed (unfence) a write fence on a tenant.
+// A shard server installed (fence) or removed (unfence) a write fence on a tenant, or on the
+// hash range [begin, end) (tenant empty): a range fence covers the requests routed by range.
 struct FenceEvent {
   uint64_t order = 0;
   int64_t time_ns = 0;
   uint32_t shard = 0;
   std::string tenant;
+  std::string begin;
+  std::string end;
   uint64_t epoch = 0;
   bool fenced = true;
 };
@@ -148,6 +166,7 @@ struct Switch {
   std::string tenant;
   uint32_t from = 0;
   uint32_t to = 0;
+  uint32_t group = 1;  // tenants whose owner changed in the same routing change
 };
 
 // The balancer found a hot tenant on `shard`.
@@ -178,7 +197,8 @@ struct ShardingCounters {
   int64_t faults = 0;
   int64_t splits = 0;
   int64_t hot_key_reports = 0;  // hot-key reports on a tenant already isolated (not acted on)
-  int64_t moves_started = 0;
+  int64_t moves_started = 0;     // isolations and range moves (naive: the resharding)
+  int64_t range_moves = 0;       // range moves completed by the balancer
 };
 
 struct ShardingObservations {
@@ -237,6 +257,10 @@ std::unique_ptr<sim::Node> MakeClientNode(Env& env, Design design, ShardingObser
 void PutRoute(ByteWriter& w, const WireRoute& r);
 Status GetRoute(ByteReader& r, WireRoute* out);
 void PutWrites(ByteWriter& w, const std::vector<StoredWrite>& writes);
+void PutSelector(ByteWriter& w, const Selector& s);
+Status GetSelector(ByteReader& r, Selector* out);
+// The hash routing key of a tenant (shard::HashRoutingKey).
+std::string RoutingKey(const std::string& tenant);
 Status GetWrites(ByteReader& r, std::vector<StoredWrite>* out);
 inline constexpr size_t kNameBytesMax = 64;      // tenant and key names on the wire
 inline constexpr size_t kWritesPerMessageMax = 200000;

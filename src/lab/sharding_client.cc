@@ -189,7 +189,10 @@ class Client final : public sim::Node {
         wait = Duration::Millis(cap / 2 + static_cast<int64_t>(env_.random().Uniform(cap / 2 + 1)));
       }
       if (!(co_await Sleep(env_.executor(), wait)).ok()) co_return;
-      if (design_ == Design::kHardened && (code == ReplyCode::kFenced || !reply.ok())) {
+      // A cutover, or a server silent three times running (crashed, cut off, or the tenant moved
+      // while the server's answers were lost): ask the directory.
+      if (design_ == Design::kHardened &&
+          (code == ReplyCode::kFenced || (!reply.ok() && failures % 3 == 0))) {
         co_await RefreshMapOnce();
       }
     }

@@ -14,6 +14,7 @@
 // (idempotent: a record is set to the source's state, never applied again), Fence/Unfence, Digest.
 // Each handler runs as one step on the node's executor, so a fence check and the write it guards
 // are atomic.
+#include <algorithm>
 #include <charconv>
 #include <map>
 #include <memory>
@@ -75,19 +76,55 @@ Status GetWrites(ByteReader& r, std::vector<StoredWrite>* out) {
   return Status::Ok();
 }
 
+void PutSelector(ByteWriter& w, const Selector& s) {
+  w.Bytes(s.tenant);
+  w.Bytes(s.begin);
+  w.Bytes(s.end);
+  w.Varint(s.excluded.size());
+  for (const std::string& t : s.excluded) w.Bytes(t);
+}
+
+Status GetSelector(ByteReader& r, Selector* out) {
+  uint64_t n = 0;
+  FL_RETURN_IF_ERROR(r.Bytes(&out->tenant, kNameBytesMax));
+  FL_RETURN_IF_ERROR(r.Bytes(&out->begin, kNameBytesMax));
+  FL_RETURN_IF_ERROR(r.Bytes(&out->end, kNameBytesMax));
+  FL_RETURN_IF_ERROR(r.Varint(&n));
+  if (n > kTenants) return OutOfRangeError("too many excluded tenants");
+  out->excluded.resize(n);
+  for (std::string& t : out->excluded) FL_RETURN_IF_ERROR(r.Bytes(&t, kNameBytesMax));
+  if (out->tenant.empty() && !out->end.empty() && out->end <= out->begin) {
+    return InvalidArgumentError("selector: empty range");
+  }
+  return Status::Ok();
+}
+
+std::string RoutingKey(const std::string& tenant) {
+  char buf[8];
+  return std::string(shard::HashRoutingKey(tenant, buf));
+}
+
+bool Selector::Contains(const std::string& t) const {
+  if (!tenant.empty()) return t == tenant;
+  const std::string k = RoutingKey(t);
+  if (k < begin || (!end.empty() && k >= end)) return false;
+  return std::find(excluded.begin(), excluded.end(), t) == excluded.end();
+}
+
 namespace {
 
 constexpr Duration kMapFetchTimeout = Duration::Millis(200);
 constexpr Duration kMapFetchRetry = Duration::Millis(50);
 constexpr size_t kIngestBatch = 5000;
 constexpr size_t kScanLimit = 100000;  // LogStoreOptions::scan_limit_max
+constexpr size_t kReadRecordsMax = 16;  // a read returns the first 16 records of its key
 
 // Per range: a range carries 1/64 of the other tenants' load (~3 ops/s here) plus, on one range,
-// the hot tenant (~90 ops/s). A range above 25 ops/s starts a finder; the finder reports after 3 s
+// the hot tenant (~90 ops/s). A range above 25 ops/s starts a finder; the finder reports after 2 s
 // (CockroachDB waits 10 s; the scenario's times are scaled down like its rates).
 shard::LoadSplitOptions DeciderOptions() {
   shard::LoadSplitOptions o;
-  o.record_duration = Duration::Seconds(3);
+  o.record_duration = Duration::Seconds(2);
   o.min_counter = 100;
   o.qps_threshold = 25;
   o.qps_window = Duration::Seconds(1);
@@ -158,17 +195,24 @@ class ShardServer final : public ShardNode {
     FL_ASSERT_MSG(store.ok(), store.status().ToString().c_str());
     store_ = std::move(store).value();
     const Status s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
-      FL_ASSIGN_OR_RETURN(std::optional<std::string> seq, txn.Get("m/seq"));
-      if (seq) std::from_chars(seq->data(), seq->data() + seq->size(), seq_);
-      FL_ASSIGN_OR_RETURN(std::vector<KeyValue> fences, txn.Scan("f/", "f0", 100000));
+      // The change seq continues from the highest one stored.
+      FL_ASSIGN_OR_RETURN(std::vector<KeyValue> records, txn.Scan("r/", "r0", kScanLimit));
+      for (const KeyValue& kv : records) {
+        if (std::optional<StoredWrite> w = ParseRecord(kv)) seq_ = std::max(seq_, w->seq);
+      }
+      FL_ASSIGN_OR_RETURN(std::vector<KeyValue> fences, txn.Scan("f/", "f0", kScanLimit));
       for (const KeyValue& kv : fences) {
-        uint64_t epoch = 0;
-        std::from_chars(kv.value.data(), kv.value.data() + kv.value.size(), epoch);
-        fences_[kv.key.substr(2)] = epoch;
+        ByteReader r(std::span<const uint8_t>(
+            reinterpret_cast<const uint8_t*>(kv.value.data()), kv.value.size()));
+        FenceState f;
+        FL_RETURN_IF_ERROR(r.U64(&f.epoch));
+        FL_RETURN_IF_ERROR(GetSelector(r, &f.selector));
+        fences_[kv.key] = std::move(f);
       }
       return Status::Ok();
     });
     FL_ASSERT_MSG(s.ok(), s.ToString().c_str());
+    boot_ = env_.random().Next();
     if (design_ == Design::kHardened) RefreshMap();
   }
 
@@ -215,12 +259,27 @@ class ShardServer final : public ShardNode {
       RefreshMap();
       return Code(ReplyCode::kUnavailable);
     }
-    if (fences_.count(tenant) != 0) return Code(ReplyCode::kFenced);
+    if (Fenced(tenant, route)) return Code(ReplyCode::kFenced);
     RecordLoad(tenant, route.range);
     return std::nullopt;
   }
 
+  // A fence at epoch e covers the tenant (tenant fence) or the requests routed by a range it
+  // contains (range fence) while the route's entry, which names this server, is older than e. An
+  // entry that names this server at a later epoch is a later move back here: the fence is spent.
+  bool Fenced(const std::string& tenant, const WireRoute& route) const {
+    for (const auto& [id, f] : fences_) {
+      if (route.epoch > f.epoch) continue;
+      if (!f.selector.tenant.empty() ? f.selector.tenant == tenant
+                                     : !route.by_override && f.selector.Contains(tenant)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   void RecordLoad(const std::string& tenant, uint64_t id) {
+    ++served_[id];
     auto it = deciders_.find(id);
     if (it == deciders_.end()) {
       it = deciders_
@@ -256,12 +315,12 @@ class ShardServer final : public ShardNode {
       }
       applied = !old || design_ == Design::kNaive;
       if (!applied) return Status::Ok();
-      FL_RETURN_IF_ERROR(txn.Put(rk, RecordValue(count + 1, seq)));
-      return txn.Put("m/seq", std::to_string(seq));
+      return txn.Put(rk, RecordValue(count + 1, seq));
     });
     FL_RETURN_IF_ERROR(s);
     if (applied) seq_ = seq;
-    obs_->served.push_back(Served{obs_->Next(), now_ns(), self(), true, applied, tenant, wid});
+    obs_->served.push_back(
+        Served{obs_->Next(), now_ns(), self(), true, applied, route.by_override, tenant, wid});
     return Code(ReplyCode::kOk);
   }
 
@@ -277,28 +336,37 @@ class ShardServer final : public ShardNode {
     const Status s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
       const std::string begin = TenantPrefix(tenant) + key + "/";
       const std::string end = TenantPrefix(tenant) + key + "0";
-      FL_ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, txn.Scan(begin, end, 100000));
+      FL_ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, txn.Scan(begin, end, kReadRecordsMax));
       records = kvs.size();
       return Status::Ok();
     });
     FL_RETURN_IF_ERROR(s);
-    obs_->served.push_back(Served{obs_->Next(), now_ns(), self(), false, false, tenant, 0});
+    obs_->served.push_back(
+        Served{obs_->Next(), now_ns(), self(), false, false, route.by_override, tenant, 0});
     Bytes out = Code(ReplyCode::kOk);
     ByteWriter(&out).U32(static_cast<uint32_t>(records));
     return out;
   }
 
-  // Records of `tenant` ("" = every tenant) whose change seq is above `after`.
-  Result<std::vector<StoredWrite>> Scan(const std::string& tenant, uint64_t after) {
+  // Records the selector holds (nullptr: every record) whose change seq is above `after`.
+  Result<std::vector<StoredWrite>> Scan(const Selector* sel, uint64_t after) {
     std::vector<StoredWrite> out;
-    const std::string begin = tenant.empty() ? "r/" : TenantPrefix(tenant);
-    const std::string end = tenant.empty() ? "r0" : "r/" + tenant + "0";
+    const bool one = sel != nullptr && !sel->tenant.empty();
+    const std::string begin = one ? TenantPrefix(sel->tenant) : "r/";
+    const std::string end = one ? "r/" + sel->tenant + "0" : "r0";
     const Status s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
       out.clear();
       FL_ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, txn.Scan(begin, end, kScanLimit));
+      std::string last_tenant;
+      bool in = false;
       for (const KeyValue& kv : kvs) {
         std::optional<StoredWrite> w = ParseRecord(kv);
-        if (w && w->seq > after) out.push_back(std::move(*w));
+        if (!w || w->seq <= after) continue;
+        if (w->tenant != last_tenant) {
+          last_tenant = w->tenant;
+          in = sel == nullptr || sel->Contains(w->tenant);
+        }
+        if (in) out.push_back(std::move(*w));
       }
       return Status::Ok();
     });
@@ -308,12 +376,11 @@ class ShardServer final : public ShardNode {
 
   Result<Bytes> Pull(std::span<const uint8_t> request) {
     ByteReader r(request);
-    std::string tenant;
+    Selector sel;
     uint64_t after = 0;
-    FL_RETURN_IF_ERROR(r.Bytes(&tenant, kNameBytesMax));
+    FL_RETURN_IF_ERROR(GetSelector(r, &sel));
     FL_RETURN_IF_ERROR(r.U64(&after));
-    if (tenant.empty()) return InvalidArgumentError("pull: empty tenant");
-    FL_ASSIGN_OR_RETURN(std::vector<StoredWrite> writes, Scan(tenant, after));
+    FL_ASSIGN_OR_RETURN(std::vector<StoredWrite> writes, Scan(&sel, after));
     Bytes out;
     ByteWriter w(&out);
     w.U64(seq_);
@@ -327,7 +394,7 @@ class ShardServer final : public ShardNode {
     FL_RETURN_IF_ERROR(r.U32(&n));
     FL_RETURN_IF_ERROR(r.U32(&target));
     if (n == 0 || n > kShards) return InvalidArgumentError("pull-new: bad shard count");
-    FL_ASSIGN_OR_RETURN(std::vector<StoredWrite> all, Scan("", 0));
+    FL_ASSIGN_OR_RETURN(std::vector<StoredWrite> all, Scan(nullptr, 0));
     std::vector<StoredWrite> moving;
     for (StoredWrite& w : all) {
       const int32_t to = shard::JumpConsistentHash(shard::KeyHash(w.tenant),
@@ -354,7 +421,7 @@ class ShardServer final : public ShardNode {
           FL_RETURN_IF_ERROR(
               txn.Put(RecordKey(w.tenant, w.key, w.wid), RecordValue(w.count, ++seq)));
         }
-        return txn.Put("m/seq", std::to_string(seq));
+        return Status::Ok();
       });
       FL_RETURN_IF_ERROR(s);
       seq_ = seq;
@@ -362,19 +429,32 @@ class ShardServer final : public ShardNode {
     return Bytes{};
   }
 
+  static std::string FenceKey(const Selector& sel) {
+    return sel.tenant.empty() ? "f/g" + sel.begin + "\x01" + sel.end : "f/t" + sel.tenant;
+  }
+
+  void RecordFence(const Selector& sel, uint64_t epoch, bool fenced) {
+    obs_->fences.push_back(FenceEvent{obs_->Next(), now_ns(), self(), sel.tenant, sel.begin,
+                                      sel.end, epoch, fenced});
+  }
+
   Result<Bytes> Fence(std::span<const uint8_t> request) {
     ByteReader r(request);
-    std::string tenant;
-    uint64_t epoch = 0;
-    FL_RETURN_IF_ERROR(r.Bytes(&tenant, kNameBytesMax));
-    FL_RETURN_IF_ERROR(r.U64(&epoch));
-    if (tenant.empty()) return InvalidArgumentError("fence: empty tenant");
-    if (fences_.count(tenant) == 0) {
+    FenceState f;
+    FL_RETURN_IF_ERROR(GetSelector(r, &f.selector));
+    FL_RETURN_IF_ERROR(r.U64(&f.epoch));
+    const std::string key = FenceKey(f.selector);
+    auto it = fences_.find(key);
+    if (it == fences_.end() || it->second.epoch != f.epoch) {
+      Bytes value;
+      ByteWriter w(&value);
+      w.U64(f.epoch);
+      PutSelector(w, f.selector);
       FL_RETURN_IF_ERROR(RunInTransaction(*store_, [&](Transaction& txn) -> Status {
-        return txn.Put("f/" + tenant, std::to_string(epoch));
+        return txn.Put(key, std::string(value.begin(), value.end()));
       }));
-      fences_[tenant] = epoch;
-      obs_->fences.push_back(FenceEvent{obs_->Next(), now_ns(), self(), tenant, epoch, true});
+      RecordFence(f.selector, f.epoch, true);
+      fences_[key] = std::move(f);
     }
     Bytes out;
     ByteWriter(&out).U64(seq_);
@@ -383,30 +463,31 @@ class ShardServer final : public ShardNode {
 
   Result<Bytes> Unfence(std::span<const uint8_t> request) {
     ByteReader r(request);
-    std::string tenant;
+    Selector sel;
     uint64_t epoch = 0;
-    FL_RETURN_IF_ERROR(r.Bytes(&tenant, kNameBytesMax));
+    FL_RETURN_IF_ERROR(GetSelector(r, &sel));
     FL_RETURN_IF_ERROR(r.U64(&epoch));
-    auto it = fences_.find(tenant);
-    if (it != fences_.end() && it->second == epoch) {
+    const std::string key = FenceKey(sel);
+    auto it = fences_.find(key);
+    if (it != fences_.end() && it->second.epoch == epoch) {
       FL_RETURN_IF_ERROR(RunInTransaction(*store_, [&](Transaction& txn) -> Status {
-        return txn.Delete("f/" + tenant).status();
+        return txn.Delete(key).status();
       }));
       fences_.erase(it);
-      obs_->fences.push_back(FenceEvent{obs_->Next(), now_ns(), self(), tenant, epoch, false});
+      RecordFence(sel, epoch, false);
     }
     return Bytes{};
   }
 
   Result<Bytes> Digest(std::span<const uint8_t> request) {
     ByteReader r(request);
-    std::string tenant;
-    FL_RETURN_IF_ERROR(r.Bytes(&tenant, kNameBytesMax));
-    if (tenant.empty()) return InvalidArgumentError("digest: empty tenant");
-    FL_ASSIGN_OR_RETURN(std::vector<StoredWrite> writes, Scan(tenant, 0));
+    Selector sel;
+    FL_RETURN_IF_ERROR(GetSelector(r, &sel));
+    FL_ASSIGN_OR_RETURN(std::vector<StoredWrite> writes, Scan(&sel, 0));
     uint64_t digest = 0;
     for (const StoredWrite& w : writes) {
-      digest += shard::KeyHash(w.key + "/" + std::to_string(w.wid) + "/" + std::to_string(w.count));
+      digest += shard::KeyHash(w.tenant + "/" + w.key + "/" + std::to_string(w.wid) + "/" +
+                               std::to_string(w.count));
     }
     Bytes out;
     ByteWriter w(&out);
@@ -415,11 +496,13 @@ class ShardServer final : public ShardNode {
     return out;
   }
 
-  // Per range or override this server measured: u64 id, u64 qps, u8 decision, bytes tenant
-  // (kHotKey) or routing key (kSplit).
+  // u64 boot (drawn at start), then per range or override this server measured: u64 id, u64 qps (last window), u64 served (since
+  // the start), u8 decision (| kFindingBit while its finder runs: the range is above the
+  // threshold), bytes tenant (kHotKey) or routing key (kSplit).
   Result<Bytes> Stats(std::span<const uint8_t>) {
     Bytes out;
     ByteWriter w(&out);
+    w.U64(boot_);
     w.Varint(deciders_.size());
     for (const auto& [id, decider] : deciders_) {
       shard::LoadSplitDecider::Decision d = decider->Poll();
@@ -429,7 +512,8 @@ class ShardServer final : public ShardNode {
       }
       w.U64(id);
       w.U64(decider->last_qps());
-      w.U8(static_cast<uint8_t>(d.kind));
+      w.U64(served_[id]);
+      w.U8(static_cast<uint8_t>(d.kind) | (decider->finding() ? kFindingBit : 0));
       w.Bytes(d.key);
     }
     return out;
@@ -483,7 +567,13 @@ class ShardServer final : public ShardNode {
   sim::World* world_;
   std::unique_ptr<LogStore> store_;
   uint64_t seq_ = 0;
-  std::map<std::string, uint64_t> fences_;
+  struct FenceState {
+    Selector selector;
+    uint64_t epoch = 0;
+  };
+  std::map<std::string, FenceState> fences_;  // by store key
+  std::map<uint64_t, uint64_t> served_;       // range or override id -> requests served
+  uint64_t boot_ = 0;                         // drawn at each start: the counters restarted
   std::shared_ptr<const shard::ShardMap> map_;
   std::map<uint64_t, std::unique_ptr<shard::LoadSplitDecider>> deciders_;
   std::map<std::string, std::string> tenants_by_routing_key_;
