@@ -120,14 +120,16 @@ constexpr size_t kScanLimit = 100000;  // LogStoreOptions::scan_limit_max
 constexpr size_t kReadRecordsMax = 16;  // a read returns the first 16 records of its key
 
 // Per range: a range carries 1/64 of the other tenants' load (~3 ops/s here) plus, on one range,
-// the hot tenant (~90 ops/s). A range above 25 ops/s starts a finder; the finder reports after 2 s
-// (CockroachDB waits 10 s; the scenario's times are scaled down like its rates).
+// the hot tenant (~90 ops/s). A range above 25 ops/s over a 0.5 s window starts a finder; the
+// finder reports after 1.5 s (CockroachDB: 1 s windows, 10 s of recording; the scenario's times
+// are scaled down like its rates). The deciders live in memory: a restart begins them again, so
+// detection takes about 2.5 s of uptime of the hot tenant's shard.
 shard::LoadSplitOptions DeciderOptions() {
   shard::LoadSplitOptions o;
-  o.record_duration = Duration::Seconds(2);
+  o.record_duration = Duration::Millis(1500);
   o.min_counter = 100;
   o.qps_threshold = 25;
-  o.qps_window = Duration::Seconds(1);
+  o.qps_window = Duration::Millis(500);
   o.hot_key_percent = 80;
   return o;
 }
