@@ -7,9 +7,10 @@
 //   hardened  a directory with a versioned, epoched shard map; servers refuse stale routes with
 //             their map (EpochNotMatch); per-range load deciders find the hot tenant, which the
 //             mover isolates on shard 2 with a fenced live move (copy, catch-up, fence, verify,
-//             switch; reversed and retried when the cutover cannot finish in time).
+//             switch; reversed and retried when the cutover cannot finish in time); then the
+//             balancer evens the shards out with fenced range moves.
 //
-// Faults (3 s .. 40 s, then everything heals; the workload runs until 70 s, the run until 76 s):
+// Faults (3 s .. 40 s, then everything heals; the workload runs until 82 s, the run until 88 s):
 // the generic nemesis over the shard servers and the directory (crashes with power loss, pauses,
 // partitions of every shape, clock faults, loss, duplication, reordering, clogs; the directory is
 // never crashed or paused), plus, at each step of a move, a 30 % chance of crashing its source or

@@ -120,16 +120,18 @@ constexpr size_t kScanLimit = 100000;  // LogStoreOptions::scan_limit_max
 constexpr size_t kReadRecordsMax = 16;  // a read returns the first 16 records of its key
 
 // Per range: a range carries 1/64 of the other tenants' load (~3 ops/s here) plus, on one range,
-// the hot tenant (~90 ops/s). A range above 25 ops/s over a 0.5 s window starts a finder; the
-// finder reports after 1.5 s (CockroachDB: 1 s windows, 10 s of recording; the scenario's times
-// are scaled down like its rates). The deciders live in memory: a restart begins them again, so
-// detection takes about 2.5 s of uptime of the hot tenant's shard.
+// the hot tenant (~90 ops/s). A range above 20 ops/s over a 0.25 s window starts a finder (a
+// normal range reaches 5 requests in a window with probability 0.15 %, four windows running almost
+// never); the finder reports after 1 s (CockroachDB: 1 s windows, 10 s of recording; the
+// scenario's times are scaled down like its rates). The deciders live in memory and a window that
+// spans a pause reads as a low rate: a restart or a pause of the hot tenant's shard begins the
+// finder again, so detection takes about 1.5 s of its uptime.
 shard::LoadSplitOptions DeciderOptions() {
   shard::LoadSplitOptions o;
-  o.record_duration = Duration::Millis(1500);
+  o.record_duration = Duration::Seconds(1);
   o.min_counter = 100;
-  o.qps_threshold = 25;
-  o.qps_window = Duration::Millis(500);
+  o.qps_threshold = 20;
+  o.qps_window = Duration::Millis(250);
   o.hot_key_percent = 80;
   return o;
 }
