@@ -8,7 +8,7 @@
 //             then it keeps writing to the old shard.
 //   hardened  the routing is a shard::ShardMap (64 hash ranges of the tenant id over shards 0 and
 //             1, tenant overrides on top) kept in a shard::Directory on this node's LogStore.
-//             Every 500 ms the balancer polls each shard's load deciders (shard::LoadSplitDecider,
+//             Every 250 ms the balancer polls each shard's load deciders (shard::LoadSplitDecider,
 //             one per range or override). A kHotKey report names a single hot tenant, which no
 //             split can spread: the mover isolates it on shard 2 (AddShard + SetOverride). A
 //             kSplit report splits the range at the finder's key (a map change only: both halves
@@ -53,7 +53,7 @@
 namespace faultline::lab::sharding {
 namespace {
 
-constexpr Duration kPollInterval = Duration::Millis(500);
+constexpr Duration kPollInterval = Duration::Millis(250);
 constexpr Duration kCallTimeout = Duration::Millis(150);
 constexpr Duration kCallRetry = Duration::Millis(30);
 constexpr Duration kStepDeadline = Duration::Seconds(3);
