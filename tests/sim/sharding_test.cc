@@ -71,6 +71,17 @@ TEST(Sharding, HotTenantDetectedAndIsolatedInTime) {
   }
 }
 
+// Seeds on which the hot shard was crashed, paused or clogged in turn while the tenant turned hot,
+// each of which once detected it late (10.3, 13 and 15 s): the deciders now need about 1.5 s of
+// the shard's uptime, and the balancer polls them every 250 ms.
+TEST(Sharding, KeptSeedsDetectInTime) {
+  for (uint64_t seed : {uint64_t{172}, uint64_t{1000000000101}, uint64_t{1000000000233}}) {
+    const RunResult r = RunSeed("hardened", seed);
+    EXPECT_EQ(r.violation_count(), 0) << "seed " << seed << ": " << Describe(r);
+    EXPECT_LE(r.metrics.at("detect_s"), 10.0) << seed;
+  }
+}
+
 // Client-side hashing and copy-then-switch: writes that land on a source after its snapshot, or
 // come from clients still hashing over the old shard count, are lost; the hot tenant stays where
 // its hash puts it, with a third of the others.
