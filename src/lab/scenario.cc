@@ -52,7 +52,8 @@ const std::vector<const Scenario*>& AllScenarios() {
                                                      RetryAmplificationScenario(),
                                                      BackpressureScenario(),
                                                      IdempotencyScenario(),
-                                                     DistributedTxnScenario()};
+                                                     DistributedTxnScenario(),
+                                                     ShardingScenario()};
   return all;
 }
 

@@ -25,4 +25,7 @@ const Scenario* IdempotencyScenario();
 // distributed-txn (distributed_txn_scenario.cc); its checker is declared in txn_observations.h.
 const Scenario* DistributedTxnScenario();
 
+// sharding (sharding_scenario.cc); its record and checker are declared in sharding.h.
+const Scenario* ShardingScenario();
+
 }  // namespace faultline::lab
