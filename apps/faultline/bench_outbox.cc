@@ -4,12 +4,16 @@
 // each relay with its own Publisher, batches of `batch` events:
 //   drain    `events` events are appended first (500 per transaction), then the relays start; the
 //            time until every event is published and deleted gives the relay throughput.
-//   steady   a producer commits events at `rate` per second for `seconds` seconds (every
-//            millisecond, the events due so far, in one transaction) while the relays run; each
-//            event's commit-to-publish lag is the time from its Commit returning to the broker's
-//            acknowledgement of the batch that carried it (0 when the ack came first).
-// After each phase a fresh durable consumer reads the phase's messages back and checks that each
-// key's events arrived in commit order, each exactly once, none missing.
+//   steady   `producers` threads, each on a connection of its own, commit `rate` events per second
+//            in all for `seconds` seconds, in transactions of `txn_events` events (default
+//            rate / 1000: one transaction a millisecond at one producer), while the relays run.
+//            Producer t owns the keys k with k % producers == t, so each key's events commit in
+//            order from one thread. Each event's commit-to-publish lag is the time from its
+//            COMMIT returning to the broker's acknowledgement of the batch that carried it (0 when
+//            the ack came first). A producer that cannot keep the rate falls behind and the
+//            achieved rate is printed.
+// After each phase a fresh durable consumer reads the phase's messages back, acking each, and
+// checks that each key's events arrived in commit order, each exactly once, none missing.
 //
 // Events: id "<run>-<phase>-<n>", subject "bench.<run>.<phase>", key "k<n % keys>", a 64-byte
 // payload starting with n. Outbox keys live under "bench-outbox/<run>/" in the store's table
@@ -21,9 +25,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,12 +54,21 @@ int64_t NowNs() {
 
 uint64_t EventNumber(const std::string& id) { return std::stoull(id.substr(id.rfind('-') + 1)); }
 
-// Records, for every event of the phase, when the broker acknowledged it.
+// Records, for every event of the phase, when the broker acknowledged it. `id_prefix` is
+// "<run>-<phase>-": an event of another run or phase (another bench sharing --table) is an error,
+// never an index.
 class TimedPublisher final : public outbox::Publisher {
  public:
-  TimedPublisher(std::unique_ptr<outbox::Publisher> inner, std::vector<std::atomic<int64_t>>* acked)
-      : inner_(std::move(inner)), acked_(acked) {}
+  TimedPublisher(std::unique_ptr<outbox::Publisher> inner, std::string id_prefix,
+                 std::vector<std::atomic<int64_t>>* acked)
+      : inner_(std::move(inner)), id_prefix_(std::move(id_prefix)), acked_(acked) {}
   Status Publish(std::span<const Message> batch) override {
+    for (const Message& m : batch) {
+      if (m.id.rfind(id_prefix_, 0) != 0 || EventNumber(m.id) >= acked_->size()) {
+        return FailedPreconditionError("event " + m.id + " in the outbox is not this run's: " +
+                                       "is another bench using the same --table?");
+      }
+    }
     FL_RETURN_IF_ERROR(inner_->Publish(batch));
     const int64_t now = NowNs();
     for (const Message& m : batch) {
@@ -65,6 +80,7 @@ class TimedPublisher final : public outbox::Publisher {
 
  private:
   std::unique_ptr<outbox::Publisher> inner_;
+  const std::string id_prefix_;
   std::vector<std::atomic<int64_t>>* acked_;
 };
 
@@ -73,7 +89,6 @@ struct Phase {
   uint64_t events = 0;
   std::vector<std::atomic<int64_t>> committed_ns;
   std::vector<std::atomic<int64_t>> acked_ns;
-  std::atomic<uint64_t> appended{0};
   std::atomic<uint64_t> published{0};
   std::atomic<bool> producing{true};
   std::atomic<bool> failed{false};  // a relay or the producer failed: every relay stops
@@ -94,40 +109,69 @@ class OutboxBench {
                    std::move(payload)};
   }
 
-  // Appends events [from, to) of `phase` in one transaction; stamps their commit time.
-  Status Append(Phase& phase, uint64_t from, uint64_t to) {
+  // Appends the events `numbers` of `phase` in one transaction; stamps their commit time.
+  Status Append(OutboxAppender& appender, Phase& phase, std::span<const uint64_t> numbers) {
     std::vector<Message> batch;
-    for (uint64_t n = from; n < to; ++n) batch.push_back(Event(phase, n));
-    FL_RETURN_IF_ERROR(backend_.AppendBatch(batch));
+    batch.reserve(numbers.size());
+    for (const uint64_t n : numbers) batch.push_back(Event(phase, n));
+    FL_RETURN_IF_ERROR(appender.AppendBatch(batch));
     const int64_t now = NowNs();
-    for (uint64_t n = from; n < to; ++n) phase.committed_ns[n].store(now);
-    phase.appended.store(to);
+    for (const uint64_t n : numbers) phase.committed_ns[n].store(now);
     return Status::Ok();
   }
 
   Status Prefill(Phase& phase) {
+    FL_ASSIGN_OR_RETURN(std::unique_ptr<OutboxAppender> appender, backend_.NewAppender());
+    std::vector<uint64_t> numbers;
     for (uint64_t n = 0; n < phase.events; n += 500) {
-      FL_RETURN_IF_ERROR(Append(phase, n, std::min(phase.events, n + 500)));
+      numbers.clear();
+      for (uint64_t i = n; i < std::min(phase.events, n + 500); ++i) numbers.push_back(i);
+      FL_RETURN_IF_ERROR(Append(*appender, phase, numbers));
     }
     phase.producing = false;
     return Status::Ok();
   }
 
-  // Commits the events due at `rate` per second, every millisecond.
-  Status Produce(Phase& phase) {
-    const auto start = SteadyClock::now();
-    uint64_t done = 0;
-    while (done < phase.events) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
-      const uint64_t due = std::min<uint64_t>(
-          phase.events, static_cast<uint64_t>(elapsed * static_cast<double>(args_.rate)));
-      if (due <= done) continue;
-      FL_RETURN_IF_ERROR(Append(phase, done, due));
-      done = due;
+  uint64_t TxnEvents() const {
+    return args_.txn_events > 0 ? args_.txn_events : std::max<uint64_t>(1, args_.rate / 1000);
+  }
+
+  // Producer `t` of `producers`: the events of its keys, in transactions of TxnEvents(), each
+  // committed once its last event is due (its i-th event is due at start + i * producers / rate).
+  Status ProduceShare(Phase& phase, uint32_t t, SteadyClock::time_point start) {
+    FL_ASSIGN_OR_RETURN(std::unique_ptr<OutboxAppender> appender, backend_.NewAppender());
+    std::vector<uint64_t> mine;
+    for (uint64_t n = 0; n < phase.events; ++n) {
+      if ((n % args_.keys) % args_.producers == t) mine.push_back(n);
     }
-    phase.producing = false;
+    const double seconds_per_event =
+        static_cast<double>(args_.producers) / static_cast<double>(args_.rate);
+    for (size_t at = 0; at < mine.size() && !phase.failed.load(); at += TxnEvents()) {
+      const size_t count = std::min<size_t>(TxnEvents(), mine.size() - at);
+      std::this_thread::sleep_until(  // when the transaction's last event is due
+          start + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(at + count) *
+                                                                seconds_per_event * 1e9)));
+      FL_RETURN_IF_ERROR(Append(*appender, phase, std::span(mine).subspan(at, count)));
+    }
     return Status::Ok();
+  }
+
+  // Runs the producers to the end; returns the achieved rate (events/s).
+  Result<double> Produce(Phase& phase) {
+    std::vector<Status> statuses(args_.producers);
+    std::vector<std::thread> threads;
+    const auto start = SteadyClock::now();
+    for (uint32_t t = 0; t < args_.producers; ++t) {
+      threads.emplace_back([&, t] {
+        statuses[t] = ProduceShare(phase, t, start);
+        if (!statuses[t].ok()) phase.failed = true;
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+    phase.producing = false;
+    for (const Status& s : statuses) FL_RETURN_IF_ERROR(s);
+    return static_cast<double>(phase.events) / seconds;
   }
 
   // One relay thread: runs until every event of the phase is published (counted over all relays:
@@ -150,7 +194,7 @@ class OutboxBench {
     FL_RETURN_IF_ERROR(relay.status());
     auto inner = broker_.NewPublisher();
     FL_RETURN_IF_ERROR(inner.status());
-    TimedPublisher publisher(std::move(*inner), &phase.acked_ns);
+    TimedPublisher publisher(std::move(*inner), run_ + "-" + phase.name + "-", &phase.acked_ns);
     auto progress = SteadyClock::now();
     while (!phase.failed.load()) {
       Result<size_t> published = (*relay)->RunOnce(publisher);
@@ -207,6 +251,9 @@ class OutboxBench {
       FL_RETURN_IF_ERROR(got.status());
       if (!got->empty()) idle_since = SteadyClock::now();
       for (const outbox::Delivery& d : *got) {
+        // Settled, so the broker need not hold it for this consumer (JetStream stops delivering
+        // to a consumer holding consumer_ack_pending_max unacked messages).
+        FL_RETURN_IF_ERROR((*consumer)->Ack(d));
         if (d.delivery != 1) continue;  // a redelivery of what this reader already counted
         const uint64_t n = EventNumber(d.message.id);
         if (!seen.insert(n).second) return DataLossError("event " + d.message.id + " stored twice");
@@ -272,20 +319,29 @@ CLI::App* AddBenchOutboxCommand(CLI::App& bench, OutboxBenchArgs& args) {
                   "outbox table <table>_outbox")
       ->check(CLI::IsMember({"kv", "table"}));
   cmd->add_option("--table", args.table, "key-value table of the store (created when missing)");
+  cmd->add_option("--producers", args.producers,
+                  "steady phase: producer threads, each on its own connection, each owning "
+                  "the keys k with k % producers == t")
+      ->check(CLI::Range(1u, 64u));
+  cmd->add_option("--txn-events", args.txn_events,
+                  "steady phase: events per producer transaction (default rate/1000, at least 1)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
   return cmd;
 }
 
 int RunBenchOutbox(const OutboxBenchArgs& args) {
   const std::string run = std::to_string(SystemClock::Default().WallNow().nanos());
   Result<std::unique_ptr<OutboxBackend>> backend =
-      OpenOutboxBackend(args.outbox, args.store, args.table, run, args.relays + 2);
+      OpenOutboxBackend(args.outbox, args.store, args.table, run, args.relays + args.producers + 1);
   if (!backend.ok()) throw UsageError(std::string(backend.status().message()));
   Result<std::unique_ptr<Broker>> broker = outbox::OpenBroker(args.broker);
   if (!broker.ok()) throw UsageError(std::string(broker.status().message()));
   OutboxBench bench(args, **backend, **broker, run);
-  std::printf("faultline bench outbox: %s outbox, %u relay(s), batch %zu, %llu keys\n",
-              args.outbox.c_str(), args.relays, args.batch,
-              static_cast<unsigned long long>(args.keys));
+  std::printf(
+      "faultline bench outbox: %s outbox, %u relay(s), batch %zu, %llu keys, %u producer(s), "
+      "%llu events per transaction\n",
+      args.outbox.c_str(), args.relays, args.batch, static_cast<unsigned long long>(args.keys),
+      args.producers, static_cast<unsigned long long>(bench.TxnEvents()));
 
   Phase drain("drain", args.events);
   if (Status s = bench.Prefill(drain); !s.ok()) return Failed("prefill", s);
@@ -299,7 +355,11 @@ int RunBenchOutbox(const OutboxBenchArgs& args) {
       static_cast<double>(args.events) / *drained);
 
   Phase steady("steady", args.rate * args.seconds);
-  Result<double> ran = bench.RunRelays(steady, [&] { return bench.Produce(steady); });
+  double achieved = 0;
+  Result<double> ran = bench.RunRelays(steady, [&]() -> Status {
+    FL_ASSIGN_OR_RETURN(achieved, bench.Produce(steady));
+    return Status::Ok();
+  });
   if (!ran.ok()) return Failed("steady", ran.status());
   if (Status s = bench.Verify(steady); !s.ok()) return Failed("steady read-back", s);
   std::vector<int64_t> lags;
@@ -311,10 +371,11 @@ int RunBenchOutbox(const OutboxBenchArgs& args) {
   const double p99 = PercentileMs(lags, 0.99);
   const double max = PercentileMs(lags, 1.0);
   std::printf(
-      "steady: %llu events/s for %llu s (%llu events): commit-to-publish lag p50 %.2f ms, "
-      "p99 %.2f ms, max %.2f ms (read back: every event once, per-key order kept)\n",
+      "steady: %llu events/s for %llu s (%llu events, %.0f events/s achieved): "
+      "commit-to-publish lag p50 %.2f ms, p99 %.2f ms, max %.2f ms (read back: every event once, "
+      "per-key order kept)\n",
       static_cast<unsigned long long>(args.rate), static_cast<unsigned long long>(args.seconds),
-      static_cast<unsigned long long>(steady.events), p50, p99, max);
+      static_cast<unsigned long long>(steady.events), achieved, p50, p99, max);
   if (Status s = (*backend)->Cleanup(); !s.ok()) return Failed("cleanup", s);
   return 0;
 }

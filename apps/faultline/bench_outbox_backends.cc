@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "faultline/adapters/open_store.h"
@@ -12,18 +13,31 @@
 namespace faultline::app {
 namespace {
 
+class KvAppender final : public OutboxAppender {
+ public:
+  KvAppender(LocalStore& store, const outbox::OutboxOptions& options)
+      : store_(store), options_(options) {}
+  Status AppendBatch(const std::vector<outbox::Message>& batch) override {
+    FL_ASSIGN_OR_RETURN(std::unique_ptr<outbox::Outbox> box,
+                        outbox::Outbox::Create(store_, options_));
+    return RunInTransaction(store_, [&](Transaction& txn) -> Status {
+      for (const outbox::Message& m : batch) FL_RETURN_IF_ERROR(box->Append(txn, m).status());
+      return Status::Ok();
+    });
+  }
+
+ private:
+  LocalStore& store_;
+  const outbox::OutboxOptions options_;
+};
+
 class KvBackend final : public OutboxBackend {
  public:
   KvBackend(std::unique_ptr<LocalStore> store, std::string prefix) : store_(std::move(store)) {
     options_.prefix = std::move(prefix);
   }
-  Status AppendBatch(const std::vector<outbox::Message>& batch) override {
-    FL_ASSIGN_OR_RETURN(std::unique_ptr<outbox::Outbox> box,
-                        outbox::Outbox::Create(*store_, options_));
-    return RunInTransaction(*store_, [&](Transaction& txn) -> Status {
-      for (const outbox::Message& m : batch) FL_RETURN_IF_ERROR(box->Append(txn, m).status());
-      return Status::Ok();
-    });
+  Result<std::unique_ptr<OutboxAppender>> NewAppender() override {
+    return std::unique_ptr<OutboxAppender>(std::make_unique<KvAppender>(*store_, options_));
   }
   Result<std::unique_ptr<outbox::OutboxSource>> NewSource() override {
     return outbox::NewLocalStoreSource(*store_, options_);
@@ -47,27 +61,30 @@ Status SqliteExec(sqlite3* db, const char* sql) {
   return status;
 }
 
-class SqliteTableBackend final : public OutboxBackend {
- public:
-  static Result<std::unique_ptr<OutboxBackend>> Open(const std::string& path, bool full,
-                                                     outbox::SqlOutboxOptions options) {
-    auto backend = std::unique_ptr<SqliteTableBackend>(new SqliteTableBackend());
-    backend->path_ = path;
-    backend->full_ = full;
-    backend->options_ = std::move(options);
-    if (sqlite3_open(path.c_str(), &backend->db_) != SQLITE_OK) {
-      return UnavailableError("sqlite: cannot open " + path);
-    }
-    sqlite3_busy_timeout(backend->db_, 5000);
-    FL_RETURN_IF_ERROR(SqliteExec(backend->db_, "PRAGMA journal_mode=WAL"));
-    FL_RETURN_IF_ERROR(
-        SqliteExec(backend->db_, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
-    FL_RETURN_IF_ERROR(outbox::CreateSqliteOutbox(backend->db_, backend->options_));
-    const std::string clear = "DELETE FROM " + backend->options_.table;
-    FL_RETURN_IF_ERROR(SqliteExec(backend->db_, clear.c_str()));
-    return std::unique_ptr<OutboxBackend>(std::move(backend));
+// One connection to the SQLite file, in WAL mode with the run's synchronous setting.
+Result<sqlite3*> OpenSqlite(const std::string& path, bool full) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return UnavailableError("sqlite: cannot open " + path);
   }
-  ~SqliteTableBackend() override { sqlite3_close(db_); }
+  sqlite3_busy_timeout(db, 5000);
+  Status status = SqliteExec(db, "PRAGMA journal_mode=WAL");
+  if (status.ok()) {
+    status = SqliteExec(db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  }
+  if (!status.ok()) {
+    sqlite3_close(db);
+    return status;
+  }
+  return db;
+}
+
+class SqliteTableAppender final : public OutboxAppender {
+ public:
+  SqliteTableAppender(sqlite3* db, const outbox::SqlOutboxOptions& options)
+      : db_(db), options_(options) {}
+  ~SqliteTableAppender() override { sqlite3_close(db_); }
 
   Status AppendBatch(const std::vector<outbox::Message>& batch) override {
     FL_RETURN_IF_ERROR(SqliteExec(db_, "BEGIN IMMEDIATE"));
@@ -80,6 +97,32 @@ class SqliteTableBackend final : public OutboxBackend {
     }
     return SqliteExec(db_, "COMMIT");
   }
+
+ private:
+  sqlite3* const db_;
+  const outbox::SqlOutboxOptions options_;
+};
+
+class SqliteTableBackend final : public OutboxBackend {
+ public:
+  static Result<std::unique_ptr<OutboxBackend>> Open(const std::string& path, bool full,
+                                                     outbox::SqlOutboxOptions options) {
+    FL_ASSIGN_OR_RETURN(sqlite3* const db, OpenSqlite(path, full));
+    Status status = outbox::CreateSqliteOutbox(db, options);
+    if (status.ok()) status = SqliteExec(db, ("DELETE FROM " + options.table).c_str());
+    sqlite3_close(db);
+    FL_RETURN_IF_ERROR(status);
+    auto backend = std::unique_ptr<SqliteTableBackend>(new SqliteTableBackend());
+    backend->path_ = path;
+    backend->full_ = full;
+    backend->options_ = std::move(options);
+    return std::unique_ptr<OutboxBackend>(std::move(backend));
+  }
+
+  Result<std::unique_ptr<OutboxAppender>> NewAppender() override {
+    FL_ASSIGN_OR_RETURN(sqlite3* const db, OpenSqlite(path_, full_));
+    return std::unique_ptr<OutboxAppender>(std::make_unique<SqliteTableAppender>(db, options_));
+  }
   Result<std::unique_ptr<outbox::OutboxSource>> NewSource() override {
     return outbox::OpenSqliteOutboxSource(
         path_, options_, full_ ? SqliteSynchronous::kFull : SqliteSynchronous::kNormal);
@@ -91,36 +134,67 @@ class SqliteTableBackend final : public OutboxBackend {
   std::string path_;
   bool full_ = true;
   outbox::SqlOutboxOptions options_;
-  sqlite3* db_ = nullptr;
+};
+
+// A connection of the bench's own; the caller owns the result.
+Result<PGconn*> ConnectPostgres(const std::string& uri) {
+  PGconn* conn = PQconnectdb(uri.c_str());
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message = PQerrorMessage(conn);
+    PQfinish(conn);
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    return UnavailableError("postgres: " + message);
+  }
+  return conn;
+}
+
+Status PostgresExec(PGconn* conn, const std::string& sql) {
+  PGresult* result = PQexec(conn, sql.c_str());
+  const bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+  PQclear(result);
+  if (ok) return Status::Ok();
+  return UnavailableError("postgres: " + sql + ": " + PQerrorMessage(conn));
+}
+
+class PostgresTableAppender final : public OutboxAppender {
+ public:
+  PostgresTableAppender(PGconn* conn, const outbox::SqlOutboxOptions& options)
+      : conn_(conn), options_(options) {}
+  ~PostgresTableAppender() override { PQfinish(conn_); }
+
+  Status AppendBatch(const std::vector<outbox::Message>& batch) override {
+    FL_RETURN_IF_ERROR(PostgresExec(conn_, "BEGIN"));
+    const Status appended = outbox::AppendPostgresBatch(conn_, batch, options_).status();
+    if (!appended.ok()) {
+      PostgresExec(conn_, "ROLLBACK").IgnoreError();
+      return appended;
+    }
+    return PostgresExec(conn_, "COMMIT");
+  }
+
+ private:
+  PGconn* const conn_;
+  const outbox::SqlOutboxOptions options_;
 };
 
 class PostgresTableBackend final : public OutboxBackend {
  public:
   static Result<std::unique_ptr<OutboxBackend>> Open(const std::string& uri,
                                                      outbox::SqlOutboxOptions options) {
+    FL_ASSIGN_OR_RETURN(PGconn* const conn, ConnectPostgres(uri));
+    Status status = outbox::CreatePostgresOutbox(conn, options);
+    if (status.ok()) status = PostgresExec(conn, "DELETE FROM " + options.table);
+    PQfinish(conn);
+    FL_RETURN_IF_ERROR(status);
     auto backend = std::unique_ptr<PostgresTableBackend>(new PostgresTableBackend());
     backend->uri_ = uri;
     backend->options_ = std::move(options);
-    backend->conn_ = PQconnectdb(uri.c_str());
-    if (PQstatus(backend->conn_) != CONNECTION_OK) {
-      return UnavailableError(std::string("postgres: ") + PQerrorMessage(backend->conn_));
-    }
-    FL_RETURN_IF_ERROR(outbox::CreatePostgresOutbox(backend->conn_, backend->options_));
-    FL_RETURN_IF_ERROR(backend->Exec("DELETE FROM " + backend->options_.table));
     return std::unique_ptr<OutboxBackend>(std::move(backend));
   }
-  ~PostgresTableBackend() override { PQfinish(conn_); }
 
-  Status AppendBatch(const std::vector<outbox::Message>& batch) override {
-    FL_RETURN_IF_ERROR(Exec("BEGIN"));
-    for (const outbox::Message& m : batch) {
-      const Status appended = outbox::AppendPostgres(conn_, m, options_).status();
-      if (!appended.ok()) {
-        Exec("ROLLBACK").IgnoreError();
-        return appended;
-      }
-    }
-    return Exec("COMMIT");
+  Result<std::unique_ptr<OutboxAppender>> NewAppender() override {
+    FL_ASSIGN_OR_RETURN(PGconn* const conn, ConnectPostgres(uri_));
+    return std::unique_ptr<OutboxAppender>(std::make_unique<PostgresTableAppender>(conn, options_));
   }
   Result<std::unique_ptr<outbox::OutboxSource>> NewSource() override {
     return outbox::OpenPostgresOutboxSource(uri_, options_);
@@ -129,16 +203,8 @@ class PostgresTableBackend final : public OutboxBackend {
 
  private:
   PostgresTableBackend() = default;
-  Status Exec(const std::string& sql) {
-    PGresult* result = PQexec(conn_, sql.c_str());
-    const bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-    PQclear(result);
-    if (ok) return Status::Ok();
-    return UnavailableError("postgres: " + sql + ": " + PQerrorMessage(conn_));
-  }
   std::string uri_;
   outbox::SqlOutboxOptions options_;
-  PGconn* conn_ = nullptr;
 };
 
 }  // namespace

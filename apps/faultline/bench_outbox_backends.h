@@ -13,11 +13,21 @@
 
 namespace faultline::app {
 
+// One producer's way in: used by one thread at a time.
+class OutboxAppender {
+ public:
+  virtual ~OutboxAppender() = default;
+  // Appends `batch` in one transaction, committed when this returns ok. The table backend on
+  // PostgreSQL writes it with AppendPostgresBatch (one multi-row INSERT per 1,000 events), on
+  // SQLite with AppendSqlite per event (no round trips to save).
+  virtual Status AppendBatch(const std::vector<outbox::Message>& batch) = 0;
+};
+
 class OutboxBackend {
  public:
   virtual ~OutboxBackend() = default;
-  // Appends `batch` in one transaction, committed when this returns ok.
-  virtual Status AppendBatch(const std::vector<outbox::Message>& batch) = 0;
+  // An appender on a connection of its own (kv: on the store's connection pool).
+  virtual Result<std::unique_ptr<OutboxAppender>> NewAppender() = 0;
   // A source for one relay thread (its own connection where the backend has connections).
   virtual Result<std::unique_ptr<outbox::OutboxSource>> NewSource() = 0;
   // Removes what the run left (the kv counter; nothing for tables, whose rows were deleted).

@@ -105,6 +105,8 @@ struct OutboxBenchArgs {
   unsigned relays = 1;
   size_t batch = 512;
   std::string table = "faultline_bench";
+  unsigned producers = 1;   // steady phase: producer threads, each on its own connection
+  uint64_t txn_events = 0;  // steady phase: events per transaction; 0: rate / 1000 (at least 1)
 };
 CLI::App* AddBenchOutboxCommand(CLI::App& bench, OutboxBenchArgs& args);
 // 0 done, 1 a relay failed or the read-back check failed, 2 misuse.

@@ -83,12 +83,14 @@ Result<std::unique_ptr<Session>> Session::Connect(const NatsBrokerOptions& optio
   return session;
 }
 
+// The connection is closed before the JetStream context is destroyed: closing joins libnats' read
+// loop, so no inbound message is being handed to a subscription (the context's reply
+// subscription among them) while that subscription is destroyed. libnats 3.4 does not retain a
+// subscription across that hand-over (nats.c #637, fixed in 3.6.1).
 Session::~Session() {
+  if (nc_ != nullptr) natsConnection_Close(nc_);
   if (js_ != nullptr) jsCtx_Destroy(js_);
-  if (nc_ != nullptr) {
-    natsConnection_Close(nc_);
-    natsConnection_Destroy(nc_);
-  }
+  if (nc_ != nullptr) natsConnection_Destroy(nc_);
 }
 
 bool Session::closed() const {

@@ -40,6 +40,11 @@ void OnAckError(jsCtx* /*js*/, jsPubAckErr* pae, void* closure) {
   }
 }
 
+// The ack callbacks run on libnats' delivery thread for the connection's reply subscription, and
+// one that has started may still be running after Publish returned (AwaitAcks stops at the first
+// refusal) and even after the connection was closed (closing stops new callbacks, not the current
+// one). So the AckErrors a connection's callbacks write to belongs to that connection, is reset
+// only when no callback can be running, and is freed only then; see Settle().
 class NatsPublisher final : public outbox::Publisher {
  public:
   explicit NatsPublisher(const NatsBrokerOptions& options) : options_(options) {}
@@ -53,26 +58,58 @@ class NatsPublisher final : public outbox::Publisher {
   Status SendAll(std::span<const outbox::Message> batch);
   Status AwaitAcks(size_t batch_size);
   void Abandon();
-  void Drop() { session_.reset(); }
+  bool Settle();
+  void Drop();
 
   const NatsBrokerOptions options_;
-  AckErrors errors_;  // outlives session_ (its callbacks' closure)
   std::unique_ptr<Session> session_;
+  // The closure of session_'s ack callbacks. A callback may still run while settled_ is false.
+  std::unique_ptr<AckErrors> errors_;
+  bool settled_ = true;
   std::string subject_, id_, key_;  // reused encode buffers
 };
+
+// Closes the connection first: libnats joins its read loop and stops the reply subscription's
+// delivery, so nothing new reaches a callback; then the context and the connection go. The
+// callbacks' AckErrors is freed only if no callback can still be running (Settle() proved it);
+// otherwise it is left allocated, a few bytes, rather than freed under a running callback.
+void NatsPublisher::Drop() {
+  if (session_ != nullptr) natsConnection_Close(session_->connection());
+  session_.reset();
+  if (!settled_) (void)errors_.release();
+  errors_.reset();
+  settled_ = true;
+}
+
+// Waits until every ack callback that has started has returned: after the pending acks were
+// taken back (Abandon), the context's outstanding count is the number of replies whose handling
+// began, and libnats lowers it only after the callback returned. False if that takes over a
+// second (the connection is then dropped by the caller).
+bool NatsPublisher::Settle() {
+  for (int slice = 0; slice < 50; ++slice) {
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = 20;
+    if (js_PublishAsyncComplete(session_->js(), &wait) == NATS_OK) return true;
+  }
+  return false;
+}
 
 Status NatsPublisher::Connect() {
   if (session_ != nullptr && !session_->closed()) return Status::Ok();
   Drop();
+  auto errors = std::make_unique<AckErrors>();
   jsOptions js_options;
   jsOptions_Init(&js_options);
   js_options.PublishAsync.MaxPending = options_.publish_pending_max;
   js_options.PublishAsync.ErrHandler = &OnAckError;
-  js_options.PublishAsync.ErrHandlerClosure = &errors_;
+  js_options.PublishAsync.ErrHandlerClosure = errors.get();
   js_options.PublishAsync.StallWait = options_.publish_ack_timeout.millis();
   FL_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Connect(options_, &js_options));
   FL_RETURN_IF_ERROR(EnsureStream(session->js(), options_));
   session_ = std::move(session);
+  errors_ = std::move(errors);
+  settled_ = true;
   return Status::Ok();
 }
 
@@ -82,10 +119,15 @@ Status NatsPublisher::Publish(std::span<const outbox::Message> batch) {
   }
   if (batch.empty()) return Status::Ok();
   FL_RETURN_IF_ERROR(Connect());
-  errors_.Reset();
+  errors_->Reset();  // no callback is running: settled_ holds (Abandon drops a session otherwise)
+  settled_ = false;
   Status status = SendAll(batch);
   if (status.ok()) status = AwaitAcks(batch.size());
-  if (!status.ok()) Abandon();
+  if (status.ok()) {
+    settled_ = true;  // every ack handled: no callback can be running
+  } else {
+    Abandon();
+  }
   return status;
 }
 
@@ -131,30 +173,32 @@ Status NatsPublisher::AwaitAcks(size_t batch_size) {
       return UnavailableError("nats: connection to " + options_.url +
                               " lost before every publish of the batch was acked");
     }
-    if (errors_.count.load() > 0) break;  // refused already: no need to wait for the rest
+    if (errors_->count.load() > 0) break;  // refused already: no need to wait for the rest
     if (std::chrono::steady_clock::now() >= deadline) {
       return DeadlineExceededError("nats: acks for a batch of " + std::to_string(batch_size) +
                                    " not all received within " +
                                    std::to_string(options_.publish_ack_timeout.millis()) + " ms");
     }
   }
-  if (errors_.count.load() > 0) {
-    std::lock_guard<std::mutex> lock(errors_.mu);
-    return UnavailableError("nats: " + std::to_string(errors_.count.load()) + " of " +
-                            std::to_string(batch_size) + " publishes refused: " + errors_.first);
+  if (errors_->count.load() > 0) {
+    std::lock_guard<std::mutex> lock(errors_->mu);
+    return UnavailableError("nats: " + std::to_string(errors_->count.load()) + " of " +
+                            std::to_string(batch_size) + " publishes refused: " + errors_->first);
   }
   return Status::Ok();
 }
 
-// After a failure: forget the acks still outstanding (the caller republishes the batch), and
-// drop a connection that broke.
+// After a failure: forget the acks still outstanding (the caller republishes the batch), wait for
+// the callbacks already running, and drop a connection that broke or whose callbacks would not
+// settle.
 void NatsPublisher::Abandon() {
   if (session_ == nullptr) return;
-  natsMsgList pending;
+  natsMsgList pending{};
   if (js_PublishAsyncGetPendingList(&pending, session_->js()) == NATS_OK) {
     natsMsgList_Destroy(&pending);
   }
-  if (session_->closed()) Drop();
+  settled_ = Settle();
+  if (!settled_ || session_->closed()) Drop();
 }
 
 }  // namespace

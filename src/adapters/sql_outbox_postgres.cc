@@ -1,5 +1,6 @@
 // Native outbox tables in PostgreSQL (faultline/outbox/sql_outbox.h): Append on the caller's
 // connection, and the relay's gap-safe source (pg_snapshot_xmin) on a connection of its own.
+#include <algorithm>
 #include <deque>
 #include <string>
 #include <utility>
@@ -105,6 +106,39 @@ Result<uint64_t> AppendPostgres(PGconn* conn, const Message& message,
                                 0, "outbox append"));
   if (PQntuples(result.get()) != 1) return InternalError("postgres: outbox append returned no seq");
   return std::stoull(PQgetvalue(result.get(), 0, 0));
+}
+
+Result<size_t> AppendPostgresBatch(PGconn* conn, std::span<const Message> messages,
+                                   const SqlOutboxOptions& options) {
+  FL_RETURN_IF_ERROR(options.Validate());
+  for (const Message& message : messages) {
+    FL_RETURN_IF_ERROR(ValidateMessage(message, options.payload_bytes_max));
+  }
+  size_t inserted = 0;
+  while (inserted < messages.size()) {
+    const std::span<const Message> chunk =
+        messages.subspan(inserted, std::min(kAppendBatchRowsMax, messages.size() - inserted));
+    Args args;
+    std::string sql =
+        "INSERT INTO " + options.table + " (id, subject, key, payload, key_hash) VALUES ";
+    for (size_t row = 0; row < chunk.size(); ++row) {
+      const Message& m = chunk[row];
+      args.Bytes(m.id).Bytes(m.subject).Bytes(m.key).Bytes(m.payload);
+      args.Text(std::to_string(internal::KeyHash(m.key)));
+      const size_t p = row * 5;
+      sql += (row == 0 ? "($" : ",($") + std::to_string(p + 1) + ",$" + std::to_string(p + 2) +
+             ",$" + std::to_string(p + 3) + ",$" + std::to_string(p + 4) + ",$" +
+             std::to_string(p + 5) + "::bigint)";
+    }
+    FL_ASSIGN_OR_RETURN(pq::ResultPtr result, args.Exec(conn, sql, 0, "outbox append batch"));
+    const char* tuples = PQcmdTuples(result.get());
+    if (std::to_string(chunk.size()) != tuples) {
+      return InternalError("postgres: outbox append batch inserted " + std::string(tuples) +
+                           " of " + std::to_string(chunk.size()) + " rows");
+    }
+    inserted += chunk.size();
+  }
+  return inserted;
 }
 
 namespace {

@@ -323,6 +323,56 @@ TEST(NatsBrokerTest, RefusalsAreStatusesNotCrashes) {
   EXPECT_NE(overlapping.message().find("nats"), std::string::npos) << overlapping.ToString();
 }
 
+// A stream that refuses almost every message: each refusal is an ack callback on libnats' thread,
+// and AwaitAcks returns at the first, while the others are still being handled. The publisher
+// must neither count them into its next batch nor free what they write to under them (the
+// publisher is destroyed right after a refused batch here, many times; run under ASan this
+// catches a callback writing to freed memory).
+TEST(NatsBrokerTest, RefusalCallbacksNeverOutliveWhatTheyWrite) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  NatsBrokerOptions options = Options(*server);
+  {
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+    ASSERT_EQ(natsConnection_ConnectTo(&nc, server->url().c_str()), NATS_OK);
+    ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+    const std::string subjects = options.subject_namespace + ">";
+    const char* subject_list[1] = {subjects.c_str()};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = options.stream.c_str();
+    cfg.Subjects = subject_list;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Duplicates = options.duplicate_window.nanos();
+    cfg.MaxMsgs = 1;
+    cfg.Discard = js_DiscardNew;  // a full stream refuses new messages
+    jsStreamInfo* info = nullptr;
+    ASSERT_EQ(js_AddStream(&info, js, &cfg, nullptr, nullptr), NATS_OK);
+    jsStreamInfo_Destroy(info);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
+  auto broker = MakeBroker(options);
+  ASSERT_NE(broker, nullptr);
+  for (int round = 0; round < 20; ++round) {
+    auto publisher = broker->NewPublisher().value();
+    for (int batch = 0; batch < 2; ++batch) {
+      const int from = (round * 2 + batch) * 3000;
+      const Status refused = publisher->Publish(Messages(from, from + 3000));
+      ASSERT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+      // "nats: N of 3000 publishes refused: ...": only this batch's refusals are counted.
+      const std::string text(refused.message());
+      const size_t of = text.find(" of 3000 publishes refused");
+      ASSERT_NE(of, std::string::npos) << text;
+      const int counted = std::stoi(text.substr(text.find(": ") + 2));
+      EXPECT_GE(counted, 1) << text;
+      EXPECT_LE(counted, 3000) << text;
+    }
+  }  // each publisher destroyed right after a refused batch
+}
+
 TEST(NatsBrokerTest, MalformedInputIsInvalidArgumentAndNothingIsSent) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);

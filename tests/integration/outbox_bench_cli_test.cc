@@ -85,10 +85,10 @@ TEST(OutboxBenchCli, RunsOnSqliteIntoTheEmbeddedQueue) {
   for (const char* kind : {"kv", "table"}) {
     const std::string store = "sqlite:" + dir.path() + "/app-" + kind + ".db?synchronous=normal";
     const std::string broker = "sqlite:" + dir.path() + "/queue.db?synchronous=normal";
-    ExpectBenchRan(
-        Faultline({"bench",  "outbox",   "--outbox", kind,     "--store", store,       "--broker",
-                   broker,   "--events", "3000",     "--rate", "1000",    "--seconds", "1",
-                   "--keys", "20",       "--relays", "2",      "--batch", "100"}));
+    ExpectBenchRan(Faultline({"bench",     "outbox", "--outbox",    kind,   "--store",      store,
+                              "--broker",  broker,   "--events",    "3000", "--rate",       "1000",
+                              "--seconds", "1",      "--keys",      "20",   "--relays",     "2",
+                              "--batch",   "100",    "--producers", "2",    "--txn-events", "10"}));
   }
 }
 
@@ -102,6 +102,24 @@ TEST(OutboxBenchCli, RunsOnPostgresIntoTheEmbeddedQueue) {
                               "sqlite:" + dir.path() + "/queue.db?synchronous=normal", "--events",
                               "1000", "--rate", "300", "--seconds", "1", "--keys", "10"}));
   }
+  // Several producers, each on its own connection, with many events per transaction (the table
+  // kind's multi-row INSERT, spread over two statements); the read-back checks each key's order.
+  const faultline::testing::Run run =
+      Faultline({"bench",        "outbox",
+                 "--outbox",     "table",
+                 "--store",      PgUri(*conninfo),
+                 "--table",      UniqueTableName(),
+                 "--broker",     "sqlite:" + dir.path() + "/queue2.db?synchronous=normal",
+                 "--events",     "3000",
+                 "--rate",       "3000",
+                 "--seconds",    "1",
+                 "--keys",       "7",
+                 "--relays",     "2",
+                 "--producers",  "3",
+                 "--txn-events", "1500"});
+  ExpectBenchRan(run);
+  EXPECT_NE(run.out.find("3 producer(s), 1500 events per transaction"), std::string::npos)
+      << run.out;
 }
 
 TEST(OutboxBenchCli, MisuseIsOneLineAndExitTwo) {
@@ -123,6 +141,11 @@ TEST(OutboxBenchCli, MisuseIsOneLineAndExitTwo) {
   ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--relays", "0"});
   ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--events", "-1"});
   ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--rate", "x"});
+  ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--producers", "0"});
+  ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--producers", "65"});
+  ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--txn-events", "0"});
+  ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--txn-events", "many"});
+  ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--txn-events", "100001"});
   ExpectMisuse({"bench", "outbox", "--store", store, "--broker", broker, "--outbox", "table",
                 "--table", "Bad-Name"});
 }

@@ -292,5 +292,29 @@ TEST_F(PostgresOutboxTest, BadEventsInsertNothing) {
             StatusCode::kFailedPrecondition);
 }
 
+// The batch path writes the rows Append writes (the relay reads them back field for field, binary
+// bytes included), in span order, over more than one statement; a bad event anywhere inserts none.
+TEST_F(PostgresOutboxTest, AppendBatchWritesAppendsRowsInOrder) {
+  std::vector<Message> batch;
+  for (size_t i = 0; i < kAppendBatchRowsMax + 7; ++i) {
+    batch.push_back(Message{"b" + std::to_string(i), "s.sub", "k" + std::to_string(i % 3),
+                            std::string("p\0\xff", 4) + std::to_string(i)});
+  }
+  std::vector<Message> bad = {batch[0], Message{"", "s", "k", "p"}};
+  a_->Exec("BEGIN");
+  EXPECT_EQ(AppendPostgresBatch(a_->conn, bad, options_).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Must(AppendPostgresBatch(a_->conn, batch, options_)), batch.size());
+  a_->Exec("COMMIT");
+  std::vector<Message> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got.size() < batch.size() && std::chrono::steady_clock::now() < deadline) {
+    std::vector<OutboxRecord> records = PollUntilAny(*relay_);
+    for (const OutboxRecord& r : records) got.push_back(r.message);
+    ASSERT_TRUE(relay_->MarkPublished(records).ok());
+  }
+  EXPECT_EQ(got, batch);
+}
+
 }  // namespace
 }  // namespace faultline::outbox

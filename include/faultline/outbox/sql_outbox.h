@@ -48,6 +48,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "faultline/adapters/sqlite_store.h"
@@ -78,6 +79,14 @@ Result<uint64_t> AppendSqlite(sqlite3* db, const Message& message,
                               const SqlOutboxOptions& options = {});
 Result<uint64_t> AppendPostgres(PGconn* conn, const Message& message,
                                 const SqlOutboxOptions& options = {});
+// The rows AppendPostgres would insert for each of `messages`, with one multi-row INSERT per
+// kAppendBatchRowsMax messages instead of one round trip each; seqs ascend in span order (the
+// VALUES list is evaluated in order, so one key's events keep their order). Every message is
+// validated first: one that fails is kInvalidArgument and nothing is inserted. Same transaction
+// rules as AppendPostgres. Returns the number of rows inserted.
+inline constexpr size_t kAppendBatchRowsMax = 1000;  // 5 parameters a row; PostgreSQL allows 65535
+Result<size_t> AppendPostgresBatch(PGconn* conn, std::span<const Message> messages,
+                                   const SqlOutboxOptions& options = {});
 
 // Relay sources on connections of their own: the SQLite file at `path`, or the PostgreSQL server
 // at `conninfo` (keyword=value or a postgresql:// URI). Both create the tables when missing. The
