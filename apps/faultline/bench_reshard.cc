@@ -123,7 +123,7 @@ class Writers {
     shard::ShardClient client(
         directory, s_.resolver(), SystemClock::Default(),
         [](Duration d) { std::this_thread::sleep_for(std::chrono::nanoseconds(d.nanos())); },
-        {Duration::Seconds(10), Duration::Millis(1)});
+        {Duration::Seconds(10), Duration::Millis(1), 77 + uint64_t{t}});
     Status status = client.Init();
     Rng rng(77 + t);
     const uint64_t mine = (rows_ + threads_ - 1 - t) / threads_;

@@ -2,6 +2,7 @@
 // phase actions are in reshard_steps.cc.
 #include "faultline/shard/reshard.h"
 
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -417,7 +418,8 @@ ShardClient::ShardClient(Directory& directory, ShardResolver resolver, Clock& cl
       resolver_(std::move(resolver)),
       clock_(&clock),
       sleep_(std::move(sleep)),
-      options_(options) {}
+      options_(options),
+      jitter_state_(options.jitter_seed == 0 ? 0x9e3779b97f4a7c15ULL : options.jitter_seed) {}
 
 Status ShardClient::Init() {
   FL_ASSIGN_OR_RETURN(ShardMap map, directory_->Load());
@@ -430,17 +432,25 @@ Status ShardClient::Attempt(std::string_view key,
   FL_ASSERT_MSG(router_ != nullptr, "ShardClient::Init first");
   const MonoTime start = clock_->Now();
   last_wait_ = Duration::Zero();
-  for (bool first = true;; first = false) {
+  bool refused_by_move = false;
+  uint32_t conflicts = 0;
+  while (true) {
     const Route route = router_->RouteKey(key);
     FL_ASSIGN_OR_RETURN(ShardStore * store, resolver_(route.shard));
     const Status s = op(*store, route);
     const MonoTime now = clock_->Now();
-    if (!first) last_wait_ = now - start;
+    if (refused_by_move) last_wait_ = now - start;
     if (s.ok()) {
       last_route_ = route;
       return s;
     }
-    if (!IsMoveRetryable(s) || now - start >= options_.buffer_window) return s;
+    if (now - start >= options_.buffer_window) return s;
+    if (s.code() == StatusCode::kAborted) {  // a conflict: the call took no effect
+      sleep_(ConflictPause(conflicts++));
+      continue;
+    }
+    if (!IsMoveRetryable(s)) return s;
+    refused_by_move = true;
     const uint64_t before = router_->version();
     const Status refreshed = router_->Refresh(*directory_);
     if (!refreshed.ok() && refreshed.code() != StatusCode::kAborted &&
@@ -449,6 +459,17 @@ Status ShardClient::Attempt(std::string_view key,
     }
     if (router_->version() == before) sleep_(options_.retry_pause);
   }
+}
+
+Duration ShardClient::ConflictPause(uint32_t conflicts) {
+  const int64_t cap_ns = std::min<int64_t>(options_.retry_pause.nanos() << std::min(conflicts, 6u),
+                                           Duration::Millis(64).nanos());
+  // xorshift64: cheap, deterministic per client.
+  jitter_state_ ^= jitter_state_ << 13;
+  jitter_state_ ^= jitter_state_ >> 7;
+  jitter_state_ ^= jitter_state_ << 17;
+  const int64_t half = std::max<int64_t>(cap_ns / 2, 1);
+  return Duration::Nanos(half + static_cast<int64_t>(jitter_state_ % static_cast<uint64_t>(half)));
 }
 
 Status ShardClient::Write(std::string_view key, std::optional<std::string_view> value) {

@@ -236,6 +236,7 @@ Status ShardStore::Write(Transaction& txn, std::string_view key,
 }
 
 Status ShardStore::Write(std::string_view key, std::optional<std::string_view> value, Epoch epoch) {
+  std::lock_guard<std::mutex> queue(*write_mu_);
   return RunInTransaction(
       *store_, [&](Transaction& txn) { return Write(txn, key, value, epoch); },
       options_.attempts_max);

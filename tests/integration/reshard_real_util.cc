@@ -159,7 +159,7 @@ void Writers::Loop(int t) {
   shard::ShardClient client(
       directory, stores_->resolver(), SystemClock::Default(),
       [](Duration d) { std::this_thread::sleep_for(std::chrono::nanoseconds(d.nanos())); },
-      {window_, Duration::Millis(1)});
+      {window_, Duration::Millis(1), 1000 + static_cast<uint64_t>(t)});
   auto fail = [&](const std::string& what) {
     std::lock_guard<std::mutex> lock(mu_);
     errors_.push_back("writer " + std::to_string(t) + ": " + what);

@@ -190,9 +190,13 @@ class Reshard {
 // A client's writes and reads through a Router, buffered across moves: a write refused with a
 // move's retryable status (IsMoveRetryable) refreshes the map from the directory and is retried,
 // pausing retry_pause between attempts when the map did not change, until buffer_window has
-// passed since the first attempt (Vitess vtgate buffering, buffer_window). Other errors return at
-// once. Time and pauses come from the Clock and the `sleep` function given (a real clock and
-// std::this_thread::sleep_for in a process; the simulator's in a simulation).
+// passed since the first attempt (Vitess vtgate buffering, buffer_window). A transaction conflict
+// (kAborted after the store's own retries: another process wrote the shard's log head first; the
+// call took no effect) is retried within the same window after a jittered, doubling pause
+// (retry_pause up to 64 ms; the jitter is drawn from `jitter_seed`, so a simulation stays
+// deterministic). Other errors return at once. Time and pauses come from the Clock and the `sleep`
+// function given (a real clock and std::this_thread::sleep_for in a process; the simulator's in a
+// simulation).
 //
 // Thread safety: none; one ShardClient per thread.
 class ShardClient {
@@ -200,6 +204,7 @@ class ShardClient {
   struct Options {
     Duration buffer_window = Duration::Seconds(10);
     Duration retry_pause = Duration::Millis(1);
+    uint64_t jitter_seed = 1;
   };
   ShardClient(Directory& directory, ShardResolver resolver, Clock& clock,
               std::function<void(Duration)> sleep, Options options);
@@ -209,7 +214,7 @@ class ShardClient {
   Status Write(std::string_view key, std::optional<std::string_view> value);
   Result<std::optional<std::string>> Read(std::string_view key);
 
-  // How long the last call waited at a fence (zero when its first attempt succeeded).
+  // How long the last call waited at a fence (zero when no attempt of it was refused by a move).
   Duration last_wait() const { return last_wait_; }
   const Router& router() const { return *router_; }
   // The shard and epoch the last successful call used.
@@ -217,6 +222,8 @@ class ShardClient {
 
  private:
   Status Attempt(std::string_view key, const std::function<Status(ShardStore&, const Route&)>& op);
+  // The pause before retry number `conflicts` (0-based) of a conflicted call.
+  Duration ConflictPause(uint32_t conflicts);
 
   Directory* directory_;
   ShardResolver resolver_;
@@ -226,6 +233,7 @@ class ShardClient {
   std::unique_ptr<Router> router_;
   Duration last_wait_ = Duration::Zero();
   Route last_route_;
+  uint64_t jitter_state_;
 };
 
 }  // namespace faultline::shard

@@ -34,10 +34,17 @@
 // range's rows arrive on a target that does not serve it yet. Applied rows are not logged (the
 // log records client writes only; a reverse mover tails the target's log from the switch on).
 //
-// Thread safety: as the LocalStore; a ShardStore holds no mutable state of its own.
+// Thread safety: as the LocalStore. The one-shot client Write queues the calls of one process on a
+// mutex: every write to a shard store read-modify-writes its head row, so they could never run in
+// parallel anyway, and under PostgreSQL's serializable isolation writers racing for the row fail
+// with 40001 instead of waiting, which lets a writer that just committed win again and again while
+// the others starve. Queued, they take turns; conflicts remain only across processes (kAborted,
+// retried by RunInTransaction and then by ShardClient).
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -143,6 +150,7 @@ class ShardStore {
 
   LocalStore* store_;
   ShardStoreOptions options_;
+  std::unique_ptr<std::mutex> write_mu_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace faultline::shard
