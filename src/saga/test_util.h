@@ -1,6 +1,7 @@
-// Shared fixtures of the saga tests: a LogStore on a SimDisk with a ManualClock, a store wrapper
-// that "dies" after a number of commits (a process crash between any two durable writes), and a
-// participant that applies effects through ParticipantGuard and counts them.
+// Shared fixtures of the saga tests: a LogStore on a SimDisk with a ManualClock
+// (src/store/sim_store_env.h), a store wrapper that "dies" after a number of commits (a process
+// crash between any two durable writes), and a participant that applies effects through
+// ParticipantGuard and counts them.
 #pragma once
 
 #include <map>
@@ -12,34 +13,13 @@
 #include "faultline/saga/participant.h"
 #include "faultline/sim/disk.h"
 #include "faultline/store/log_store.h"
+#include "src/store/sim_store_env.h"
 
 namespace faultline::saga::testing {
 
-template <typename T>
-T Must(Result<T> result) {
-  FL_ASSERT_MSG(result.ok(), result.status().ToString().c_str());
-  return std::move(result).value();
-}
-
-inline void MustOk(const Status& status) { FL_ASSERT_MSG(status.ok(), status.ToString().c_str()); }
-
-struct SimStoreEnv {
-  explicit SimStoreEnv(uint64_t seed = 1) : rng(seed), disk(&rng) { Reopen(); }
-  ~SimStoreEnv() { store.reset(); }
-
-  // Power loss and recovery: keeps exactly the acknowledged commits.
-  void CrashAndReopen() {
-    store.reset();
-    disk.Crash();
-    Reopen();
-  }
-  void Reopen() { store = Must(LogStore::Open(disk)); }
-
-  Rng rng;
-  sim::SimDisk disk;
-  ManualClock clock;
-  std::unique_ptr<LogStore> store;
-};
+using faultline::testing::Must;
+using faultline::testing::MustOk;
+using faultline::testing::SimStoreEnv;
 
 // Forwards to `inner` until `commits_left` commits have been acknowledged; from then on every
 // Begin and Commit fails with kUnavailable and writes nothing: the process died.

@@ -1,74 +1,18 @@
 // `faultline bench outbox` end to end: the real binary against temporary SQLite files (both outbox
 // kinds) and the test PostgreSQL server, each run reading every event back in per-key order; and
 // the misuse contract (exit 2, exactly one line "faultline: error: ..." on stderr).
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
+#include "tests/integration/cli_run.h"
 #include "tests/integration/idempotency_real_util.h"
 #include "tests/integration/pg_test_server.h"
-
-#ifndef FAULTLINE_BIN
-#error "FAULTLINE_BIN must name the faultline binary"
-#endif
-
-extern char** environ;
 
 namespace faultline::testing {
 namespace {
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-Run Faultline(const std::vector<std::string>& args) {
-  TempDir dir;
-  const std::string out = dir.path() + "/out", err = dir.path() + "/err";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> storage = {FAULTLINE_BIN};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  Run run;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  run.out = ReadAll(out);
-  run.err = ReadAll(err);
-  return run;
-}
-
-void ExpectMisuse(const std::vector<std::string>& args) {
-  const Run run = Faultline(args);
-  std::string shown;
-  for (const std::string& a : args) shown += a + " ";
-  EXPECT_EQ(run.exit_code, 2) << shown << "\n" << run.err;
-  EXPECT_EQ(run.err.rfind("faultline: error: ", 0), 0u) << shown << ": " << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << shown << ": " << run.err;
-  EXPECT_EQ(run.out, "") << shown;
-}
+using Run = CliRun;
 
 void ExpectBenchRan(const Run& run) {
   ASSERT_EQ(run.exit_code, 0) << run.err;

@@ -9,17 +9,13 @@
 #include "faultline/time/hlc.h"
 #include "src/lab/clock_check.h"
 #include "src/lab/scenarios.h"
+#include "tests/sim/scenario_test_util.h"
 
 namespace faultline::lab {
 namespace {
 
 RunResult RunSeed(std::string_view variant, uint64_t seed) {
   return RunOne("clock-ordering", variant, seed).value();
-}
-
-int64_t Count(const RunResult& r, const std::string& name) {
-  auto it = r.violations.find(name);
-  return it == r.violations.end() ? 0 : it->second;
 }
 
 std::string Detail(const RunResult& r, const std::string& name) {

@@ -15,25 +15,13 @@
 #include "src/lab/idempotency_broker.h"
 #include "src/lab/idempotency_observations.h"
 #include "src/lab/scenarios.h"
+#include "tests/sim/scenario_test_util.h"
 
 namespace faultline::lab {
 namespace {
 
 RunResult RunSeed(std::string_view variant, uint64_t seed) {
   return RunOne("idempotency", variant, seed).value();
-}
-
-int64_t Count(const RunResult& r, const std::string& name) {
-  auto it = r.violations.find(name);
-  return it == r.violations.end() ? 0 : it->second;
-}
-
-std::string Describe(const RunResult& r) {
-  std::string s;
-  for (const auto& [name, count] : r.violations) {
-    s += name + "=" + std::to_string(count) + " (" + r.violation_details.at(name) + ") ";
-  }
-  return s;
 }
 
 // Idempotency keys + provider keys + the inbox: no double charge, no lost charge, identical

@@ -8,25 +8,13 @@
 #include "faultline/sim/history.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/sharding.h"
+#include "tests/sim/scenario_test_util.h"
 
 namespace faultline::lab::sharding {
 namespace {
 
 RunResult RunSeed(std::string_view variant, uint64_t seed) {
   return RunOne("sharding", variant, seed).value();
-}
-
-int64_t Count(const RunResult& r, const std::string& name) {
-  auto it = r.violations.find(name);
-  return it == r.violations.end() ? 0 : it->second;
-}
-
-std::string Describe(const RunResult& r) {
-  std::string s;
-  for (const auto& [name, count] : r.violations) {
-    s += name + "=" + std::to_string(count) + " (" + r.violation_details.at(name) + ") ";
-  }
-  return s;
 }
 
 // Directory + epochs + load deciders + fenced moves: nothing lost, duplicated, accepted after a
