@@ -21,20 +21,7 @@ Result<std::unique_ptr<AsyncOrchestrator>> AsyncOrchestrator::Create(
 }
 
 Status AsyncOrchestrator::Register(AsyncSagaDefinition definition) {
-  FL_RETURN_IF_ERROR(internal::CheckDefinition(definition.type, definition.steps.size(),
-                                               log_.options().steps_max));
-  for (size_t i = 0; i < definition.steps.size(); ++i) {
-    if (!definition.steps[i].forward || !definition.steps[i].compensate) {
-      return InvalidArgumentError("saga type " + definition.type + " step " + std::to_string(i) +
-                                  " lacks a forward or a compensation function");
-    }
-  }
-  if (types_.count(definition.type) != 0) {
-    return AlreadyExistsError("saga type " + definition.type + " is registered already");
-  }
-  std::string type = definition.type;
-  types_.emplace(std::move(type), std::move(definition));
-  return Status::Ok();
+  return internal::RegisterDefinition(types_, std::move(definition), log_.options().steps_max);
 }
 
 Task<Result<SagaOutcome>> AsyncOrchestrator::Run(std::string type, std::string saga_id,

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "faultline/core/status.h"
 #include "faultline/saga/saga_log.h"
@@ -30,7 +31,7 @@ inline std::optional<std::string> ParkReason(const Result<SagaState>& state,
   return std::nullopt;
 }
 
-// Checks a definition's shape for Register (the function presence is the caller's).
+// Checks a definition's shape for Register.
 inline Status CheckDefinition(std::string_view type, size_t steps, size_t steps_max) {
   if (type.empty()) return InvalidArgumentError("saga type is empty");
   if (steps == 0) return InvalidArgumentError("saga type " + std::string(type) + " has no steps");
@@ -38,6 +39,25 @@ inline Status CheckDefinition(std::string_view type, size_t steps, size_t steps_
     return InvalidArgumentError("saga type " + std::string(type) + " has more than steps_max (" +
                                 std::to_string(steps_max) + ") steps");
   }
+  return Status::Ok();
+}
+
+// Register of both drivers: checks `definition` (its shape, and a forward and a compensation
+// function for every step) and adds it to `types` under its type, which must be new.
+template <typename Definition, typename Types>
+Status RegisterDefinition(Types& types, Definition definition, size_t steps_max) {
+  FL_RETURN_IF_ERROR(CheckDefinition(definition.type, definition.steps.size(), steps_max));
+  for (size_t i = 0; i < definition.steps.size(); ++i) {
+    if (!definition.steps[i].forward || !definition.steps[i].compensate) {
+      return InvalidArgumentError("saga type " + definition.type + " step " + std::to_string(i) +
+                                  " lacks a forward or a compensation function");
+    }
+  }
+  if (types.count(definition.type) != 0) {
+    return AlreadyExistsError("saga type " + definition.type + " is registered already");
+  }
+  std::string type = definition.type;
+  types.emplace(std::move(type), std::move(definition));
   return Status::Ok();
 }
 

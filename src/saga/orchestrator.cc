@@ -33,20 +33,7 @@ Result<std::unique_ptr<Orchestrator>> Orchestrator::Create(SagaLog& log, Clock& 
 }
 
 Status Orchestrator::Register(SagaDefinition definition) {
-  FL_RETURN_IF_ERROR(internal::CheckDefinition(definition.type, definition.steps.size(),
-                                               log_.options().steps_max));
-  for (size_t i = 0; i < definition.steps.size(); ++i) {
-    if (!definition.steps[i].forward || !definition.steps[i].compensate) {
-      return InvalidArgumentError("saga type " + definition.type + " step " + std::to_string(i) +
-                                  " lacks a forward or a compensation function");
-    }
-  }
-  if (types_.count(definition.type) != 0) {
-    return AlreadyExistsError("saga type " + definition.type + " is registered already");
-  }
-  std::string type = definition.type;
-  types_.emplace(std::move(type), std::move(definition));
-  return Status::Ok();
+  return internal::RegisterDefinition(types_, std::move(definition), log_.options().steps_max);
 }
 
 Result<SagaOutcome> Orchestrator::Run(std::string_view type, std::string_view saga_id,
