@@ -123,9 +123,11 @@ constexpr size_t kReadRecordsMax = 16;  // a read returns the first 16 records o
 // the hot tenant (~90 ops/s). A range above 20 ops/s over a 0.25 s window starts a finder (a
 // normal range reaches 5 requests in a window with probability 0.15 %, four windows running almost
 // never); the finder reports after 1 s (CockroachDB: 1 s windows, 10 s of recording; the
-// scenario's times are scaled down like its rates). The deciders live in memory and a window that
-// spans a pause reads as a low rate: a restart or a pause of the hot tenant's shard begins the
-// finder again, so detection takes about 1.5 s of its uptime.
+// scenario's times are scaled down like its rates). The deciders live in memory: a restart of the
+// hot tenant's shard begins the finder again, so detection takes about 1.5 s of its uptime. A
+// pause or a clogged link stalls the range's traffic, which reads as one long low window (windows
+// roll on requests): the finder survives two of those in a row (low_windows_tolerated), so a
+// shard faulted again and again between restarts still reports in time.
 shard::LoadSplitOptions DeciderOptions() {
   shard::LoadSplitOptions o;
   o.record_duration = Duration::Seconds(1);
@@ -133,6 +135,7 @@ shard::LoadSplitOptions DeciderOptions() {
   o.qps_threshold = 20;
   o.qps_window = Duration::Millis(250);
   o.hot_key_percent = 80;
+  o.low_windows_tolerated = 2;
   return o;
 }
 

@@ -88,8 +88,9 @@ void LoadSplitDecider::RollWindow(MonoTime now) {
   window_start_ = now;
   window_count_ = 0;
   if (last_qps_ >= options_.qps_threshold) {
+    low_windows_ = 0;
     if (!finder_.has_value()) finder_.emplace(now, options_);
-  } else {
+  } else if (++low_windows_ > options_.low_windows_tolerated) {
     finder_.reset();
   }
 }

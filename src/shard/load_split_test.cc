@@ -81,6 +81,30 @@ TEST(LoadSplit, NothingBeforeTenSecondsOrBelowThreshold) {
   EXPECT_EQ(decider.Poll().kind, LoadSplitDecider::Decision::Kind::kNone);
 }
 
+// A stall of the range's traffic (no request for 3 s: a pause, a clogged link) is one long low
+// window. By default it discards the finder; with low_windows_tolerated the finder survives it and
+// reports on time, and a range that keeps reading low is still dropped.
+TEST(LoadSplit, ToleratedLowWindowsKeepTheFinderThroughAStall) {
+  for (const uint32_t tolerated : {0u, 2u}) {
+    ManualClock clock;
+    Rng rng(7);
+    LoadSplitOptions options;
+    options.low_windows_tolerated = tolerated;
+    LoadSplitDecider decider(clock, rng, options);
+    const auto hot = [] { return std::string("tenant-7/counter"); };
+    Drive(clock, decider, 3000, 6, hot);
+    clock.Advance(Duration::Seconds(3));  // the stall
+    Drive(clock, decider, 3000, 3, hot);  // 11 s after the finder started, 8 s of it recorded
+    if (tolerated == 0) {
+      EXPECT_EQ(decider.Poll().kind, LoadSplitDecider::Decision::Kind::kNone);
+    } else {
+      EXPECT_EQ(decider.Poll().kind, LoadSplitDecider::Decision::Kind::kHotKey);
+    }
+    Drive(clock, decider, 100, 5, hot);  // cooled down: low window after low window
+    EXPECT_FALSE(decider.finding()) << tolerated;
+  }
+}
+
 // Scans spanning every sample: a split anywhere would cut most of them (contained >= 50%).
 TEST(LoadSplit, SpanningScansPreventASplit) {
   LoadSplitOptions options;

@@ -12,8 +12,9 @@
 //                    lowest sum of those two ratios. A split at key K makes [begin, K) and [K,
 //                    end).
 //   LoadSplitDecider per-range requests-per-second counter; once a full window's rate reaches
-//                    qps_threshold it starts a finder; when the rate drops below, the finder is
-//                    discarded. Poll() reports kSplit with the key, or kHotKey when no key
+//                    qps_threshold it starts a finder; when the rate drops below for more than
+//                    low_windows_tolerated windows in a row, the finder is discarded (0, the
+//                    default, is CockroachDB's rule: at the first low window). Poll() reports kSplit with the key, or kHotKey when no key
 //                    qualifies and one key fills at least hot_key_fraction of the reservoir: a
 //                    single hot key cannot be split away, so the caller should throttle or isolate
 //                    its tenant instead of splitting again and again.
@@ -42,6 +43,12 @@ struct LoadSplitOptions {
   uint64_t qps_threshold = 2500;                     // kv.range_split.load_qps_threshold
   Duration qps_window = Duration::Seconds(1);
   uint32_t hot_key_percent = 80;  // reservoir share of one key reported as kHotKey
+  // Consecutive windows below qps_threshold a running finder survives. A window rolls only when a
+  // request arrives, so a stall of the range's traffic (a pause, a clogged link, a restart of the
+  // reader) is one long low window: tolerating a few keeps a hot range's finder through a stall
+  // instead of starting it over, while a range that really cooled down keeps reading low and is
+  // still dropped.
+  uint32_t low_windows_tolerated = 0;
 };
 
 class LoadSplitFinder {
@@ -101,6 +108,7 @@ class LoadSplitDecider {
   LoadSplitOptions options_;
   MonoTime window_start_;
   uint64_t window_count_ = 0;
+  uint32_t low_windows_ = 0;  // consecutive windows below the threshold
   uint64_t last_qps_ = 0;
   std::optional<LoadSplitFinder> finder_;
 };
