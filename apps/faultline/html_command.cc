@@ -42,8 +42,9 @@ void AddExcerpt(const lab::RunSpec& spec, lab::ReportRun* run) {
   } else {
     if (history.ops().empty()) return;
     around = history.ops().back().time_ns;
-    run->excerpt_note = "the violations' details name no time (they are judged on the final "
-                        "state): the last operations of the run";
+    run->excerpt_note =
+        "the violations' details name no time (they are judged on the final "
+        "state): the last operations of the run";
   }
   run->history_excerpt = lab::HistoryExcerpt(history, around, kExcerptWindowNs, kExcerptOps);
 }

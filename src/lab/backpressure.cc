@@ -253,16 +253,17 @@ class Backpressure final : public Scenario {
       capacity.points.emplace_back(p.start_ns, static_cast<double>(p.capacity_rps));
       if (!p.trigger) continue;
       const int64_t stop = i + 1 < obs.phases.size() ? obs.phases[i + 1].start_ns : end_ns;
-      result->faults.push_back(FaultSpan{
-          "dependency slow (" + std::to_string(p.capacity_rps) + "/s)", "dependency", p.start_ns,
-          stop});
+      result->faults.push_back(
+          FaultSpan{"dependency slow (" + std::to_string(p.capacity_rps) + "/s)", "dependency",
+                    p.start_ns, stop});
     }
     std::vector<int64_t> ok, invoked;
     for (const UserRequest& r : obs.requests) {
       invoked.push_back(r.invoke_ns);
       if (r.outcome == Outcome::kOk) ok.push_back(r.end_ns);
     }
-    result->series.push_back(RateSeries("goodput (successful requests)", ok, kChartWindowNs, end_ns));
+    result->series.push_back(
+        RateSeries("goodput (successful requests)", ok, kChartWindowNs, end_ns));
     result->series.push_back(RateSeries("offered requests", invoked, kChartWindowNs, end_ns));
     result->series.push_back(std::move(capacity));
     Series depth{"dependency queue depth", "requests queued", {}};

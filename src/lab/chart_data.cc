@@ -18,8 +18,14 @@ FaultSpan Opened(const sim::FaultAction& a) {
       f.name = "partition";
       f.target = std::string(sim::PartitionShapeName(a.shape));
       break;
-    case sim::FaultKind::kCrash: f.name = "crash"; f.target = NodeName(a.node); break;
-    case sim::FaultKind::kPause: f.name = "pause"; f.target = NodeName(a.node); break;
+    case sim::FaultKind::kCrash:
+      f.name = "crash";
+      f.target = NodeName(a.node);
+      break;
+    case sim::FaultKind::kPause:
+      f.name = "pause";
+      f.target = NodeName(a.node);
+      break;
     case sim::FaultKind::kClockJump:
       f.name = "clock jump " + std::to_string(a.amount / 1'000'000) + " ms";
       f.target = NodeName(a.node);
@@ -32,9 +38,16 @@ FaultSpan Opened(const sim::FaultAction& a) {
       f.name = "clock drift " + std::to_string(a.amount) + " ppm";
       f.target = NodeName(a.node);
       break;
-    case sim::FaultKind::kLinkFaults: f.name = "lossy links"; f.target = "all links"; break;
-    case sim::FaultKind::kClog: f.name = "clog"; f.target = NodeName(a.node); break;
-    default: break;
+    case sim::FaultKind::kLinkFaults:
+      f.name = "lossy links";
+      f.target = "all links";
+      break;
+    case sim::FaultKind::kClog:
+      f.name = "clog";
+      f.target = NodeName(a.node);
+      break;
+    default:
+      break;
   }
   return f;
 }
@@ -42,25 +55,38 @@ FaultSpan Opened(const sim::FaultAction& a) {
 // The key of the open span an action closes ("" when it closes none).
 std::string ClosesKey(const sim::FaultAction& a) {
   switch (a.kind) {
-    case sim::FaultKind::kHeal: return "partition";
-    case sim::FaultKind::kRestart: return "crash/" + NodeName(a.node);
-    case sim::FaultKind::kResume: return "pause/" + NodeName(a.node);
-    case sim::FaultKind::kClockReset: return "clock/" + NodeName(a.node);
-    case sim::FaultKind::kLinkRepair: return "link";
-    default: return "";
+    case sim::FaultKind::kHeal:
+      return "partition";
+    case sim::FaultKind::kRestart:
+      return "crash/" + NodeName(a.node);
+    case sim::FaultKind::kResume:
+      return "pause/" + NodeName(a.node);
+    case sim::FaultKind::kClockReset:
+      return "clock/" + NodeName(a.node);
+    case sim::FaultKind::kLinkRepair:
+      return "link";
+    default:
+      return "";
   }
 }
 
 std::string OpensKey(const sim::FaultAction& a) {
   switch (a.kind) {
-    case sim::FaultKind::kPartition: return "partition";
-    case sim::FaultKind::kCrash: return "crash/" + NodeName(a.node);
-    case sim::FaultKind::kPause: return "pause/" + NodeName(a.node);
+    case sim::FaultKind::kPartition:
+      return "partition";
+    case sim::FaultKind::kCrash:
+      return "crash/" + NodeName(a.node);
+    case sim::FaultKind::kPause:
+      return "pause/" + NodeName(a.node);
     case sim::FaultKind::kClockJump:
-    case sim::FaultKind::kClockStrobe: return "clock/" + NodeName(a.node);
-    case sim::FaultKind::kClockDrift: return "drift/" + NodeName(a.node);
-    case sim::FaultKind::kLinkFaults: return "link";
-    default: return "";
+    case sim::FaultKind::kClockStrobe:
+      return "clock/" + NodeName(a.node);
+    case sim::FaultKind::kClockDrift:
+      return "drift/" + NodeName(a.node);
+    case sim::FaultKind::kLinkFaults:
+      return "link";
+    default:
+      return "";
   }
 }
 

@@ -30,5 +30,7 @@ Series CumulativeSeries(std::string name, std::string unit, std::vector<int64_t>
 
 // The simulation's sampling interval for charts.
 inline constexpr int64_t kChartWindowNs = 100'000'000;  // 100 ms
+// For event streams of a few dozen per second, where 100 ms windows would hold 0 or 1 events.
+inline constexpr int64_t kChartSlowWindowNs = 500'000'000;  // 500 ms
 
 }  // namespace faultline::lab

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "faultline/time/hlc.h"
-#include "src/lab/clock_check.h"
 #include "src/lab/chart_data.h"
+#include "src/lab/clock_check.h"
 
 namespace faultline::lab {
 namespace {
@@ -262,8 +262,8 @@ void CheckClockHistory(const ClockObservations& observations, RunResult* result)
   result->metrics["external_consistency_violations"] = static_cast<double>(external.count);
   int64_t end_ns = 0;
   for (const ClockFinal& f : observations.finals) end_ns = std::max(end_ns, f.time_ns);
-  result->series.push_back(
-      CumulativeSeries("causality violations (acknowledged)", "violations", causality.at_ns, end_ns));
+  result->series.push_back(CumulativeSeries("causality violations (acknowledged)", "violations",
+                                            causality.at_ns, end_ns));
 }
 
 sim::History ClockHistory(const ClockObservations& observations) {

@@ -162,8 +162,8 @@ void AddCharts(const TxnObservations& obs, const std::vector<sim::FaultAction>& 
   std::vector<int64_t> started, ended;
   for (const TxnStart& s : obs.starts) started.push_back(s.time_ns);
   for (const TxnEnd& e : obs.ends) ended.push_back(e.time_ns);
-  result->series.push_back(RateSeries("transfers started", started, kChartWindowNs, end_ns));
-  result->series.push_back(RateSeries("transfers finished", ended, kChartWindowNs, end_ns));
+  result->series.push_back(RateSeries("transfers started", started, kChartSlowWindowNs, end_ns));
+  result->series.push_back(RateSeries("transfers finished", ended, kChartSlowWindowNs, end_ns));
   // Locks held: +1 at each YES vote, -1 when its decision is applied.
   std::map<int64_t, int64_t> delta;
   for (const TxnLock& l : obs.locks) {

@@ -14,9 +14,9 @@ namespace faultline::lab {
 namespace {
 
 constexpr int kWidth = 1140;
-constexpr int kLeft = 70;    // room for the y axis labels
+constexpr int kLeft = 70;  // room for the y axis labels
 constexpr int kRight = 20;
-constexpr int kTop = 30;     // room for the title
+constexpr int kTop = 30;  // room for the title
 constexpr int kPlotHeight = 200;
 constexpr int kLaneHeight = 22;
 constexpr int kFaultRow = 16;
@@ -93,9 +93,7 @@ void XAxis(const XScale& x, int y, int grid_top, std::string* out) {
 // Step line: each value holds until the next point.
 std::string StepPath(const Series& s, const XScale& x, double y_max, int plot_bottom) {
   std::string d;
-  auto y = [&](double v) {
-    return plot_bottom - std::clamp(v / y_max, 0.0, 1.0) * kPlotHeight;
-  };
+  auto y = [&](double v) { return plot_bottom - std::clamp(v / y_max, 0.0, 1.0) * kPlotHeight; };
   for (size_t i = 0; i < s.points.size(); ++i) {
     const auto& [t, v] = s.points[i];
     if (i == 0) {
@@ -204,9 +202,8 @@ void Lanes(const std::vector<const Series*>& series, const XScale& x, int top, s
       const int64_t end = k + 1 < s.points.size() ? s.points[k + 1].first : x.end_ns;
       const double left = x(s.points[k].first);
       *out += "<rect x=\"" + Num(left) + "\" y=\"" + std::to_string(y + 4) + "\" width=\"" +
-              Num(std::max(1.0, x(end) - left)) + "\" height=\"" +
-              std::to_string(kLaneHeight - 8) + "\" fill=\"" +
-              kSeriesColors[i % std::size(kSeriesColors)] + "\"/>";
+              Num(std::max(1.0, x(end) - left)) + "\" height=\"" + std::to_string(kLaneHeight - 8) +
+              "\" fill=\"" + kSeriesColors[i % std::size(kSeriesColors)] + "\"/>";
     }
   }
 }
@@ -258,7 +255,8 @@ std::string RenderChartSvg(const ChartSpec& chart) {
     for (const Series* s : chart.series) {
       for (const auto& [t, v] : s->points) y_min = std::min(y_min, v);
     }
-    const double step = NiceStep(std::max(y_max - y_min, 1e-9), 4);
+    // A flat series (all zero, say) still gets a readable 0..1 axis.
+    const double step = NiceStep(y_max - y_min > 1e-9 ? y_max - y_min : 1.0, 4);
     const double top = std::max(step, std::ceil(y_max / step) * step);
     const double bottom = std::floor(y_min / step) * step;
     auto y = [&](double v) { return plot_bottom - (v - bottom) / (top - bottom) * kPlotHeight; };
@@ -271,7 +269,8 @@ std::string RenderChartSvg(const ChartSpec& chart) {
     out += "<text x=\"12\" y=\"" + std::to_string(kTop + kPlotHeight / 2) +
            "\" transform=\"rotate(-90 12 " + std::to_string(kTop + kPlotHeight / 2) +
            ")\" text-anchor=\"middle\">" + HtmlEscape(chart.unit) + "</text>";
-    for (size_t i = 0; i < chart.series.size(); ++i) {
+    // The first series is the chart's subject: draw it last, on top of the others.
+    for (size_t i = chart.series.size(); i-- > 0;) {
       // Shift the series so that StepPath's [0, y_max] maps onto [bottom, top].
       Series shifted = *chart.series[i];
       for (auto& p : shifted.points) p.second -= bottom;
@@ -305,11 +304,13 @@ std::string RenderTimelineSvg(const std::vector<TimelineOp>& ops) {
   const int list_top = kTop + next * kRow + 40;
   const int height = list_top + static_cast<int>(ops.size()) * kListRow + 8;
   auto x = [&](int64_t ns) {
-    return kLeft + 70 + static_cast<double>(std::clamp(ns, t0, t1) - t0) /
-                            static_cast<double>(t1 - t0) * (kWidth - kLeft - 70 - kRight);
+    return kLeft + 70 +
+           static_cast<double>(std::clamp(ns, t0, t1) - t0) / static_cast<double>(t1 - t0) *
+               (kWidth - kLeft - 70 - kRight);
   };
-  std::string out = SvgOpen(height, "operations that cannot be ordered (longest linearisation, "
-                                    "then the op that cannot follow it)");
+  std::string out = SvgOpen(height,
+                            "operations that cannot be ordered (longest linearisation, "
+                            "then the op that cannot follow it)");
   for (const auto& [p, r] : process_row) {
     const int y = kTop + r * kRow;
     out += "<text x=\"" + std::to_string(kLeft + 62) + "\" y=\"" + std::to_string(y + 26) +
@@ -326,12 +327,13 @@ std::string RenderTimelineSvg(const std::vector<TimelineOp>& ops) {
     const double right = op.end_ns < 0 ? x(t1) : x(op.end_ns);
     const std::string fill = op.blocked ? "#f4b6b6" : "#cfe3f5";
     const std::string stroke = op.blocked ? "#c62828" : "#1f77b4";
-    out += "<rect x=\"" + Num(left) + "\" y=\"" + std::to_string(y + 16) + "\" width=\"" +
-           Num(std::max(3.0, right - left)) + "\" height=\"16\" fill=\"" + fill + "\" stroke=\"" +
-           stroke + "\"" + (op.end_ns < 0 ? " stroke-dasharray=\"4 3\"" : "") + "><title>" +
-           HtmlEscape(op.label) + " " + HtmlEscape(FormatSimSeconds(op.start_ns)) + " to " +
-           (op.end_ns < 0 ? std::string("never returned") : HtmlEscape(FormatSimSeconds(op.end_ns))) +
-           "</title></rect>";
+    out +=
+        "<rect x=\"" + Num(left) + "\" y=\"" + std::to_string(y + 16) + "\" width=\"" +
+        Num(std::max(3.0, right - left)) + "\" height=\"16\" fill=\"" + fill + "\" stroke=\"" +
+        stroke + "\"" + (op.end_ns < 0 ? " stroke-dasharray=\"4 3\"" : "") + "><title>" +
+        HtmlEscape(op.label) + " " + HtmlEscape(FormatSimSeconds(op.start_ns)) + " to " +
+        (op.end_ns < 0 ? std::string("never returned") : HtmlEscape(FormatSimSeconds(op.end_ns))) +
+        "</title></rect>";
     // The bar carries its number in the linearisation (X for the blocked op); the list below the
     // lanes spells each op out.
     const std::string tag = op.blocked ? "X" : std::to_string(++order);

@@ -18,7 +18,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24p
 h1{font-size:26px;margin-bottom:4px}h2{margin-top:36px;border-bottom:2px solid #ddd;padding-bottom:4px}
 h3{margin-top:22px;font-size:17px}
 table{border-collapse:collapse;font-size:13px;width:100%}
-th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:3px 5px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.metrics{font-size:11px;color:#444}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.pass td.verdict{color:#1b5e20}tr.fail td.verdict{color:#b71c1c;font-weight:bold}
 .badge{display:inline-block;border-radius:3px;padding:0 5px;font-size:12px;color:#fff}
@@ -46,18 +46,22 @@ std::string FormatMetric(double v) {
 
 const char* BadgeClass(Verdict v) {
   switch (v) {
-    case Verdict::kHolds: return "holds";
-    case Verdict::kFailsAsExpected: return "expected";
-    case Verdict::kInconclusive: return "unsure";
-    default: return "bad";
+    case Verdict::kHolds:
+      return "holds";
+    case Verdict::kFailsAsExpected:
+      return "expected";
+    case Verdict::kInconclusive:
+      return "unsure";
+    default:
+      return "bad";
   }
 }
 
 // The verdict in words for someone who has not read the scenario's code.
 std::string VerdictSentence(const VariantSummary& s, const std::string& description) {
   const std::string design = "The " + s.variant + " design (" + description + ")";
-  const std::string rate = std::to_string(s.failing_seeds.size()) + " of " +
-                           std::to_string(s.seeds) + " seeds";
+  const std::string rate =
+      std::to_string(s.failing_seeds.size()) + " of " + std::to_string(s.seeds) + " seeds";
   std::string names;
   for (const auto& [name, count] : s.violations_by_name) {
     if (!names.empty()) names += ", ";
@@ -74,8 +78,8 @@ std::string VerdictSentence(const VariantSummary& s, const std::string& descript
       return design + " is supposed to hold but did not: " + names + " on " + rate +
              ". This is a bug in the hardened design or in the simulator.";
     case Verdict::kDidNotFail:
-      return design + " was expected to break on at least " +
-             Fixed(s.failure_rate_min * 100, 0) + "% of seeds but broke on only " + rate +
+      return design + " was expected to break on at least " + Fixed(s.failure_rate_min * 100, 0) +
+             "% of seeds but broke on only " + rate +
              ": the scenario no longer demonstrates its failure.";
     case Verdict::kInconclusive:
       return design + " broke on " + rate + ": too few seeds to judge its failure rate.";
@@ -89,9 +93,10 @@ std::string ReplayCommand(const ReportRun& run) {
 }
 
 void SummaryTable(const HtmlReportInput& in, std::string* out) {
-  *out += "<table id=\"summary\"><thead><tr><th>scenario</th><th>variant</th><th>seeds</th>"
-          "<th>failing seeds</th><th>violations</th><th>failure rate</th><th>key metrics "
-          "(mean over seeds)</th><th>verdict</th></tr></thead><tbody>";
+  *out +=
+      "<table id=\"summary\"><thead><tr><th>scenario</th><th>variant</th><th>seeds</th>"
+      "<th>failing seeds</th><th>violations</th><th>failure rate</th><th>key metrics "
+      "(mean over seeds)</th><th>verdict</th></tr></thead><tbody>";
   for (const VariantSummary& s : in.report->summaries) {
     const Scenario* scenario = FindScenario(s.scenario);
     std::string metrics;
@@ -105,18 +110,19 @@ void SummaryTable(const HtmlReportInput& in, std::string* out) {
       const std::vector<VariantSpec> variants = scenario->variants();
       if (const VariantSpec* v = FindVariant(variants, s.variant)) description = v->description;
     }
-    const double rate = s.seeds == 0 ? 0.0
-                                     : static_cast<double>(s.failing_seeds.size()) /
-                                           static_cast<double>(s.seeds);
+    const double rate =
+        s.seeds == 0 ? 0.0
+                     : static_cast<double>(s.failing_seeds.size()) / static_cast<double>(s.seeds);
     *out += std::string("<tr class=\"") + (s.fails_lab() ? "fail" : "pass") + "\"><td><a href=\"#" +
             HtmlEscape(s.scenario) + "\">" + HtmlEscape(s.scenario) + "</a></td><td>" +
             HtmlEscape(s.variant) + (s.hardened ? " <span class=\"muted\">(hardened)</span>" : "") +
             "</td><td class=\"num\">" + std::to_string(s.seeds) + "</td><td class=\"num\">" +
             std::to_string(s.failing_seeds.size()) + "</td><td class=\"num\">" +
             std::to_string(s.violations) + "</td><td class=\"num\">" + Fixed(rate * 100, 0) +
-            "%</td><td class=\"metrics\">" + metrics + "</td><td class=\"verdict\"><span class=\"badge " +
-            BadgeClass(s.verdict_code) + "\">" + HtmlEscape(s.verdict) + "</span> " +
-            HtmlEscape(VerdictSentence(s, description)) + "</td></tr>";
+            "%</td><td class=\"metrics\">" + metrics +
+            "</td><td class=\"verdict\"><span class=\"badge " + BadgeClass(s.verdict_code) + "\">" +
+            HtmlEscape(s.verdict) + "</span> " + HtmlEscape(VerdictSentence(s, description)) +
+            "</td></tr>";
   }
   *out += "</tbody></table>";
 }
@@ -150,7 +156,8 @@ void RunCharts(const ReportRun& run, std::string* out) {
 void FailureDetails(const ReportRun& run, std::string* out) {
   const RunResult& r = *run.result;
   *out += "<p>Seed <b>" + std::to_string(run.seed) + "</b> failed " +
-          std::to_string(r.violation_count()) + " check instance(s). Replay it, event by event:</p>";
+          std::to_string(r.violation_count()) +
+          " check instance(s). Replay it, event by event:</p>";
   *out += "<pre>" + HtmlEscape(ReplayCommand(run)) + "</pre><ul>";
   for (const auto& [name, count] : r.violations) {
     auto it = r.violation_details.find(name);
@@ -165,9 +172,15 @@ void FailureDetails(const ReportRun& run, std::string* out) {
     for (const std::string& line : run.history_excerpt) *out += HtmlEscape(line) + "\n";
     *out += "</pre>";
   }
+  if (run.history_excerpt.empty()) {
+    *out += "<p class=\"muted\">No operation history to show: " +
+            HtmlEscape(run.excerpt_note.empty() ? "this scenario exports none" : run.excerpt_note) +
+            ".</p>";
+  }
   if (!r.unorderable.empty()) {
-    *out += "<p>The clients' operations have no linearisation. The last operations of the longest "
-            "one found, and the operation that cannot follow them:</p>";
+    *out +=
+        "<p>The clients' operations have no linearisation. The last operations of the longest "
+        "one found, and the operation that cannot follow them:</p>";
     *out += RenderTimelineSvg(r.unorderable);
   }
 }
@@ -194,11 +207,21 @@ std::string HtmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         if ((static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
           out += "\xEF\xBF\xBD";  // U+FFFD
@@ -234,7 +257,8 @@ int64_t TimeInDetail(std::string_view detail) {
   // A decimal number followed by optional spaces and "s" that is not the start of a word.
   for (size_t i = 0; i < detail.size(); ++i) {
     if (!std::isdigit(static_cast<unsigned char>(detail[i]))) continue;
-    if (i > 0 && (std::isalnum(static_cast<unsigned char>(detail[i - 1])) || detail[i - 1] == '.')) {
+    if (i > 0 &&
+        (std::isalnum(static_cast<unsigned char>(detail[i - 1])) || detail[i - 1] == '.')) {
       continue;
     }
     size_t j = i;
@@ -257,22 +281,24 @@ std::string RenderHtmlReport(const HtmlReportInput& in) {
   FL_ASSERT(in.report != nullptr);
   const RunnerReport& report = *in.report;
   std::string out;
-  out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>"
-         "<title>faultline lab report</title><style>";
+  out +=
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>"
+      "<title>faultline lab report</title><style>";
   out += kStyle;
   out += "</style></head><body><h1>faultline lab report</h1>";
   const uint64_t last = in.first_seed + (in.seeds == 0 ? 0 : in.seeds - 1);
   out += "<p class=\"muted\">" + HtmlEscape(in.command) + " &#8212; seeds " +
          std::to_string(in.first_seed) + " to " + std::to_string(last) + ", " +
-         std::to_string(report.runs) + " runs. Verdict: <b>" +
-         (report.ok() ? "PASS" : "FAIL") + "</b> (every hardened design must hold on every "
+         std::to_string(report.runs) + " runs. Verdict: <b>" + (report.ok() ? "PASS" : "FAIL") +
+         "</b> (every hardened design must hold on every "
          "seed; every baseline must show its failure on its minimum share of seeds).</p>";
   out += "<h2 id=\"summary-title\">Summary</h2>";
   SummaryTable(in, &out);
-  out += "<p class=\"muted\">Charts show one run per variant: the first failing seed of a variant "
-         "that failed, else the first seed. Shaded bands are the faults applied in that run "
-         "(orange partitions, red crashes, purple pauses, teal clock faults, brown link faults), "
-         "each also drawn on a labelled row under the plot.</p>";
+  out +=
+      "<p class=\"muted\">Charts show one run per variant: the first failing seed of a variant "
+      "that failed, else the first seed. Shaded bands are the faults applied in that run "
+      "(orange partitions, red crashes, purple pauses, teal clock faults, brown link faults), "
+      "each also drawn on a labelled row under the plot.</p>";
   std::vector<std::string> shown;
   for (const VariantSummary& s : report.summaries) {
     if (std::find(shown.begin(), shown.end(), s.scenario) != shown.end()) continue;

@@ -49,10 +49,13 @@ bool Balanced(const std::string& xml, std::string* why) {
 
 TEST(HtmlEscapeTest, EscapesMarkupQuotesAndControlCharacters) {
   EXPECT_EQ(HtmlEscape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
-  EXPECT_EQ(HtmlEscape("</svg><script>x</script>"),
-            "&lt;/svg&gt;&lt;script&gt;x&lt;/script&gt;");
+  EXPECT_EQ(HtmlEscape("</svg><script>x</script>"), "&lt;/svg&gt;&lt;script&gt;x&lt;/script&gt;");
   EXPECT_EQ(HtmlEscape("tab\tnewline\n"), "tab\tnewline\n");
-  EXPECT_EQ(HtmlEscape(std::string("a\x01" "b", 3)), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(HtmlEscape(std::string("a\x01"
+                                   "b",
+                                   3)),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(HtmlEscape("caf\xC3\xA9"), "caf\xC3\xA9");  // UTF-8 passes through
   EXPECT_EQ(HtmlEscape(""), "");
 }
@@ -171,8 +174,8 @@ TEST(HtmlReportTest, EveryScenarioHasChartsWithFaultBands) {
       }
     }
     for (const FaultSpan& f : r.faults) EXPECT_LE(f.start_ns, f.end_ns) << f.name;
-    input.runs.push_back(ReportRun{std::string(specs[j].scenario->id()), specs[j].variant.name, 1,
-                                   &r, {}, ""});
+    input.runs.push_back(
+        ReportRun{std::string(specs[j].scenario->id()), specs[j].variant.name, 1, &r, {}, ""});
   }
   const std::string html = RenderHtmlReport(input);
   const size_t body = html.find("<html");

@@ -354,8 +354,8 @@ class Harness final : public CrashPoints {
     if (!rng.Chance(kCrashAtPoint)) return false;
     ++obs_->counters.crashes_aimed;
     const Duration down = rng.Range(Duration::Millis(100), Duration::Millis(600));
-    aimed_faults.push_back(FaultSpan{"aimed crash", "n" + std::to_string(self.value()),
-                                     t.nanos(), (t + down).nanos()});
+    aimed_faults.push_back(FaultSpan{"aimed crash", "n" + std::to_string(self.value()), t.nanos(),
+                                     (t + down).nanos()});
     sim::World* w = &world_;
     world_.Schedule(Duration::Zero(), [w, self, down] {
       w->Crash(self);
@@ -585,12 +585,12 @@ void AddCharts(const IdempotencyObservations& obs, const std::vector<sim::FaultA
   for (const ClientAnswer& a : obs.answers) {
     (a.kind == ClientAnswerKind::kCharged ? charged : failed).push_back(a.time_ns);
   }
-  result->series.push_back(RateSeries("charges applied by the provider", charges, kChartWindowNs,
-                                      end_ns));
-  result->series.push_back(RateSeries("client answers: charged", charged, kChartWindowNs, end_ns));
   result->series.push_back(
-      RateSeries("client answers: error, timeout, refused, 409, 422", failed, kChartWindowNs,
-                 end_ns));
+      RateSeries("charges applied by the provider", charges, kChartSlowWindowNs, end_ns));
+  result->series.push_back(
+      RateSeries("client answers: charged", charged, kChartSlowWindowNs, end_ns));
+  result->series.push_back(RateSeries("client answers: error, timeout, refused, 409, 422", failed,
+                                      kChartSlowWindowNs, end_ns));
 }
 
 // Broker crashes (it restarts from its log), drawn per seed before the run.

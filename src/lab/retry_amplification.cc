@@ -23,8 +23,8 @@
 #include "faultline/resilience/retry.h"
 #include "faultline/resilience/retry_after.h"
 #include "faultline/resilience/retry_budget.h"
-#include "src/lab/retry_check.h"
 #include "src/lab/chart_data.h"
+#include "src/lab/retry_check.h"
 #include "src/lab/scenarios.h"
 
 namespace faultline::lab {

@@ -28,6 +28,8 @@
 // token below one it had already seen; instants at which two nodes could act as leader (sampled
 // every millisecond of true time); linearizability of the clients' operations; recovery after the
 // heal and the failover time.
+#include "src/lab/split_brain.h"
+
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -39,7 +41,6 @@
 #include "faultline/sim/nemesis.h"
 #include "src/lab/chart_data.h"
 #include "src/lab/scenarios.h"
-#include "src/lab/split_brain.h"
 
 namespace faultline::lab {
 namespace split_brain {

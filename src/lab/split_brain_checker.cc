@@ -246,7 +246,8 @@ std::vector<TimelineOp> Unorderable(const sim::History& clients,
         t.end_ns = done->time_ns;
       }
       if (it->f == "read") t.label += " -> " + done->value;
-      if (done->type != sim::OpType::kOk) t.label += " (" + std::string(sim::OpTypeName(done->type)) + ")";
+      if (done->type != sim::OpType::kOk)
+        t.label += " (" + std::string(sim::OpTypeName(done->type)) + ")";
       break;
     }
     out.push_back(std::move(t));
