@@ -19,7 +19,7 @@ h1{font-size:26px;margin-bottom:4px}h2{margin-top:36px;border-bottom:2px solid #
 h3{margin-top:22px;font-size:17px}
 table{border-collapse:collapse;font-size:13px;width:100%}
 th,td{border:1px solid #ddd;padding:3px 5px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.metrics{font-size:11px;color:#444}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f4f4}td.metrics{font-size:11px;color:#444;width:26%}td.verdict{width:40%}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.pass td.verdict{color:#1b5e20}tr.fail td.verdict{color:#b71c1c;font-weight:bold}
 .badge{display:inline-block;border-radius:3px;padding:0 5px;font-size:12px;color:#fff}
 .holds{background:#2e7d32}.expected{background:#ef6c00}.bad{background:#b71c1c}.unsure{background:#757575}
@@ -105,7 +105,8 @@ void SummaryTable(const HtmlReportInput& in, std::string* out) {
       for (const std::string& name : scenario->key_metrics()) {
         auto it = s.metrics.find(name);
         if (it == s.metrics.end()) continue;
-        metrics += HtmlEscape(name) + "=" + HtmlEscape(FormatMetric(it->second.mean)) + "<br/>";
+        if (!metrics.empty()) metrics += " &#183; ";
+        metrics += HtmlEscape(name) + "=" + HtmlEscape(FormatMetric(it->second.mean));
       }
       const std::vector<VariantSpec> variants = scenario->variants();
       if (const VariantSpec* v = FindVariant(variants, s.variant)) description = v->description;
