@@ -37,6 +37,8 @@ struct LabArgs {
   std::string jobs = "0";
   std::string json_path;
   bool json_given = false;
+  std::string html_path;
+  bool html_given = false;
   bool list = false;
   bool check_determinism = false;
 };
@@ -138,6 +140,13 @@ void PrintTiming(const lab::RunnerReport& report);
 // Writes FILE atomically (temporary file, then rename). False with a message on failure.
 bool WriteJson(const std::string& path, const lab::RunnerReport& report, uint64_t first_seed,
                uint64_t seeds, std::string* error);
+// html_command.cc: the HTML report of a lab run (faultline/lab/html_report.h), built from
+// `report` (which must hold every result: RunnerOptions::keep_results) and written atomically.
+// Failing representative seeds are replayed once more for their history, and the replay's hash
+// must match the run's. False with a message on failure.
+bool WriteHtml(const std::string& path, const lab::RunnerReport& report,
+               const std::vector<lab::RunSpec>& specs, uint64_t first_seed, uint64_t seeds,
+               const std::string& command, std::string* error);
 // True when `path` can be created or overwritten (checked before any run starts).
 bool CanWrite(const std::string& path, std::string* error);
 

@@ -46,6 +46,8 @@ CLI::App* AddLabCommand(CLI::App& app, LabArgs& args) {
       ->type_name("V");
   lab_cmd->add_option("--json", args.json_path, "write the full result as JSON to FILE")
       ->type_name("FILE");
+  lab_cmd->add_option("--html", args.html_path, "write a self-contained HTML report to FILE")
+      ->type_name("FILE");
   lab_cmd
       ->add_option("--jobs,-j", args.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")
       ->type_name("J");
@@ -171,6 +173,7 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand(lab_cmd)) {
       lab.json_given = lab_cmd->count("--json") > 0;
+      lab.html_given = lab_cmd->count("--html") > 0;
       return RunLab(lab);
     }
     if (app.got_subcommand(soak_cmd)) return RunSoak(soak);
