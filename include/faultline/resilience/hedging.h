@@ -119,12 +119,14 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
   uint32_t in_flight = 0;
   bool stop_sending = false;
   StopReason stop_cause = StopReason::kAttemptsExhausted;
-  MonoTime next_at = clock.Now();
+  // One clock read per pass: the first pass uses the reading that starts the hedge.
+  MonoTime now = clock.Now();
+  MonoTime next_at = now;
   if (budget != nullptr) budget->RecordRequest();
 
-  for (;;) {
+  for (bool first = true;; first = false) {
     shared.event = false;
-    const MonoTime now = clock.Now();
+    if (!first) now = clock.Now();
     // 1. Look at attempts that finished since the last pass.
     for (uint32_t k = 0; k < started; ++k) {
       auto& slot = shared.slots[k];
