@@ -15,7 +15,9 @@
 // Admission (TryAcquire) is one CAS loop on the in-flight counter that re-checks the limit on
 // every attempt, so two callers can never both pass a check made for the last slot (Envoy's
 // load-then-increment race, research §1). It is lock-free, allocation-free and reads the clock
-// once (the token's start, for OnSuccess(token) without an explicit rtt).
+// once when it admits (the token's start, for OnSuccess(token) without an explicit rtt); none with
+// TryAcquire(now). OnSuccess(token) reads it once more; the other completions read none. Use the
+// precise clock: Vegas and Gradient2 need sub-millisecond RTT samples.
 //
 // Completion (OnSuccess / OnDropped) releases the slot with one atomic decrement, then feeds the
 // sample to the algorithm under a mutex: the limit update is per completed call, never on the

@@ -28,6 +28,10 @@
 // callback (never by resuming it inside the attempt's own stack). Destroying the Hedge task (a
 // crash) destroys every attempt with it.
 //
+// Clock reads: one when the hedge starts, one per later pass of its loop (each wake-up: an attempt
+// finished, a hedge delay or the deadline elapsed). Use the precise clock: hedge delays are
+// latency percentiles.
+//
 // Thread safety: HedgingPolicy is immutable and shareable. Hedge() runs on one executor; `fn` is
 // called on it. The budget may be shared with other threads.
 #pragma once
