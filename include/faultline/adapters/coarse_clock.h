@@ -17,8 +17,9 @@
 // the reference machine (HZ=250): the lag stays within 1.0-5.3 ms (phase ~1.3 ms). An idle
 // (NO_HZ) system brings the snapshot up to date on the interrupt that wakes a CPU, before the
 // woken thread runs. The one case that stretches the lag is a virtual machine whose host
-// deschedules the vCPU holding the timekeeping duty while another vCPU runs: since Linux 6.0
-// another CPU takes over after MAX_STALLED_JIFFIES = 5 stalled ticks, so the lag stays below
+// deschedules the vCPU holding the timekeeping duty while another vCPU runs: kernels since 2022
+// (kernel/time/tick-sched.c, "timekeeper ... VMEXIT'ed for several msecs") let another CPU's tick
+// update jiffies and time after MAX_STALLED_JIFFIES = 5 stalled ticks, so the lag stays below
 // ~7 ticks (28 ms at HZ=250) even then. error_bound() returns two ticks; `coarse_clock_test`
 // measures the lag (CLOCK_MONOTONIC read just before each coarse read) on busy and freshly woken
 // threads and holds 99% of samples within two ticks and every sample within eight.
