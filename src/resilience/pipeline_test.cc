@@ -189,9 +189,9 @@ TEST(Pipeline, EachRetryAddsTwoReads) {
     CountingFixture f;
     Pipeline p = f.Make(with_breaker);
     int calls = 0;
-    const Status s = p.Execute(
-        Deadline::Infinite(), [&](Duration) { return ++calls < 3 ? UnavailableError("x") : Status::Ok(); },
-        [&](Duration d) { f.clock.inner.Advance(d); });
+    auto flaky = [&](Duration) { return ++calls < 3 ? UnavailableError("x") : Status::Ok(); };
+    const Status s =
+        p.Execute(Deadline::Infinite(), flaky, [&](Duration d) { f.clock.inner.Advance(d); });
     EXPECT_TRUE(s.ok());
     EXPECT_EQ(calls, 3);
     // Attempts 1 and 2 fail: entry + completion each; attempt 3: entry (+ completion for the

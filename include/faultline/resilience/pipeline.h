@@ -145,7 +145,9 @@ class Pipeline {
     Status last;  // ok until an attempt fails: an error Status allocates, the success path must not
     while (true) {
       const RetryState::Attempt a = state.StartAttempt(now);
-      if (!a.start) return last.ok() ? DeadlineExceededError("no attempt fit in the deadline") : last;
+      if (!a.start) {
+        return last.ok() ? DeadlineExceededError("no attempt fit in the deadline") : last;
+      }
       Completion done;
       last = AttemptImpl(now, a.timeout, fn, &done);
       const RetryState::Decision d = state.Decide(last, CompletionTime(last, now, done));
