@@ -3,19 +3,18 @@
 #include <unistd.h>
 
 #include <asio.hpp>
+#include <algorithm>
 #include <chrono>
-#include <optional>
 
 #include "faultline/core/options.h"
 #include "faultline/runtime/posix_disk.h"
 
 namespace faultline::runtime {
 
-// One pending callback. `timer` is empty for Post (delay <= 0), which runs on a later turn.
-struct RealEnv::Timer {
-  MonoTime deadline;
-  Callback callback;
-  std::optional<asio::steady_timer> timer;
+// The one steady_timer armed for the earliest deadline.
+struct RealEnv::Wakeup {
+  explicit Wakeup(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
 };
 
 struct RealEnv::WorkGuard {
@@ -46,6 +45,7 @@ RealEnv::RealEnv(RealEnvOptions options)
     rate_clock_ = chaos_clock_.get();
   }
   work_ = std::make_unique<WorkGuard>(*io_);
+  wakeup_ = std::make_unique<Wakeup>(*io_);
 }
 
 Result<std::unique_ptr<RealEnv>> RealEnv::Open(RealEnvOptions options) {
@@ -63,7 +63,10 @@ Result<std::unique_ptr<RealEnv>> RealEnv::Open(RealEnvOptions options) {
 
 RealEnv::~RealEnv() {
   DestroySpawned();
-  timers_.clear();  // cancels the asio timers; their handlers find no entry and return
+  timers_.clear();
+  deadline_of_.clear();
+  posts_.clear();
+  wakeup_.reset();  // cancels the pending wait; its handler sees operation_aborted
   transport_.reset();
   work_.reset();
   io_.reset();  // drops every handler still queued without running it
@@ -96,59 +99,71 @@ void RealEnv::Stop() {
 
 TimerId RealEnv::ScheduleAfter(Duration delay, Callback callback) {
   const uint64_t id = next_timer_id_++;
-  auto timer = std::make_unique<Timer>();
-  timer->callback = std::move(callback);
-  Timer& t = *timer;
-  timers_.emplace(id, std::move(timer));
   if (delay <= Duration::Zero()) {
-    t.deadline = clock_->Now();
-    asio::post(*io_, [this, id] { OnTimer(id); });
-  } else {
-    t.deadline = clock_->Now() + delay;
-    t.timer.emplace(*io_);
-    Arm(id, t, delay);
+    posts_.emplace(id, std::move(callback));
+    asio::post(*io_, [this, id] { OnPosted(id); });
+    return TimerId{id};
   }
+  const int64_t deadline = (clock_->Now() + delay).nanos();
+  const bool earliest = timers_.empty() || deadline < timers_.begin()->first.first;
+  timers_.emplace(std::make_pair(deadline, id), std::move(callback));
+  deadline_of_.emplace(id, deadline);
+  if (earliest) Rearm();
   return TimerId{id};
-}
-
-void RealEnv::Arm(uint64_t id, Timer& timer, Duration mono_delay) {
-  const Duration true_delay =
-      rate_clock_ != nullptr ? rate_clock_->TrueDelayFor(mono_delay) : mono_delay;
-  // Infinite (or absurd) delays are capped at ~292 years by steady_clock's range: clamp to a day
-  // and let the re-check re-arm.
-  const Duration capped = true_delay > Duration::Seconds(86'400) ? Duration::Seconds(86'400)
-                                                                  : true_delay;
-  timer.timer->expires_after(std::chrono::nanoseconds(capped.nanos()));
-  timer.timer->async_wait([this, id](const asio::error_code& ec) {
-    if (ec == asio::error::operation_aborted) return;
-    OnTimer(id);
-  });
-}
-
-void RealEnv::OnTimer(uint64_t id) {
-  auto it = timers_.find(id);
-  if (it == timers_.end()) return;  // cancelled
-  Timer& t = *it->second;
-  if (t.timer) {
-    const MonoTime now = clock_->Now();
-    if (now < t.deadline) {
-      // The clock's rate rose since arming (or steady_clock and a custom clock disagree): wait
-      // for the rest, so the callback never runs before its node-monotonic deadline.
-      Arm(id, t, t.deadline - now);
-      return;
-    }
-  }
-  Callback callback = std::move(t.callback);
-  timers_.erase(it);
-  callback();
 }
 
 bool RealEnv::Cancel(TimerId id) {
   if (!id) return false;
-  auto it = timers_.find(id.value);
-  if (it == timers_.end()) return false;
-  timers_.erase(it);  // destroying the steady_timer cancels its wait
+  if (posts_.erase(id.value) > 0) return true;
+  auto it = deadline_of_.find(id.value);
+  if (it == deadline_of_.end()) return false;
+  timers_.erase(std::make_pair(it->second, id.value));
+  deadline_of_.erase(it);
+  // The wake-up may now be early; it finds nothing due and re-arms. No syscall on the hot
+  // schedule-then-cancel path of RPC timeouts.
   return true;
+}
+
+void RealEnv::Rearm() {
+  asio::steady_timer& timer = wakeup_->timer;
+  if (timers_.empty()) {
+    timer.cancel();
+    return;
+  }
+  const Duration mono_delay =
+      MonoTime::FromNanos(timers_.begin()->first.first) - clock_->Now();
+  Duration true_delay = rate_clock_ != nullptr ? rate_clock_->TrueDelayFor(mono_delay)
+                                               : std::max(mono_delay, Duration::Zero());
+  // steady_clock's range ends in ~292 years; far deadlines wake up daily and re-arm.
+  true_delay = std::min(true_delay, Duration::Seconds(86'400));
+  timer.expires_after(std::chrono::nanoseconds(true_delay.nanos()));  // cancels the old wait
+  timer.async_wait([this](const asio::error_code& ec) {
+    if (ec == asio::error::operation_aborted) return;
+    OnWakeup();
+  });
+}
+
+void RealEnv::OnWakeup() {
+  const int64_t now = clock_->Now().nanos();
+  // Runs every due timer in (deadline, id) order. A callback may schedule or cancel timers: the
+  // queue is re-read each time; new timers have deadlines > now and wait for the next wake-up.
+  while (!timers_.empty() && timers_.begin()->first.first <= now) {
+    auto it = timers_.begin();
+    const uint64_t id = it->first.second;
+    Callback callback = std::move(it->second);
+    timers_.erase(it);
+    deadline_of_.erase(id);
+    callback();
+  }
+  Rearm();
+}
+
+void RealEnv::OnPosted(uint64_t id) {
+  auto it = posts_.find(id);
+  if (it == posts_.end()) return;  // cancelled
+  Callback callback = std::move(it->second);
+  posts_.erase(it);
+  callback();
 }
 
 }  // namespace faultline::runtime

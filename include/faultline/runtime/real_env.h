@@ -11,13 +11,15 @@
 //   random()    Rng(seed, node stream)            Rng(seed)
 //   Spawn()     TaskSet of the Process            TaskSet owned by the RealEnv
 //
-// Executor contract in production: ScheduleAfter(delay) arms an asio::steady_timer for the true
-// span ChaosClock::TrueDelayFor(delay) (the delay itself when the clock is not a ChaosClock); when
-// it expires the callback runs only if the node's clock has reached the deadline Now()+delay taken
-// at scheduling, else the timer is re-armed for the rest — a timer never fires before its
-// node-monotonic deadline, even if the drift changed meanwhile (it may fire late, as any OS timer).
-// delay <= 0 (and Post) runs on a later turn of the loop, never inline. Callbacks run one at a
-// time on the thread inside Run()/RunFor().
+// Executor contract in production: ScheduleAfter(delay) records the node-monotonic deadline
+// clock().Now() + delay in an ordered queue; one asio::steady_timer is armed for the earliest
+// deadline, converted to host time through ChaosClock::TrueDelayFor (the remaining delay itself
+// when the clock is not a ChaosClock). On wake-up every timer whose deadline is <= clock().Now()
+// runs, in (deadline, scheduling order) — the simulator's order — and the steady_timer is re-armed
+// for the next one. A timer therefore never runs before its node-monotonic deadline, even when the
+// drift changed while it waited (a slower clock just means a re-arm; it may run late, as any OS
+// timer). delay <= 0 (and Post) runs on a later turn of the loop, never inline, in FIFO order.
+// Callbacks run one at a time on the thread inside Run()/RunFor().
 //
 // Lifetime: spawned coroutines are owned by the RealEnv. DestroySpawned() (also run first by the
 // destructor) destroys every suspended one — the same teardown as a crash in the simulator: frames
@@ -32,6 +34,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -86,7 +89,7 @@ class RealEnv final : public Env, private Executor {
   void DestroySpawned();
   size_t spawned() const { return tasks_.size(); }
   // Timers and posted callbacks not yet run or cancelled.
-  size_t pending_timers() const { return timers_.size(); }
+  size_t pending_timers() const { return timers_.size() + posts_.size(); }
 
   // For harness-side additions on the same loop (a control socket, signal sets).
   asio::io_context& io() { return *io_; }
@@ -95,15 +98,17 @@ class RealEnv final : public Env, private Executor {
   ChaosClock* chaos_clock() { return chaos_clock_.get(); }
 
  private:
-  struct Timer;
+  struct Wakeup;
   explicit RealEnv(RealEnvOptions options);
 
   // Executor
   TimerId ScheduleAfter(Duration delay, Callback callback) override;
   bool Cancel(TimerId id) override;
 
-  void Arm(uint64_t id, Timer& timer, Duration mono_delay);
-  void OnTimer(uint64_t id);
+  // Arms the wake-up for the earliest deadline (or disarms it when none is left).
+  void Rearm();
+  void OnWakeup();
+  void OnPosted(uint64_t id);
 
   NodeId self_;
   // Destroyed last: timers and the transport's socket are registered with it.
@@ -115,7 +120,12 @@ class RealEnv final : public Env, private Executor {
   std::unique_ptr<Disk> disk_;
   Rng rng_;
   uint64_t next_timer_id_ = 1;
-  std::unordered_map<uint64_t, std::unique_ptr<Timer>> timers_;
+  // Timers by (node-monotonic deadline ns, id); deadline_of_ finds them for Cancel.
+  std::map<std::pair<int64_t, uint64_t>, Callback> timers_;
+  std::unordered_map<uint64_t, int64_t> deadline_of_;
+  // Posted callbacks (delay <= 0), each also queued on the io_context in FIFO order.
+  std::unordered_map<uint64_t, Callback> posts_;
+  std::unique_ptr<Wakeup> wakeup_;
   std::atomic<bool> stop_requested_{false};
   struct WorkGuard;
   std::unique_ptr<WorkGuard> work_;
