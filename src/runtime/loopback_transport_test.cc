@@ -83,7 +83,8 @@ TEST(LoopbackTransportTest, FramesArriveIntactOrAreDroppedAcrossTwoThreads) {
     if (next < kMessages) a->executor().ScheduleAfter(Duration::Micros(200), [&] { burst(); });
   };
   burst();
-  ASSERT_TRUE(PumpUntil({a.get()}, [&] { return next == kMessages; }, Duration::Seconds(8)));
+  ASSERT_TRUE(PumpUntil(
+      {a.get()}, [&] { return next == kMessages; }, Duration::Seconds(8)));
   const TransportStats sa = a->loopback().stats();
   const uint64_t handed_to_kernel = sa.sent;
   EXPECT_EQ(sa.sent + sa.dropped_buffer_full, kMessages);
@@ -167,7 +168,8 @@ TEST(LoopbackTransportTest, DropRulesActInTheDirectionAsked) {
     ASSERT_TRUE(a->transport().Send(NodeId(1), 1, 1, p).ok());
     ASSERT_TRUE(b->transport().Send(NodeId(0), 1, 1, p).ok());
     // Let both loops drain; a dropped message simply never arrives.
-    PumpUntil({a.get(), b.get()}, [] { return false; }, Duration::Millis(30));
+    PumpUntil(
+        {a.get(), b.get()}, [] { return false; }, Duration::Millis(30));
     *want_a = at_a - a0;
     *want_b = at_b - b0;
   };

@@ -148,7 +148,8 @@ TEST(PosixDiskTest, SyncedRecordsSurviveSigkillAndNoRecordIsTorn) {
   EXPECT_EQ(bytes->size() % kRecordBytes, 0u);
   for (size_t i = 0; i < records; ++i) {
     const Bytes want = Record(static_cast<uint32_t>(i));
-    ASSERT_TRUE(std::equal(want.begin(), want.end(), bytes->begin() + static_cast<long>(i * kRecordBytes)))
+    ASSERT_TRUE(
+        std::equal(want.begin(), want.end(), bytes->begin() + static_cast<long>(i * kRecordBytes)))
         << "record " << i << " damaged (synced: " << (i < kSynced) << ")";
   }
   std::printf("%zu records on disk after SIGKILL, %u of them acknowledged as synced\n", records,

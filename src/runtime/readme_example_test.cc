@@ -5,8 +5,8 @@
 // tests/readme_snippets_test.sh keeps the two identical.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <atomic>
+#include <cstdio>
 #include <functional>
 #include <thread>
 
@@ -84,9 +84,8 @@ TEST(RuntimeReadmeExample, GreeterRunsOnRealEnvsUnchanged) {
   const auto ports = faultline::runtime::testing::FreePorts(2);
   std::atomic<bool> quit{false};
   int server_rc = 0;
-  std::thread node1([&] {
-    server_rc = RunNode(1, ports, "", [&](const Greeter&) { return quit.load(); });
-  });
+  std::thread node1(
+      [&] { server_rc = RunNode(1, ports, "", [&](const Greeter&) { return quit.load(); }); });
   const int replies = RunNode(0, ports, "/tmp/faultline-readme-runtime",
                               [](const Greeter& g) { return g.replies >= 20; });
   quit.store(true);

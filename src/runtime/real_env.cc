@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
-#include <asio.hpp>
 #include <algorithm>
+#include <asio.hpp>
 #include <chrono>
 
 #include "faultline/core/options.h"
@@ -27,11 +27,13 @@ Status RealEnvOptions::Validate() const {
   bool has_self = false;
   for (const Peer& p : peers) has_self = has_self || p.id == self;
   FL_CHECK_OPTION(has_self, "peers must contain self");
+  FL_CHECK_OPTION(pending_timers_max > 0, "pending_timers_max must be > 0");
   return Status::Ok();
 }
 
 RealEnv::RealEnv(RealEnvOptions options)
     : self_(options.self),
+      pending_timers_max_(options.pending_timers_max),
       io_(std::make_unique<asio::io_context>(1)),
       rng_(options.seed != 0 ? options.seed
                              : HashMix(static_cast<uint64_t>(::getpid()),
@@ -98,6 +100,8 @@ void RealEnv::Stop() {
 }
 
 TimerId RealEnv::ScheduleAfter(Duration delay, Callback callback) {
+  FL_ASSERT_MSG(pending_timers() < pending_timers_max_,
+                "pending_timers_max exceeded: a timer leak?");
   const uint64_t id = next_timer_id_++;
   if (delay <= Duration::Zero()) {
     posts_.emplace(id, std::move(callback));
@@ -130,8 +134,7 @@ void RealEnv::Rearm() {
     timer.cancel();
     return;
   }
-  const Duration mono_delay =
-      MonoTime::FromNanos(timers_.begin()->first.first) - clock_->Now();
+  const Duration mono_delay = MonoTime::FromNanos(timers_.begin()->first.first) - clock_->Now();
   Duration true_delay = rate_clock_ != nullptr ? rate_clock_->TrueDelayFor(mono_delay)
                                                : std::max(mono_delay, Duration::Zero());
   // steady_clock's range ends in ~292 years; far deadlines wake up daily and re-arm.

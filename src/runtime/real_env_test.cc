@@ -172,6 +172,16 @@ TEST(RealEnvTest, OptionsAreValidated) {
   EXPECT_EQ(RealEnv::Open(o).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(RealEnvDeathTest, PendingTimersPastTheLimitFailLoudly) {
+  RealEnvOptions o;
+  o.self = NodeId(0);
+  o.peers = {Peer{NodeId(0), 0, false}};
+  o.pending_timers_max = 3;
+  auto env = std::move(RealEnv::Open(o)).value();
+  for (int i = 0; i < 3; ++i) env->executor().ScheduleAfter(Duration::Seconds(1), [] {});
+  EXPECT_DEATH(env->executor().Post([] {}), "pending_timers_max exceeded");
+}
+
 TEST(RealEnvTest, NoDataDirMeansADiskThatRefuses) {
   auto env = OpenEnv(0, testing::FreePorts(1));
   const uint8_t b[1] = {1};

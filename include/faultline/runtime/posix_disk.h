@@ -15,8 +15,9 @@
 // slash, an absolute path, an empty name) is kInvalidArgument, never a path outside the directory.
 //
 // Errors never crash: ENOENT -> kNotFound; ENOSPC/EDQUOT/EFBIG -> kResourceExhausted (like the
-// simulator's file_bytes_max); EIO and every other I/O failure -> kUnavailable (like the simulator's
-// injected EIO); EACCES/EPERM -> kPermissionDenied. Messages name the file and the errno text.
+// simulator's file_bytes_max); EIO and every other I/O failure -> kUnavailable (like the
+// simulator's injected EIO); EACCES/EPERM -> kPermissionDenied. Messages name the file and the
+// errno text.
 //
 // What survives what:
 // - A process kill (SIGKILL, abort, FL_ASSERT): everything written, synced or not, survives — the

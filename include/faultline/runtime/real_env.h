@@ -58,6 +58,9 @@ struct RealEnvOptions {
   // The node's clock; default (nullptr) = a ChaosClock owned by the RealEnv. Must outlive it.
   Clock* clock = nullptr;
   LoopbackOptions transport;
+  // Timers plus posted callbacks pending at once. Going past it is a programmer error (a timer
+  // leak, a livelock of re-posting callbacks) and fails loudly, like the simulator's events_max.
+  uint32_t pending_timers_max = 1'000'000;
   Status Validate() const;
 };
 
@@ -111,6 +114,7 @@ class RealEnv final : public Env, private Executor {
   void OnPosted(uint64_t id);
 
   NodeId self_;
+  uint32_t pending_timers_max_;
   // Destroyed last: timers and the transport's socket are registered with it.
   std::unique_ptr<asio::io_context> io_;
   std::unique_ptr<ChaosClock> chaos_clock_;
