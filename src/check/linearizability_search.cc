@@ -85,8 +85,11 @@ class Memo {
   std::vector<uint64_t> pool_;  // the stored tails, back to back
 };
 
-bool Step(const POp& op, int64_t state, int64_t& next) {
+bool Step(const POp& op, int64_t state, int64_t& next, ValueTable& values) {
   switch (op.kind) {
+    case OpKind::kAppend:
+      next = values.Append(state, op.a);
+      return next != ValueTable::kNoState;
     case OpKind::kRead: next = state; return state == op.a;
     case OpKind::kWrite: next = op.a; return true;
     case OpKind::kCas:
@@ -102,13 +105,15 @@ bool Step(const POp& op, int64_t state, int64_t& next) {
 // into "a read of a value nobody wrote", which is 1-minimal but explains nothing.
 bool IsSoleNeededProducer(const std::vector<POp>& ops, size_t i, int64_t initial_state) {
   const POp& p = ops[i];
-  if (p.kind == OpKind::kRead) return false;
+  // An append's output depends on the state it extends: it is never a sole producer of a value.
+  if (p.kind == OpKind::kRead || p.kind == OpKind::kAppend) return false;
   const int64_t v = p.kind == OpKind::kWrite ? p.a : p.b;
   if (v == initial_state) return false;
   bool consumed = false;
   for (size_t j = 0; j < ops.size(); ++j) {
     if (j == i) continue;
     const POp& q = ops[j];
+    if (q.kind == OpKind::kAppend) continue;
     if (q.kind != OpKind::kRead && (q.kind == OpKind::kWrite ? q.a : q.b) == v) return false;
     if (q.kind != OpKind::kWrite && q.a == v) consumed = true;
   }
@@ -243,7 +248,8 @@ class LinearizedSet {
 // Wing & Gong's search with Lowe's memo: walk the list; linearise the first call whose step is
 // legal and whose (set, state) is new, and restart from the head; at a return whose call is not
 // linearised, everything before it has been tried, so backtrack.
-SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim) {
+SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+                     ValueTable& values) {
   SearchOutcome out;
   CallList list(ops);
   LinearizedSet linearized(ops.size());
@@ -277,12 +283,14 @@ SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const S
     if (en.is_call) {
       const POp& op = ops[en.op];
       int64_t next_state = 0;
-      if (!Step(op, state, next_state) || !linearized.AddIfNew(en.op, next_state, memo)) {
+      if (!Step(op, state, next_state, values) ||
+          !linearized.AddIfNew(en.op, next_state, memo)) {
         entry = list.next(entry);
         continue;
       }
       ++out.states_explored;
-      if (memo.size() >= lim.memo_entries_max || memo.bytes() >= lim.memo_bytes_max) {
+      if (memo.size() >= lim.memo_entries_max || memo.bytes() >= lim.memo_bytes_max ||
+          out.states_explored >= lim.states_max) {
         out.verdict = Verdict::kUnknown;
         break;
       }
@@ -317,17 +325,25 @@ SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const S
   return out;
 }
 
-bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim) {
+bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+              ValueTable& values, uint64_t& states_used) {
+  states_used = 0;
   for (size_t i = 0; i < ops.size();) {
-    if (lim.Expired()) return false;
+    if (lim.Expired() || states_used >= lim.states_max) return false;
     if (IsSoleNeededProducer(ops, i, initial_state)) {
       ++i;
       continue;
     }
     std::vector<POp> without = ops;
     without.erase(without.begin() + static_cast<ptrdiff_t>(i));
-    const Verdict v = without.empty() ? Verdict::kLinearizable
-                                      : Search(without, initial_state, lim).verdict;
+    Verdict v = Verdict::kLinearizable;
+    if (!without.empty()) {
+      SearchLimits one = lim;
+      one.states_max = lim.states_max - states_used;
+      const SearchOutcome so = Search(without, initial_state, one, values);
+      states_used += so.states_explored;
+      v = so.verdict;
+    }
     if (v == Verdict::kUnknown) return false;
     if (v == Verdict::kNotLinearizable) {
       ops = std::move(without);

@@ -59,14 +59,27 @@ TEST(LinearizabilityTest, StaleReadAfterCompletedWriteIsNotLinearizable) {
   b.Inv(1, "write", "1", 1).Ok(1, "write", "1", 2);
   b.Inv(1, "write", "2", 3).Ok(1, "write", "2", 4);
   b.Inv(2, "read", "null", 5).Ok(2, "read", "1", 6);
-  LinearizabilityResult r = Check(b.h, Model::kRegister);
+  // By default the explanation is the search's own: the longest linearisation and the read it
+  // could not place, unminimised.
+  LinearizabilityResult fast = Check(b.h, Model::kRegister);
+  EXPECT_EQ(fast.verdict, Verdict::kNotLinearizable);
+  ASSERT_TRUE(fast.explanation.has_value());
+  EXPECT_FALSE(fast.explanation->minimized);
+  EXPECT_EQ(fast.explanation->blocked_op, 4u);
+  EXPECT_EQ(fast.explanation->linearized_prefix, (std::vector<uint64_t>{0, 2}));
+  EXPECT_EQ(fast.explanation->minimal_ops, (std::vector<uint64_t>{0, 2, 4}));
+  EXPECT_EQ(fast.explanation->text.find("minimal"), std::string::npos) << fast.explanation->text;
+  // Asked to, the checker minimises: all three ops, as write(1) is the source of the value read.
+  CheckOptions options;
+  options.minimize = true;
+  LinearizabilityResult r = Check(b.h, Model::kRegister, options);
   EXPECT_EQ(r.verdict, Verdict::kNotLinearizable);
   ASSERT_TRUE(r.explanation.has_value());
-  // The minimal explanation is all three ops: write(1) is the source of the value read.
   EXPECT_TRUE(r.explanation->minimized);
   EXPECT_EQ(r.explanation->minimal_ops, (std::vector<uint64_t>{0, 2, 4}));
   EXPECT_EQ(r.explanation->blocked_op, 4u);
   EXPECT_NE(r.explanation->text.find("#4"), std::string::npos) << r.explanation->text;
+  EXPECT_NE(r.explanation->text.find("minimal"), std::string::npos) << r.explanation->text;
 }
 
 TEST(LinearizabilityTest, ReadConcurrentWithWriteMaySeeEitherValue) {
@@ -264,6 +277,7 @@ TEST(LinearizabilityTest, WithoutAClockThereIsNoTimeBudget) {
   // the first look; without one, the deadline is not applied and the search decides.
   CheckOptions options;
   options.deadline = Duration::Zero();
+  options.minimize = true;
   options.minimize_budget = Duration::Zero();
   LinearizabilityResult unbounded = Check(Adversarial(12), Model::kRegister, options);
   EXPECT_EQ(unbounded.verdict, Verdict::kNotLinearizable);
