@@ -6,10 +6,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <istream>
 #include <streambuf>
 #include <string>
+#include <string_view>
 
 #include "apps/faultline/commands.h"
 #include "faultline/adapters/system_clock.h"
@@ -150,6 +152,8 @@ int RunCheck(const CheckArgs& args) {
   }
   const uint64_t deadline_s = ParseUnsigned("--deadline", args.deadline_s, 1, 86400);
   const uint64_t max_states = ParseUnsigned("--max-states", args.max_states, 1, 1'000'000'000);
+  const uint64_t effort = ParseUnsigned("--minimize-effort", args.minimize_effort, 0, 1'000'000);
+  if (effort > 0 && !args.minimize) throw UsageError("--minimize-effort needs --minimize");
   if (args.history_path.empty()) throw UsageError("history: empty file name");
 
   Fd fd(OpenRegularFile(args.history_path));
@@ -168,8 +172,27 @@ int RunCheck(const CheckArgs& args) {
   options.deadline = Duration::Seconds(static_cast<int64_t>(deadline_s));
   options.memo_entries_max = static_cast<size_t>(max_states);
   options.clock = &SystemClock::Default();  // --deadline is wall-clock time
+  options.initial_value_json = args.initial_value;
+  options.minimize = args.minimize;
+  options.minimize_effort = effort;
+  // --minimize is bounded by --deadline (and --minimize-effort), not by the library's 1 s.
+  options.minimize_budget = options.deadline;
   const check::LinearizabilityResult r = check::Check(*history, model, options);
-  if (!r.error.ok()) throw UsageError(args.history_path + ": " + std::string(r.error.message()));
+  if (!r.error.ok()) {
+    // A bad --initial-value is the command line's fault, not the history's.
+    const std::string_view why = r.error.message();
+    if (why.rfind("initial_value_json", 0) == 0) {
+      throw UsageError("--initial-value: not valid JSON: " + args.initial_value);
+    }
+    // "op N (process P): why" names the op by its index; say which line that is.
+    uint64_t line = 0;
+    if (why.rfind("op ", 0) == 0) {
+      const uint64_t index = std::strtoull(std::string(why.substr(3, 20)).c_str(), nullptr, 10);
+      line = LineOfOp(args.history_path, index);
+    }
+    throw UsageError(args.history_path + ": " + (line > 0 ? "line " + std::to_string(line) + ": " : "") +
+                     std::string(why));
+  }
   std::printf("%s: %s (%zu ops, %zu partitions, %llu states, %.3f s)\n", args.history_path.c_str(),
               check::VerdictName(r.verdict), r.stats.ops, r.stats.partitions,
               static_cast<unsigned long long>(r.stats.states_explored),

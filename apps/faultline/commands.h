@@ -65,6 +65,9 @@ struct CheckArgs {
   std::string history_path;
   std::string deadline_s = "60";
   std::string max_states = "4000000";
+  bool minimize = false;
+  std::string minimize_effort = "0";
+  std::string initial_value = "null";
 };
 
 int RunLab(const LabArgs& args);
