@@ -87,6 +87,11 @@ printf '%s\n' '{"process":1,"type":"invoke","f":"read","value":{"key":1,"value":
   '{"process":1,"type":"ok","f":"read","value":{"key":1,"value":""}}' >"$tmp/empty-read.jsonl"
 expect 1 "read of \"\" from an unset key" -- check linearizable --model kv "$tmp/empty-read.jsonl"
 expect 0 "read of \"\" with --initial-value \"\"" -- check linearizable --model kv --initial-value '""' "$tmp/empty-read.jsonl"
+# Several histories in one run: the largest exit code; a malformed one stops the run.
+expect 0 "two linearizable histories" -- check linearizable --model kv "$tmp/append.jsonl" "$tmp/append.jsonl"
+expect 1 "one of two not linearizable" -- check linearizable --model kv "$tmp/append-bad.jsonl" "$tmp/append.jsonl"
+[ "$(grep -c ': linearizable\|: not linearizable' "$tmp/out")" -eq 2 ] || { fails=$((fails + 1)); echo "FAIL: batch printed no verdict per file"; }
+expect 2 "a malformed history among several" -- check linearizable --model kv "$tmp/append.jsonl" "$tmp/append-number.jsonl"
 
 # End to end: a split-brain run's client history, checked by the CLI. The naive design's (seed 1)
 # has a stale read from a deposed leader; the hardened design's is linearizable.

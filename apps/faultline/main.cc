@@ -111,7 +111,9 @@ CLI::App* AddCheckCommand(CLI::App& app, CheckArgs& args) {
   CLI::App* lin_cmd =
       check_cmd->add_subcommand("linearizable", "is a register or key-value history linearizable?");
   lin_cmd->add_option("--model", args.model, "register or kv")->type_name("M")->required();
-  lin_cmd->add_option("history", args.history_path, "history as JSON lines (a regular file)")
+  lin_cmd
+      ->add_option("history", args.history_paths,
+                   "histories as JSON lines (regular files), checked one after another")
       ->required();
   lin_cmd
       ->add_option("--deadline", args.deadline_s,
@@ -137,7 +139,8 @@ CLI::App* AddCheckCommand(CLI::App& app, CheckArgs& args) {
       ->type_name("JSON");
   lin_cmd->footer(
       "Exit 0 linearizable, 1 not linearizable or unknown (a limit was reached; the "
-      "output names it), 2 misuse or a malformed history.\n");
+      "output names it), 2 misuse or a malformed history. With several histories: the "
+      "largest of their codes; checking stops at the first malformed one.\n");
   return lin_cmd;
 }
 

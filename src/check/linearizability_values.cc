@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "faultline/core/assert.h"
+#include "src/check/json_scan.h"
 
 namespace faultline::check::internal {
 namespace {
@@ -28,17 +29,13 @@ std::string Compact(const json& j) { return j.dump(-1, ' ', false, json::error_h
 // without leading zeros (and not -0, and short enough to stay int64). Only such texts are
 // accepted here, so interning their slices gives the ids the DOM path would.
 
-bool IsPlainStringByte(char c) { return c >= 0x20 && c <= 0x7E && c != '"' && c != '\\'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 // The end of the string token at p (p points at its opening quote), or nullptr.
 const char* ScanString(const char* p, const char* end) {
   FL_ASSERT(p < end && *p == '"');
-  for (++p; p != end; ++p) {
-    if (*p == '"') return p + 1;
-    if (!IsPlainStringByte(*p)) return nullptr;
-  }
-  return nullptr;
+  p = SkipPlainStringBytes(p + 1, end);
+  return p != end && *p == '"' ? p + 1 : nullptr;
 }
 
 // The end of the canonical scalar token at p, or nullptr (not a scalar, or not canonical).
