@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "faultline/check/linearizability.h"
@@ -47,6 +48,29 @@ struct SearchOutcome {
   size_t memo_peak = 0;
   std::vector<size_t> best_prefix;  // positions in the partition's op vector
   size_t blocked = 0;
+};
+
+// The search below as a resumable object, so that a check can interleave the searches of its
+// partitions and stop at the first violation, however hard the other partitions are.
+// `ops`, `lim` and `values` must outlive it.
+class Searcher {
+ public:
+  Searcher(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+           ValueTable& values);
+  ~Searcher();
+  Searcher(const Searcher&) = delete;
+  Searcher& operator=(const Searcher&) = delete;
+
+  // Searches on until a verdict or until `states_more` more states have been explored. Returns
+  // true when decided (outcome() is final; further calls do nothing), false when paused.
+  bool Run(uint64_t states_more);
+  const SearchOutcome& outcome() const;
+  size_t memo_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  bool done_ = false;
 };
 
 // Decides whether `ops` (non-empty) has a linearisation from `initial_state`. kUnknown when a

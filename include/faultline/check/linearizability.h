@@ -91,6 +91,11 @@ struct CheckOptions {
   // minimisation's searches together may create at most minimize_effort x (states the check
   // explored + ops checked) memo states. 0: no such bound.
   uint64_t minimize_effort = 0;
+  // Partitions (keys) are searched in interleaved slices of growing size, so that an easy
+  // violation is found however hard the other keys are. By default the check stops at the first
+  // partition found not linearizable (the others report kUnknown, `abandoned`); true searches
+  // every partition to its verdict.
+  bool check_every_partition = false;
 };
 
 struct PartitionResult {
@@ -101,6 +106,8 @@ struct PartitionResult {
   size_t ops = 0;
   uint64_t states_explored = 0;
   size_t memo_peak = 0;
+  // Its search was stopped, undecided, because another partition was found not linearizable.
+  bool abandoned = false;
 };
 
 // Why a partition is not linearizable. Op numbers are HistoryOp::index of the invocations.
