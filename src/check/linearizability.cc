@@ -321,6 +321,55 @@ Explanation Explain(const History& history, const std::string& key, const std::v
   return ex;
 }
 
+// Searches the partitions interleaved: each undecided partition gets a slice of states, the
+// slices doubling each round, so a cheap violation is found after at most about twice the work of
+// the partitions that finish first, however hard the rest are. Slices count states, not time: the
+// same history gives the same verdict and explanation on any machine. Fills result.partitions and
+// the search stats; returns the failing partition to explain and its outcome, if any.
+std::optional<std::pair<size_t, SearchOutcome>> SearchPartitions(
+    const Extracted& ex, int64_t initial, const SearchLimits& lim, ValueTable& values,
+    const CheckOptions& options, LinearizabilityResult& result, bool& any_unknown) {
+  const size_t n = ex.partitions.size();
+  std::vector<std::unique_ptr<internal::Searcher>> searchers(n);
+  for (size_t i = 0; i < n; ++i) {
+    searchers[i] =
+        std::make_unique<internal::Searcher>(ex.partitions[i].ops, initial, lim, values);
+  }
+  result.partitions.resize(n);
+  std::vector<bool> decided(n, false);
+  size_t undecided = n;
+  std::optional<std::pair<size_t, SearchOutcome>> failed;
+  for (uint64_t slice = uint64_t{1} << 12; undecided > 0;
+       slice = slice < (uint64_t{1} << 40) ? slice * 2 : slice) {
+    for (size_t i = 0; i < n && undecided > 0; ++i) {
+      if (decided[i] || !searchers[i]->Run(slice)) continue;
+      decided[i] = true;
+      --undecided;
+      const SearchOutcome& so = searchers[i]->outcome();
+      if (so.verdict == Verdict::kNotLinearizable && (!failed || i < failed->first)) {
+        failed.emplace(i, so);
+      }
+      if (failed && !options.check_every_partition) break;
+    }
+    if (failed && !options.check_every_partition) break;
+  }
+  any_unknown = false;
+  for (size_t i = 0; i < n; ++i) {
+    const SearchOutcome& so = searchers[i]->outcome();
+    PartitionResult& pr = result.partitions[i];
+    pr.key = ex.partitions[i].key;
+    pr.ops = ex.partitions[i].ops.size();
+    pr.verdict = decided[i] ? so.verdict : Verdict::kUnknown;
+    pr.abandoned = !decided[i];
+    pr.states_explored = so.states_explored;
+    pr.memo_peak = so.memo_peak;
+    result.stats.states_explored += so.states_explored;
+    result.stats.memo_peak = std::max(result.stats.memo_peak, so.memo_peak);
+    if (pr.verdict == Verdict::kUnknown) any_unknown = true;
+  }
+  return failed;  // the searchers and their memos are freed before any minimisation
+}
+
 }  // namespace
 
 const char* VerdictName(Verdict verdict) {
@@ -372,55 +421,13 @@ LinearizabilityResult Check(const History& history, Model model, const CheckOpti
   result.stats.ops = ex.ops;
   result.stats.partitions = ex.partitions.size();
 
-  // Interleaved searches: each undecided partition gets a slice of states, the slices doubling
-  // each round, so a cheap violation is found after at most about twice the work of the
-  // partitions that finish first, however hard the rest are. Slices count states, not time:
-  // the same history gives the same verdict and explanation on any machine.
-  const size_t n = ex.partitions.size();
-  std::vector<std::unique_ptr<internal::Searcher>> searchers(n);
-  for (size_t i = 0; i < n; ++i) {
-    searchers[i] =
-        std::make_unique<internal::Searcher>(ex.partitions[i].ops, initial, lim, values);
-  }
-  result.partitions.resize(n);
-  std::vector<bool> decided(n, false);
-  size_t undecided = n;
-  std::optional<size_t> failed;  // the partition whose violation is reported
-  SearchOutcome failed_outcome;
-  for (uint64_t slice = uint64_t{1} << 12; undecided > 0;
-       slice = slice < (uint64_t{1} << 40) ? slice * 2 : slice) {
-    for (size_t i = 0; i < n && undecided > 0; ++i) {
-      if (decided[i] || !searchers[i]->Run(slice)) continue;
-      decided[i] = true;
-      --undecided;
-      const SearchOutcome& so = searchers[i]->outcome();
-      if (so.verdict == Verdict::kNotLinearizable && (!failed || i < *failed)) {
-        failed = i;
-        failed_outcome = so;
-      }
-      if (failed && !options.check_every_partition) break;
-    }
-    if (failed && !options.check_every_partition) break;
-  }
   bool any_unknown = false;
-  for (size_t i = 0; i < n; ++i) {
-    const SearchOutcome& so = searchers[i]->outcome();
-    PartitionResult& pr = result.partitions[i];
-    pr.key = ex.partitions[i].key;
-    pr.ops = ex.partitions[i].ops.size();
-    pr.verdict = decided[i] ? so.verdict : Verdict::kUnknown;
-    pr.abandoned = !decided[i];
-    pr.states_explored = so.states_explored;
-    pr.memo_peak = so.memo_peak;
-    result.stats.states_explored += so.states_explored;
-    result.stats.memo_peak = std::max(result.stats.memo_peak, so.memo_peak);
-    if (pr.verdict == Verdict::kUnknown) any_unknown = true;
-  }
-  searchers.clear();  // frees the memos before minimising
+  const std::optional<std::pair<size_t, SearchOutcome>> failed =
+      SearchPartitions(ex, initial, lim, values, options, result, any_unknown);
   if (failed) {
-    const Partition& part = ex.partitions[*failed];
+    const Partition& part = ex.partitions[failed->first];
     result.explanation =
-        Explain(history, part.key, part.ops, failed_outcome, initial, lim, options, values);
+        Explain(history, part.key, part.ops, failed->second, initial, lim, options, values);
   }
   if (result.explanation.has_value()) {
     result.verdict = Verdict::kNotLinearizable;
