@@ -64,9 +64,12 @@ struct ReplayArgs {
 
 struct CheckArgs {
   std::string model = "register";
-  std::string history_path;
+  std::vector<std::string> history_paths;  // checked in order, one process
   std::string deadline_s = "60";
   std::string max_states = "4000000";
+  bool minimize = false;
+  std::string minimize_effort = "0";
+  std::string initial_value = "null";
 };
 
 int RunLab(const LabArgs& args);
