@@ -45,6 +45,10 @@ struct RunContext {
   std::vector<uint64_t>* event_hashes = nullptr;
   // Optional: receives a copy of the recorded history.
   sim::History* history_out = nullptr;
+  // Optional: a reduced run to replay (faultline shrink / replay --faults); see sim::RunPlan.
+  sim::RunPlan* plan = nullptr;
+  // Turns FL_BUGGIFY points on for the run (core/buggify.h).
+  bool buggify = false;
 };
 
 struct RunResult {
@@ -56,6 +60,11 @@ struct RunResult {
   uint64_t hash = 0;
   uint64_t events = 0;
   Duration simulated;
+  // Operations the workload started (World::AdmitOp); -1 when the scenario does not count them.
+  int64_t ops = -1;
+  // Hits per coverage probe and firings per BUGGIFY point (non-zero entries only).
+  std::map<std::string, int64_t> probes;
+  std::map<std::string, int64_t> buggify_fired;
   int64_t violation_count() const;
   // Adds `count` (> 0) to the named violation; zero counts are not recorded. `detail` describes
   // the instance (expected vs seen); the first non-empty detail per name is kept.
