@@ -62,6 +62,7 @@ struct ReplayArgs {
   // A reduced run (faultline shrink prints these): kept fault indices, operation limit, end of
   // the fault phase in ms; empty: as drawn.
   std::string faults;
+  bool faults_given = false;
   std::string ops;
   std::string time_ms;
   bool buggify = false;

@@ -45,7 +45,7 @@ void PrintList() {
 
 // Fills `plan` from --faults/--ops/--time-ms; true when any was given.
 bool ParseRunPlan(const ReplayArgs& args, sim::RunPlan* plan) {
-  if (!args.faults.empty()) {
+  if (args.faults_given) {
     Result<std::vector<uint32_t>> faults = lab::ParseFaultList(args.faults);
     if (!faults.ok()) throw UsageError("--faults: " + std::string(faults.status().message()));
     plan->faults = *std::move(faults);
@@ -194,6 +194,9 @@ int RunReplay(const ReplayArgs& args) {
     } else {
       std::printf("violation %s x%lld\n", name.c_str(), static_cast<long long>(count));
     }
+  }
+  for (const auto& [name, count] : r.probes) {
+    std::printf("probe %s hit x%lld\n", name.c_str(), static_cast<long long>(count));
   }
   for (const auto& [name, count] : r.buggify_fired) {
     std::printf("buggify %s fired x%lld\n", name.c_str(), static_cast<long long>(count));

@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(soak_cmd)) return RunSoak(soak);
     if (app.got_subcommand(replay_cmd)) {
       replay.history_given = replay_cmd->count("--history") > 0;
+      replay.faults_given = replay_cmd->count("--faults") > 0;
       return RunReplay(replay);
     }
     if (lin_cmd->parsed()) return RunCheck(check);

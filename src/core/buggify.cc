@@ -69,6 +69,12 @@ void ProbeHit(uint32_t probe) {
 
 }  // namespace internal
 
+Rng& BuggifyRandom() {
+  FL_ASSERT_MSG(internal::tls_sim_hooks != nullptr && internal::tls_sim_hooks->buggify_rng,
+                "BuggifyRandom outside a buggified run");
+  return *internal::tls_sim_hooks->buggify_rng;
+}
+
 std::vector<std::string> BuggifyPointNames() {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);

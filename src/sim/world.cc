@@ -60,6 +60,10 @@ class World::Process final : public Env, public Executor, public Transport {
 
   // Executor: timers are armed on this node's monotonic clock.
   TimerId ScheduleAfter(Duration delay, Callback callback) override {
+    // BUGGIFY: a timer fires late (a stalled process, a loaded machine): never early.
+    if (FL_BUGGIFY_WITH_PERCENT("timer.delay_spike", 1)) {
+      delay += BuggifyRandom().Range(Duration::Millis(1), Duration::Seconds(1));
+    }
     const SimTime at = world_->now() + clock_.TrueDelayFor(delay);
     const int64_t deadline = (clock_.Now() + delay).nanos();
     const EventId id = world_->scheduler_.AtNodeDeadline(at, EventOwner{index_, incarnation},

@@ -44,6 +44,10 @@ struct SimHooks {
   std::vector<int64_t> probe_hits;     // hits per probe
 };
 
+// The running World's buggify stream, for the size of what a point that fired does (how long a
+// stall, how short a write). Only after FL_BUGGIFY returned true.
+Rng& BuggifyRandom();
+
 // Every registered buggify point and probe, by index.
 std::vector<std::string> BuggifyPointNames();
 std::vector<std::string> ProbeNames();
