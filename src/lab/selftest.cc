@@ -18,6 +18,11 @@
 // acknowledged increment must be in every replica's final value (no lost acknowledged write), no
 // replica may count more increments than were attempted (no phantom), and after the faults heal all
 // replicas must agree (convergence).
+//
+// Shrinking (faultline shrink): the workload counts its increments through World::AdmitOp, and a
+// plan's earlier fault-phase end moves the end of the workload and the final reads with it. The
+// gossip variant's minimal failing case is known: one crash (only a crash loses memory), which
+// tests/sim/shrink_test.cc checks the shrinker finds.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -189,13 +194,11 @@ class GCounter final : public CounterNode {
       : env_(env), workload_(workload), durable_(durable), slots_(kNodes, 0) {}
 
   void Start() override {
-    if (durable_) {
-      auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
-      FL_ASSERT_MSG(store.ok(), store.status().ToString().c_str());
-      store_ = std::move(store).value();
-      Load();
-    }
+    // An I/O error while opening the store (buggified disks) leaves the node up without it: it
+    // refuses increments and retries the open.
+    const bool opened = !durable_ || OpenStore();
     env_.transport().SetHandler([this](NodeId, const FrameView& f) { OnState(f); });
+    if (!opened) env_.Spawn(ReopenLoop());
     env_.Spawn(GossipLoop());
   }
 
@@ -205,6 +208,10 @@ class GCounter final : public CounterNode {
     if (!durable_) {
       slots_[self] = next;
       workload_->Complete(self, op_id, true);
+      return;
+    }
+    if (store_ == nullptr) {
+      workload_->Complete(self, op_id, false);  // the store is not open yet: certainly not applied
       return;
     }
     // Durable before acknowledged: the ack promises the increment survives a crash.
@@ -224,13 +231,28 @@ class GCounter final : public CounterNode {
  private:
   static std::string SlotKey(uint32_t i) { return "slot/" + std::to_string(i); }
 
+  bool OpenStore() {
+    auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
+    if (!store.ok()) return false;
+    store_ = std::move(store).value();
+    Load();
+    return true;
+  }
+
+  Task<void> ReopenLoop() {
+    while (store_ == nullptr) {
+      if (!(co_await Sleep(env_.executor(), Duration::Millis(10))).ok()) co_return;
+      OpenStore();
+    }
+  }
+
   void Load() {
     auto txn = store_->Begin();
     FL_ASSERT(txn.ok());
     for (uint32_t i = 0; i < kNodes; ++i) {
       auto v = (*txn)->Get(SlotKey(i));
       FL_ASSERT(v.ok());
-      if (v->has_value()) slots_[i] = std::stoull(**v);
+      if (v->has_value()) slots_[i] = std::max<uint64_t>(slots_[i], std::stoull(**v));
     }
     (*txn)->Rollback();
   }
@@ -303,6 +325,8 @@ class Selftest final : public Scenario {
     options.node_count = kNodes;
     // Unsynced writes may survive a crash, whole or torn: the store must tell them apart.
     options.disk.unsynced_survives = Ratio::Percent(30);
+    // Its stores handle I/O errors, so buggified runs may fail writes and fsyncs (core/buggify.h).
+    options.disk.buggify_io_errors = true;
     sim::World world(ctx.seed, options);
     ObserveRun(world, ctx);
 

@@ -34,7 +34,8 @@ Status SimDisk::Write(std::string_view file, uint64_t offset, std::span<const ui
   // BUGGIFY: a short write, as pwrite may do on a failing device: a strict prefix lands, the
   // call fails with EIO.
   size_t n = data.size();
-  const bool short_write = n > 1 && FL_BUGGIFY_WITH_PERCENT("disk.short_write", 5);
+  const bool short_write =
+      n > 1 && options_.buggify_io_errors && FL_BUGGIFY_WITH_PERCENT("disk.short_write", 5);
   if (short_write) n = BuggifyRandom().Uniform(n);
   PendingOp op{false, offset, std::vector<uint8_t>(data.begin(), data.begin() + n)};
   Apply(it->second.current, op);
@@ -75,7 +76,9 @@ Status SimDisk::Sync(std::string_view file) {
   if (rng_->Chance(options_.io_error)) return UnavailableError("injected fsync error");
   // BUGGIFY: an fsync that fails (EIO) and makes nothing durable. (SimDisk calls complete at
   // once, so a slow fsync is not expressible here; a failed one is its rare path.)
-  if (FL_BUGGIFY_WITH_PERCENT("disk.fsync_error", 5)) return UnavailableError("fsync failed");
+  if (options_.buggify_io_errors && FL_BUGGIFY_WITH_PERCENT("disk.fsync_error", 5)) {
+    return UnavailableError("fsync failed");
+  }
   File& f = it->second;
   f.durable = f.current;
   f.pending.clear();
