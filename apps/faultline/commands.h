@@ -41,6 +41,7 @@ struct LabArgs {
   bool html_given = false;
   bool list = false;
   bool check_determinism = false;
+  bool buggify = false;  // FL_BUGGIFY points on in every run
 };
 
 struct SoakArgs {
@@ -60,7 +61,29 @@ struct ReplayArgs {
   bool trace = false;
   std::string history_path;
   bool history_given = false;
+  // A reduced run (faultline shrink prints these): kept fault indices, operation limit, end of
+  // the fault phase in ms; empty: as drawn.
+  std::string faults;
+  bool faults_given = false;
+  std::string ops;
+  std::string time_ms;
+  bool buggify = false;
 };
+
+// shrink_command.cc: `faultline shrink ID --variant V --seed S`.
+struct ShrinkArgs {
+  std::string id;
+  std::string variant;
+  std::string seed;
+  std::string violation;
+  std::string runs_max = "2000";
+  std::string nearby = "16";
+  bool buggify = false;
+  bool verbose = false;
+};
+CLI::App* AddShrinkCommand(CLI::App& app, ShrinkArgs& args);
+// 0 reduced (the reduced run fails the same way), 1 the run does not fail, 2 misuse.
+int RunShrink(const ShrinkArgs& args);
 
 struct CheckArgs {
   std::string model = "register";
@@ -150,6 +173,10 @@ bool WriteJson(const std::string& path, const lab::RunnerReport& report, uint64_
 bool WriteHtml(const std::string& path, const lab::RunnerReport& report,
                const std::vector<lab::RunSpec>& specs, uint64_t first_seed, uint64_t seeds,
                const std::string& command, std::string* error);
+// coverage.cc: per scenario, the coverage probes its runs hit and those they never hit, then the
+// probes no scenario hit.
+void PrintProbeCoverage(const std::vector<lab::VariantSummary>& summaries);
+
 // True when `path` can be created or overwritten (checked before any run starts).
 bool CanWrite(const std::string& path, std::string* error);
 

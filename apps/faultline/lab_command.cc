@@ -10,6 +10,8 @@
 #include "apps/faultline/commands.h"
 #include "faultline/lab/runner.h"
 #include "faultline/lab/scenario.h"
+#include "faultline/lab/shrink.h"
+#include "faultline/sim/nemesis.h"
 
 namespace faultline::app {
 namespace {
@@ -49,7 +51,42 @@ std::string LabCommandLine(const LabArgs& args) {
   s += " --seeds " + args.seeds;
   if (args.seed != "1") s += " --seed " + args.seed;
   if (args.check_determinism) s += " --check-determinism";
+  if (args.buggify) s += " --buggify";
   return s + " --html " + args.html_path;
+}
+
+// Fills `plan` from --faults/--ops/--time-ms; true when any was given.
+bool ParseRunPlan(const ReplayArgs& args, sim::RunPlan* plan) {
+  if (args.faults_given) {
+    Result<std::vector<uint32_t>> faults = lab::ParseFaultList(args.faults);
+    if (!faults.ok()) throw UsageError("--faults: " + std::string(faults.status().message()));
+    plan->faults = *std::move(faults);
+  }
+  if (!args.ops.empty()) {
+    plan->ops_max = static_cast<int64_t>(ParseUnsigned("--ops", args.ops, 1, INT64_MAX));
+  }
+  if (!args.time_ms.empty()) {
+    plan->fault_end = Duration::Millis(
+        static_cast<int64_t>(ParseUnsigned("--time-ms", args.time_ms, 0, 1'000'000'000)));
+  }
+  return plan->faults || plan->ops_max || plan->fault_end;
+}
+
+// The reduced run's plan: kept faults (described), limits, and faults no action had.
+void PrintPlan(const sim::RunPlan& plan) {
+  if (plan.faults) {
+    std::printf("faults kept: %zu of %zu installed\n", plan.faults->size(), plan.installed.size());
+    for (uint32_t i : *plan.faults) {
+      if (i >= plan.installed.size()) {
+        throw UsageError("--faults: no fault #" + std::to_string(i) + " in this run (it has " +
+                         std::to_string(plan.installed.size()) + ")");
+      }
+      std::printf("  #%u at %.3fs  %s\n", i, plan.installed[i].at.seconds_f(),
+                  plan.installed[i].Describe().c_str());
+    }
+  }
+  if (plan.ops_max) std::printf("operations at most %lld\n", static_cast<long long>(*plan.ops_max));
+  if (plan.fault_end) std::printf("fault phase ends at %.3fs\n", plan.fault_end->seconds_f());
 }
 
 }  // namespace
@@ -87,6 +124,7 @@ int RunLab(const LabArgs& args) {
         continue;
       }
       specs.push_back(lab::RunSpec{s, v, lab::SeedRange(first, seeds)});
+      specs.back().buggify = args.buggify;
     }
   }
   lab::RunnerOptions options;
@@ -98,6 +136,7 @@ int RunLab(const LabArgs& args) {
 
   for (const lab::Divergence& d : report.divergences) std::printf("%s\n", d.Describe().c_str());
   PrintTable(report.summaries);
+  PrintProbeCoverage(report.summaries);
   if (args.check_determinism) {
     std::printf("determinism: %llu runs checked twice, %zu divergences\n",
                 static_cast<unsigned long long>(report.runs), report.divergences.size());
@@ -145,9 +184,14 @@ int RunReplay(const ReplayArgs& args) {
   std::string error;
   if (!args.history_path.empty() && !CanWrite(args.history_path, &error)) throw UsageError(error);
 
+  sim::RunPlan plan;
+  const bool reduced = ParseRunPlan(args, &plan);
+
   lab::RunContext ctx;
   ctx.seed = seed;
   ctx.variant = v;
+  ctx.buggify = args.buggify;
+  ctx.plan = &plan;
   if (args.trace) {
     ctx.trace = [](sim::SimTime at, const std::string& line) {
       std::printf("%12.6fs  %s\n", static_cast<double>(at.nanos()) / 1e9, line.c_str());
@@ -156,8 +200,9 @@ int RunReplay(const ReplayArgs& args) {
   sim::History history;
   ctx.history_out = &history;
   const lab::RunResult r = s->Run(ctx);
-  std::printf("scenario %s variant %s seed %llu\n", args.id.c_str(), v->name.c_str(),
-              static_cast<unsigned long long>(seed));
+  std::printf("scenario %s variant %s seed %llu%s\n", args.id.c_str(), v->name.c_str(),
+              static_cast<unsigned long long>(seed), args.buggify ? " (buggify on)" : "");
+  if (reduced) PrintPlan(plan);
   std::printf("events %llu, simulated %.3fs\n", static_cast<unsigned long long>(r.events),
               r.simulated.seconds_f());
   for (const auto& [name, value] : r.metrics) std::printf("metric %s = %g\n", name.c_str(), value);
@@ -169,6 +214,12 @@ int RunReplay(const ReplayArgs& args) {
     } else {
       std::printf("violation %s x%lld\n", name.c_str(), static_cast<long long>(count));
     }
+  }
+  for (const auto& [name, count] : r.probes) {
+    std::printf("probe %s hit x%lld\n", name.c_str(), static_cast<long long>(count));
+  }
+  for (const auto& [name, count] : r.buggify_fired) {
+    std::printf("buggify %s fired x%lld\n", name.c_str(), static_cast<long long>(count));
   }
   std::printf("violations %lld\n", static_cast<long long>(r.violation_count()));
   std::printf("hash %016llx\n", static_cast<unsigned long long>(r.hash));

@@ -54,6 +54,8 @@ CLI::App* AddLabCommand(CLI::App& app, LabArgs& args) {
   lab_cmd->add_flag("--list", args.list, "list scenarios and variants");
   lab_cmd->add_flag("--check-determinism", args.check_determinism,
                     "run every seed twice and report the first divergent event");
+  lab_cmd->add_flag("--buggify", args.buggify,
+                    "turn FL_BUGGIFY points on (changes every run: off by default)");
   lab_cmd->footer(
       "Verdicts: a hardened variant 'holds' with zero violations on every seed, else it is "
       "VIOLATED. A baseline variant 'fails as expected' when it violates on at least its minimum "
@@ -102,6 +104,13 @@ CLI::App* AddReplayCommand(CLI::App& app, ReplayArgs& args) {
   replay_cmd->add_flag("--trace", args.trace, "print every event");
   replay_cmd->add_option("--history", args.history_path, "write the history as JSON lines")
       ->type_name("FILE");
+  replay_cmd
+      ->add_option("--faults", args.faults,
+                   "keep only these drawn faults: indices as faultline shrink prints them, or none")
+      ->type_name("I,J,..");
+  replay_cmd->add_option("--ops", args.ops, "start at most N workload operations")->type_name("N");
+  replay_cmd->add_option("--time-ms", args.time_ms, "end the fault phase at T ms")->type_name("T");
+  replay_cmd->add_flag("--buggify", args.buggify, "turn FL_BUGGIFY points on");
   replay_cmd->footer("Exit 0 when the run has no violation, 1 when it has, 2 misuse.\n");
   return replay_cmd;
 }
@@ -169,6 +178,8 @@ int main(int argc, char** argv) {
   CLI::App* lin_cmd = AddCheckCommand(app, check);
   app.add_subcommand("version", "print the version");
 
+  ShrinkArgs shrink;  // faultline shrink (shrink_command.cc)
+  CLI::App* shrink_cmd = AddShrinkCommand(app, shrink);
   BenchArgs bench;  // faultline bench (bench_command.cc)
   CLI::App* bench_cmd = AddBenchCommand(app, bench);
 
@@ -195,9 +206,11 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(soak_cmd)) return RunSoak(soak);
     if (app.got_subcommand(replay_cmd)) {
       replay.history_given = replay_cmd->count("--history") > 0;
+      replay.faults_given = replay_cmd->count("--faults") > 0;
       return RunReplay(replay);
     }
     if (lin_cmd->parsed()) return RunCheck(check);
+    if (app.got_subcommand(shrink_cmd)) return RunShrink(shrink);
     if (app.got_subcommand(bench_cmd)) return RunBench(bench);
   } catch (const UsageError& e) {
     return Misuse(e.what());

@@ -13,6 +13,10 @@
 #include "apps/faultline/commands.h"
 
 namespace faultline::app {
+
+// coverage.cc
+nlohmann::ordered_json ProbeCoverageJson(const std::vector<lab::VariantSummary>& summaries);
+
 namespace {
 
 std::string FormatNumber(double v) {
@@ -146,6 +150,8 @@ bool WriteJson(const std::string& path, const lab::RunnerReport& report, uint64_
         {"rerun_cpu_seconds", s.rerun_cpu_seconds},
         {"wall_seconds", s.wall_seconds},
     });
+    results.back()["probes"] = s.probes;
+    results.back()["buggify_fired"] = s.buggify_fired;
   }
   nlohmann::ordered_json divergences = nlohmann::ordered_json::array();
   for (const lab::Divergence& d : report.divergences) {
@@ -168,6 +174,7 @@ bool WriteJson(const std::string& path, const lab::RunnerReport& report, uint64_
       {"divergences", divergences},
       {"results", results},
   };
+  doc["probe_coverage"] = ProbeCoverageJson(report.summaries);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/options.h"
 #include "src/idempotency/record.h"
 #include "src/idempotency/sha256.h"
@@ -215,6 +216,7 @@ Result<Claim> IdempotencyKeys::Acquire(Transaction& txn, std::string_view scope,
         claim.retry_after = old.lease_until - now;
         return claim;
       }
+      FL_PROBE("idempotency.takeover");
       next.recovery_point = old.recovery_point;  // takeover: resume where the last attempt got
       break;
   }

@@ -32,6 +32,7 @@ RunResult RunOnce(const RunSpec& spec, uint64_t seed, std::vector<uint64_t>* has
   ctx.seed = seed;
   ctx.variant = &spec.variant;
   ctx.event_hashes = hashes;
+  ctx.buggify = spec.buggify;
   if (trace != nullptr) {
     ctx.trace = [trace, hashes](sim::SimTime at, const std::string& line) {
       const size_t index = hashes != nullptr ? hashes->size() : 0;

@@ -53,6 +53,8 @@ void SummaryBuilder::Add(uint64_t seed, const RunResult& r) {
     if (!inserted && seed < first->second.seed) first->second = ViolationInstance{seed, detail};
   }
   for (const auto& [name, value] : r.metrics) samples_[name].push_back(value);
+  for (const auto& [name, count] : r.probes) s.probes[name] += count;
+  for (const auto& [name, count] : r.buggify_fired) s.buggify_fired[name] += count;
   s.events += r.events;
   s.simulated += r.simulated;
 }

@@ -20,6 +20,8 @@ void RunResult::Violate(const std::string& name, int64_t count, std::string_view
 void ObserveRun(sim::World& world, const RunContext& context) {
   if (context.trace) world.set_trace(context.trace);
   world.set_event_hashes(context.event_hashes);
+  world.set_plan(context.plan);
+  if (context.buggify) world.EnableBuggify();
 }
 
 void FinishRun(const sim::World& world, const RunContext& context, RunResult* result) {
@@ -27,6 +29,18 @@ void FinishRun(const sim::World& world, const RunContext& context, RunResult* re
   result->events = world.events_executed();
   result->simulated = world.elapsed();
   if (context.history_out != nullptr) *context.history_out = world.history();
+  result->ops = world.ops_started();
+  const SimHooks& hooks = world.hooks();
+  if (!hooks.probe_hits.empty() || !hooks.buggify_fired.empty()) {
+    const std::vector<std::string> probes = ProbeNames();
+    for (size_t i = 0; i < hooks.probe_hits.size(); ++i) {
+      if (hooks.probe_hits[i] > 0) result->probes[probes[i]] = hooks.probe_hits[i];
+    }
+    const std::vector<std::string> points = BuggifyPointNames();
+    for (size_t i = 0; i < hooks.buggify_fired.size(); ++i) {
+      if (hooks.buggify_fired[i] > 0) result->buggify_fired[points[i]] = hooks.buggify_fired[i];
+    }
+  }
 }
 
 void RecordOp(sim::World& world, int64_t process, check::OpType type, std::string_view f,

@@ -18,6 +18,12 @@
 // acknowledged increment must be in every replica's final value (no lost acknowledged write), no
 // replica may count more increments than were attempted (no phantom), and after the faults heal all
 // replicas must agree (convergence).
+//
+// Shrinking (faultline shrink): the workload counts its increments through World::AdmitOp, and a
+// plan's earlier fault-phase end moves the end of the workload and the final reads with it. The
+// gossip variant's minimal failing case is known: one crash (only a crash loses memory), which
+// tests/sim/shrink_test.cc checks the shrinker finds.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,15 +43,18 @@ using selftest::kNodes;
 
 constexpr Duration kFaultStart = Duration::Seconds(1);
 constexpr Duration kFaultDuration = Duration::Seconds(20);
-constexpr Duration kWorkloadEnd = Duration::Seconds(22);
-constexpr Duration kFinalRead = Duration::Seconds(27);
+// After the heal: the workload runs 1 s more, the final reads come 6 s after it (at 22 s and 27 s
+// as drawn; earlier when a shrunk run's plan ends the fault phase earlier).
+constexpr Duration kWorkloadAfterHeal = Duration::Seconds(1);
+constexpr Duration kFinalReadAfterHeal = Duration::Seconds(6);
 constexpr Duration kOpInterval = Duration::Millis(30);
 constexpr Duration kOpTimeout = Duration::Seconds(1);
 
 // Drives one client per node and records what each saw.
 class Workload final : public selftest::CounterSink {
  public:
-  explicit Workload(sim::World& world) : world_(world), clients_(world.node_count()) {
+  Workload(sim::World& world, Duration end)
+      : world_(world), end_(end), clients_(world.node_count()) {
     for (uint32_t i = 0; i < clients_.size(); ++i) clients_[i].process = i;
   }
 
@@ -94,12 +103,13 @@ class Workload final : public selftest::CounterSink {
   }
 
   void Tick(uint32_t i) {
-    if (world_.elapsed() >= kWorkloadEnd) return;
+    if (world_.elapsed() >= end_) return;
     if (clients_[i].op_id == 0) Invoke(i);
     ScheduleTick(i);
   }
 
   void Invoke(uint32_t i) {
+    if (!world_.AdmitOp()) return;  // a shrunk run's operation limit
     Client& c = clients_[i];
     const uint64_t op_id = ++next_op_id_;
     c.increment = observations_.increments.size();
@@ -127,6 +137,7 @@ class Workload final : public selftest::CounterSink {
   }
 
   sim::World& world_;
+  const Duration end_;
   std::vector<Client> clients_;
   uint64_t next_op_id_ = 0;
   CounterObservations observations_;
@@ -158,10 +169,14 @@ class Selftest final : public Scenario {
     options.node_count = kNodes;
     // Unsynced writes may survive a crash, whole or torn: the store must tell them apart.
     options.disk.unsynced_survives = Ratio::Percent(30);
+    // Its stores handle I/O errors, so buggified runs may fail writes and fsyncs (core/buggify.h).
+    options.disk.buggify_io_errors = true;
     sim::World world(ctx.seed, options);
     ObserveRun(world, ctx);
 
-    Workload workload(world);
+    Duration heal = kFaultStart + kFaultDuration;
+    if (ctx.plan != nullptr && ctx.plan->fault_end) heal = std::min(heal, *ctx.plan->fault_end);
+    Workload workload(world, heal + kWorkloadAfterHeal);
     for (uint32_t i = 0; i < kNodes; ++i) {
       Workload* w = &workload;
       const selftest::CounterDesign design = variant == "naive"    ? selftest::CounterDesign::kNaive
@@ -178,7 +193,7 @@ class Selftest final : public Scenario {
         sim::Nemesis::Draw(nemesis, kNodes, world.rng(sim::Stream::kNemesis));
     sim::Nemesis::Install(world, schedule, nemesis);
     workload.Start();
-    world.RunUntil(sim::SimTime::FromNanos(kFinalRead.nanos()));
+    world.RunUntil(sim::SimTime::FromNanos((heal + kFinalReadAfterHeal).nanos()));
     workload.FinalReads();
 
     RunResult result;

@@ -1,6 +1,7 @@
 // The `selftest` scenario's counter nodes (selftest_nodes.h).
 #include "src/lab/selftest_nodes.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,13 +57,11 @@ class GCounter final : public CounterNode {
       : env_(env), sink_(sink), durable_(durable), slots_(kNodes, 0) {}
 
   void Start() override {
-    if (durable_) {
-      auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
-      FL_ASSERT_MSG(store.ok(), store.status().ToString().c_str());
-      store_ = std::move(store).value();
-      Load();
-    }
+    // An I/O error while opening the store (buggified disks) leaves the node up without it: it
+    // refuses increments and retries the open.
+    const bool opened = !durable_ || OpenStore();
     env_.transport().SetHandler([this](NodeId, const FrameView& f) { OnState(f); });
+    if (!opened) env_.Spawn(ReopenLoop());
     env_.Spawn(GossipLoop());
   }
 
@@ -72,6 +71,10 @@ class GCounter final : public CounterNode {
     if (!durable_) {
       slots_[self] = next;
       sink_->Complete(self, op_id, true);
+      return;
+    }
+    if (store_ == nullptr) {
+      sink_->Complete(self, op_id, false);  // the store is not open yet: certainly not applied
       return;
     }
     // Durable before acknowledged: the ack promises the increment survives a crash.
@@ -91,13 +94,28 @@ class GCounter final : public CounterNode {
  private:
   static std::string SlotKey(uint32_t i) { return "slot/" + std::to_string(i); }
 
+  bool OpenStore() {
+    auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
+    if (!store.ok()) return false;
+    store_ = std::move(store).value();
+    Load();
+    return true;
+  }
+
+  Task<void> ReopenLoop() {
+    while (store_ == nullptr) {
+      if (!(co_await Sleep(env_.executor(), Duration::Millis(10))).ok()) co_return;
+      OpenStore();
+    }
+  }
+
   void Load() {
     auto txn = store_->Begin();
     FL_ASSERT(txn.ok());
     for (uint32_t i = 0; i < kNodes; ++i) {
       auto v = (*txn)->Get(SlotKey(i));
       FL_ASSERT(v.ok());
-      if (v->has_value()) slots_[i] = std::stoull(**v);
+      if (v->has_value()) slots_[i] = std::max<uint64_t>(slots_[i], std::stoull(**v));
     }
     (*txn)->Rollback();
   }

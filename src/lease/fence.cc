@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "faultline/core/assert.h"
+#include "faultline/core/buggify.h"
 
 namespace faultline::lease {
 namespace {
@@ -63,6 +64,7 @@ Status CheckUserKey(std::string_view key) {
 }  // namespace
 
 Status StaleTokenError(FencingToken token, FencingToken highest) {
+  FL_PROBE("fence.stale_token_rejected");
   // Formatted on the stack: the Status itself is then the only allocation.
   char buf[80];
   char* p = buf;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "faultline/core/buggify.h"
 #include "faultline/env/quorum_call.h"
 
 namespace faultline::lease {
@@ -71,6 +72,7 @@ Result<FencingToken> DecideAcquire(const Round& round, NodeId self, uint64_t bal
       top = &*r;
     }
   }
+  if (lock_delay) FL_PROBE("lease.lock_delay");
   if (lock_delay) return UnavailableError("lock-delay: the last lease expired without a revoke");
   // Our own live value, and nothing newer anywhere in the majority: an Acquire retried after a
   // lost reply keeps its token. Otherwise a fresh token, above every ballot the majority knows.
@@ -265,13 +267,18 @@ Task<Result<LeaseGrant>> PaxosLeaseClient::Impl::Run(std::string name, Duration 
   Status last = UnavailableError("no prepare round ran");
   for (int attempt = 0; attempt < PaxosLeaseLimits::kPrepareAttemptsMax; ++attempt) {
     const MonoTime sent_at = clock.Now();
-    const MonoTime valid_until =
-        LeaseValidUntil(sent_at, ttl, options.drift_ppm_max, options.margin);
+    MonoTime valid_until = LeaseValidUntil(sent_at, ttl, options.drift_ppm_max, options.margin);
     if (valid_until <= sent_at) {
       co_return InvalidArgumentError("ttl leaves no validity after drift_ppm_max and margin");
     }
+    // BUGGIFY: the holder believes its lease ends early. Always safe (it stops acting sooner);
+    // it exercises lapsed-lease and renewal-race paths.
+    if (FL_BUGGIFY("lease.early_expiry")) valid_until = sent_at + (valid_until - sent_at) / 2;
     const MonoTime deadline = renewing.has_value() ? renewing->valid_until : valid_until;
-    if (sent_at >= deadline) co_return FailedPreconditionError("the lease's validity has passed");
+    if (sent_at >= deadline) {
+      FL_PROBE("lease.renewal_too_late");
+      co_return FailedPreconditionError("the lease's validity has passed");
+    }
     Result<uint64_t> ballot = NextBallot();
     if (!ballot.ok()) co_return ballot.status();
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/options.h"
 #include "faultline/lease/fence.h"
 
@@ -149,7 +150,10 @@ Status Relay::MarkPublished(std::span<const OutboxRecord> published) {
   if (published.empty()) return Status::Ok();
   FL_ASSIGN_OR_RETURN(std::optional<FencingToken> token, CurrentToken());
   const Status status = source_->MarkPublished(published, token, options_.fence_resource);
-  if (status.code() == StatusCode::kFencedOut) ++stats_.fenced;
+  if (status.code() == StatusCode::kFencedOut) {
+    FL_PROBE("outbox.relay_fenced_out");
+    ++stats_.fenced;
+  }
   FL_RETURN_IF_ERROR(status);
   stats_.marked += published.size();
   last_poll_.erase(last_poll_.begin(),

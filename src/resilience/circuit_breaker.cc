@@ -5,6 +5,7 @@
 #include <thread>
 #include <utility>
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/options.h"
 
 namespace faultline {
@@ -265,6 +266,7 @@ BreakerPermit CircuitBreaker::AcquireSlow(MonoTime now) {
         const int64_t deadline = half_open_deadline_ns_.load(std::memory_order_relaxed);
         if (now.nanos() >= deadline) {
           // The probes did not all come back within the dwell: back to Open (whoever wins).
+          FL_PROBE("breaker.half_open_dwell_expired");
           Transition(w, BreakerState::kOpen, TransitionReason::kHalfOpenDwellExpired, now, 0);
           break;
         }
@@ -325,6 +327,7 @@ void CircuitBreaker::RecordSlow(const BreakerPermit& permit, CallOutcome outcome
       if (at_ns == kReadClockAtTransition) at_ns = clock_.Now().nanos();
       const bool reopen = AtLeast(failed, n, options_.failure_rate_threshold) ||
                           AtLeast(slow_calls, n, options_.slow_call_rate_threshold);
+      if (reopen) FL_PROBE("breaker.half_open_probes_failed");
       done =
           Transition(w, reopen ? BreakerState::kOpen : BreakerState::kClosed,
                      reopen ? TransitionReason::kProbesFailed : TransitionReason::kProbesSucceeded,

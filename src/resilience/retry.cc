@@ -1,5 +1,6 @@
 #include "faultline/resilience/retry.h"
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/options.h"
 
 namespace faultline {
@@ -89,18 +90,24 @@ RetryState::Decision RetryState::Decide(Outcome outcome, MonoTime now, Pushback 
 
   const Duration backoff =
       policy_.backoff().Delay(attempts_started_ - 1, last_backoff_, SplitMix64(rng_state_));
-  Duration delay = backoff;
+  // BUGGIFY: the retry goes out at once, without its backoff (a pushback delay still holds):
+  // extra retries land while the server is still failing.
+  Duration delay = FL_BUGGIFY("retry.backoff_skipped") ? Duration::Zero() : backoff;
   if (pushback.is_delay() && pushback.delay > delay) delay = pushback.delay;
 
   // Never sleep into a deadline the retry could not meet.
   const Duration remaining_at_start = deadline_.Remaining(now + delay);
   if (remaining_at_start < policy_.options().attempt_duration_min) {
+    FL_PROBE("retry.deadline_stop");
     return Stop(StopReason::kDeadline);
   }
   // Acquire before sleeping: a retry waiting in backoff already counts against the budget.
   if (budget_ != nullptr) {
     permit_ = budget_->TryAcquireRetry();
-    if (!permit_.granted) return Stop(StopReason::kBudgetExhausted);
+    if (!permit_.granted) {
+      FL_PROBE("retry.budget_exhausted");
+      return Stop(StopReason::kBudgetExhausted);
+    }
   } else {
     permit_.granted = true;
   }

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/options.h"
 #include "faultline/core/random.h"
 #include "src/saga/saga_record.h"
@@ -225,6 +226,7 @@ Result<Action> SagaLog::Next(std::string_view saga_id) {
     action = Action{};
     const bool forward = state.phase == Phase::kForward;
     action.kind = forward ? Action::kForward : Action::kCompensate;
+    if (!forward) FL_PROBE("saga.compensation_step");
     action.step = state.cursor;
     action.attempt = state.attempts;
     action.forward_key = ForwardKey(saga_id, state.cursor);

@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/bytes.h"
 #include "src/shard/reshard_internal.h"
 
@@ -446,6 +447,7 @@ Status ShardClient::Attempt(std::string_view key,
     }
     if (now - start >= options_.buffer_window) return s;
     if (s.code() == StatusCode::kAborted) {  // a conflict: the call took no effect
+      FL_PROBE("shard.client_conflict");
       sleep_(ConflictPause(conflicts++));
       continue;
     }

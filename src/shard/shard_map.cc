@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "faultline/core/assert.h"
+#include "faultline/core/buggify.h"
 #include "faultline/core/bytes.h"
 #include "faultline/core/crc32c.h"
 #include "faultline/core/time.h"
@@ -337,7 +338,10 @@ EpochCheck ShardMap::CheckEpoch(ShardId self, RangeId range, Epoch epoch) const 
     return {epoch.value() > version_ ? Kind::kServerBehind : Kind::kEpochNotMatch, version_};
   }
   if (epoch > it->epoch) return {Kind::kServerBehind, version_};
-  if (epoch < it->epoch || it->shard != self) return {Kind::kEpochNotMatch, version_};
+  if (epoch < it->epoch || it->shard != self) {
+    FL_PROBE("shard.stale_route_rejected");
+    return {Kind::kEpochNotMatch, version_};
+  }
   return {Kind::kOk, version_};
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "faultline/core/buggify.h"
+
 namespace faultline::sim {
 
 SimDisk::SimDisk(Rng* rng, SimDiskOptions options) : rng_(rng), options_(options) {
@@ -29,9 +31,16 @@ Status SimDisk::Write(std::string_view file, uint64_t offset, std::span<const ui
   }
   auto it = files_.find(file);
   if (it == files_.end()) it = files_.emplace(std::string(file), File{}).first;
-  PendingOp op{false, offset, std::vector<uint8_t>(data.begin(), data.end())};
+  // BUGGIFY: a short write, as pwrite may do on a failing device: a strict prefix lands, the
+  // call fails with EIO.
+  size_t n = data.size();
+  const bool short_write =
+      n > 1 && options_.buggify_io_errors && FL_BUGGIFY_WITH_PERCENT("disk.short_write", 5);
+  if (short_write) n = BuggifyRandom().Uniform(n);
+  PendingOp op{false, offset, std::vector<uint8_t>(data.begin(), data.begin() + n)};
   Apply(it->second.current, op);
   it->second.pending.push_back(std::move(op));
+  if (short_write) return UnavailableError("short disk write");
   return Status::Ok();
 }
 
@@ -65,6 +74,11 @@ Status SimDisk::Sync(std::string_view file) {
   auto it = files_.find(file);
   if (it == files_.end()) return NotFoundError("no such file");
   if (rng_->Chance(options_.io_error)) return UnavailableError("injected fsync error");
+  // BUGGIFY: an fsync that fails (EIO) and makes nothing durable. (SimDisk calls complete at
+  // once, so a slow fsync is not expressible here; a failed one is its rare path.)
+  if (options_.buggify_io_errors && FL_BUGGIFY_WITH_PERCENT("disk.fsync_error", 5)) {
+    return UnavailableError("fsync failed");
+  }
   File& f = it->second;
   f.durable = f.current;
   f.pending.clear();
@@ -98,6 +112,7 @@ void SimDisk::Crash() {
       }
       any_survived = true;
       if (!op.truncate && !op.data.empty() && rng_->Chance(options_.torn_write)) {
+        FL_PROBE("disk.torn_write_on_crash");
         op.data.resize(rng_->Uniform(op.data.size()));  // a strict prefix persists
       }
       Apply(image, op);

@@ -285,6 +285,10 @@ void Nemesis::Apply(World& world, const FaultAction& a, const NemesisOptions& op
   }
 }
 
+bool RunPlan::Keeps(uint32_t index) const {
+  return !faults || std::binary_search(faults->begin(), faults->end(), index);
+}
+
 void Nemesis::Install(World& world, const std::vector<FaultAction>& schedule,
                       const NemesisOptions& options) {
   // One event per run of same-time actions, applying them in schedule order: separate events due
@@ -294,13 +298,36 @@ void Nemesis::Install(World& world, const std::vector<FaultAction>& schedule,
   const std::vector<FaultAction>* actions = &schedule;
   const NemesisOptions* opts = &options;
   World* w = &world;
+  RunPlan* plan = world.plan();
+  uint32_t base = 0;
+  if (plan != nullptr) {
+    base = static_cast<uint32_t>(plan->installed.size());
+    plan->installed.insert(plan->installed.end(), schedule.begin(), schedule.end());
+  }
   for (size_t first = 0; first < schedule.size();) {
     size_t last = first + 1;
     while (last < schedule.size() && schedule[last].at == schedule[first].at) ++last;
-    world.ScheduleAt(SimTime::FromNanos(schedule[first].at.nanos()),
-                     [w, actions, opts, first, last] {
-                       for (size_t i = first; i < last; ++i) Apply(*w, (*actions)[i], *opts);
-                     });
+    Duration at = schedule[first].at;
+    if (plan != nullptr && plan->fault_end && at >= *plan->fault_end) {
+      // Past the shortened fault phase: only the closing heal runs, at the new end.
+      bool heal = false;
+      for (size_t i = first; i < last; ++i) heal |= schedule[i].kind == FaultKind::kHealAll;
+      if (!heal) {
+        first = last;
+        continue;
+      }
+      at = *plan->fault_end;
+    }
+    world.ScheduleAt(SimTime::FromNanos(at.nanos()), [w, actions, opts, first, last, base] {
+      const RunPlan* p = w->plan();
+      const bool cut = p != nullptr && p->fault_end && (*actions)[first].at >= *p->fault_end;
+      for (size_t i = first; i < last; ++i) {
+        const FaultAction& a = (*actions)[i];
+        const bool keep = a.kind == FaultKind::kHealAll ||
+                          (p == nullptr || (!cut && p->Keeps(base + static_cast<uint32_t>(i))));
+        if (keep) Apply(*w, a, *opts);
+      }
+    });
     first = last;
   }
 }

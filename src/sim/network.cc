@@ -1,5 +1,6 @@
 #include "faultline/sim/network.h"
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/options.h"
 
 namespace faultline::sim {
@@ -83,10 +84,17 @@ void SimNetwork::Dispatch(uint32_t index, LinkState& link, bool allow_faults) {
   SimTime at = now + latency;
   if (allow_faults && link.clogged_until > now) at = link.clogged_until + latency;
   const bool may_overtake = allow_faults && rng_->Chance(link.options.reorder);
+  // BUGGIFY: a delivery stalls. On a link that may reorder, later messages overtake it (a
+  // reordered completion); on a FIFO link they queue behind it.
+  bool stalled = false;
+  if (allow_faults && FL_BUGGIFY_WITH_PERCENT("net.delivery_stall", 2)) {
+    at += BuggifyRandom().Range(Duration::Millis(1), Duration::Millis(200));
+    stalled = link.options.reorder.numerator > 0;
+  }
   // Strictly after the previous delivery: events due at the same instant run in a seed-random
   // order, so an equal time would let this message overtake the previous one.
   if (!may_overtake && at <= link.last_delivery) at = link.last_delivery + Duration::Nanos(1);
-  if (at > link.last_delivery) link.last_delivery = at;
+  if (!stalled && at > link.last_delivery) link.last_delivery = at;
   ScheduleDelivery(index, at);
 }
 

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "faultline/core/options.h"
+#include "faultline/sim/nemesis.h"
 
 namespace faultline::sim {
 namespace {
@@ -59,6 +60,10 @@ class World::Process final : public Env, public Executor, public Transport {
 
   // Executor: timers are armed on this node's monotonic clock.
   TimerId ScheduleAfter(Duration delay, Callback callback) override {
+    // BUGGIFY: a timer fires late (a stalled process, a loaded machine): never early.
+    if (FL_BUGGIFY_WITH_PERCENT("timer.delay_spike", 1)) {
+      delay += BuggifyRandom().Range(Duration::Millis(1), Duration::Seconds(1));
+    }
     const SimTime at = world_->now() + clock_.TrueDelayFor(delay);
     const int64_t deadline = (clock_.Now() + delay).nanos();
     const EventId id = world_->scheduler_.AtNodeDeadline(at, EventOwner{index_, incarnation},
@@ -104,7 +109,8 @@ World::World(uint64_t seed, WorldOptions options)
       clock_rng_(seed, static_cast<uint64_t>(Stream::kClock)),
       nemesis_rng_(seed, static_cast<uint64_t>(Stream::kNemesis)),
       workload_rng_(seed, static_cast<uint64_t>(Stream::kWorkload)),
-      scheduler_(&scheduler_rng_, &hash_) {
+      scheduler_(&scheduler_rng_, &hash_),
+      buggify_rng_(seed, static_cast<uint64_t>(Stream::kBuggify)) {
   const Status valid = options_.Validate();
   FL_ASSERT_MSG(valid.ok(), valid.ToString().c_str());
   hash_ = HashMix(0, seed);
@@ -187,7 +193,10 @@ bool World::RunNext(SimTime limit) {
   }
   FL_ASSERT_MSG(scheduler_.executed() < options_.events_max, "events_max exceeded: livelock?");
   in_node_event_ = owner.node != EventOwner::kWorld;
-  scheduler_.Run(id);
+  {
+    ScopedSimHooks hooks(&hooks_);
+    scheduler_.Run(id);
+  }
   in_node_event_ = false;
   if (event_hashes_ != nullptr) event_hashes_->push_back(hash_);
   return true;
@@ -290,9 +299,20 @@ Rng& World::rng(Stream stream) {
     case Stream::kClock: return clock_rng_;
     case Stream::kNemesis: return nemesis_rng_;
     case Stream::kWorkload: return workload_rng_;
+    case Stream::kBuggify: return buggify_rng_;
     case Stream::kNodeBase: break;
   }
   FL_UNREACHABLE();
+}
+
+bool World::AdmitOp() {
+  ops_started_ = ops_started_ < 0 ? 1 : ops_started_ + 1;
+  return plan_ == nullptr || !plan_->ops_max || ops_started_ <= *plan_->ops_max;
+}
+
+void World::EnableBuggify() {
+  buggify_rng_.set_hash_sink(&hash_);
+  hooks_.buggify_rng = &buggify_rng_;
 }
 
 void World::HealAll() {

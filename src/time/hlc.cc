@@ -3,6 +3,7 @@
 #include <array>
 #include <utility>
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/bytes.h"
 #include "faultline/core/crc32c.h"
 #include "faultline/core/options.h"
@@ -158,6 +159,7 @@ Status Hlc::CheckRemote(HlcTimestamp remote, uint64_t pt_us) {
   const uint64_t remote_us = remote.physical_us();
   if (remote_us <= pt_us || remote_us - pt_us <= max_offset_us_) return Status::Ok();
   rejections_.fetch_add(1, std::memory_order_relaxed);
+  FL_PROBE("hlc.remote_too_far_ahead");
   return FailedPreconditionError("remote HLC timestamp " + remote.ToString() + " is " +
                                  std::to_string(remote_us - pt_us) +
                                  "us ahead of the local physical clock, more than max_offset " +

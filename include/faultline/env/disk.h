@@ -22,7 +22,8 @@ class Disk {
  public:
   virtual ~Disk() = default;
 
-  // Writes `data` at `offset`, extending the file (zero-filled) as needed; creates the file.
+  // Writes `data` at `offset`, extending the file (zero-filled) as needed; creates the file. On
+  // error a prefix of `data` may have been written (a short write), as with pwrite.
   virtual Status Write(std::string_view file, uint64_t offset, std::span<const uint8_t> data) = 0;
   // Reads up to out.size() bytes at offset; returns the count read (0 at or past the end).
   // kNotFound when the file does not exist.

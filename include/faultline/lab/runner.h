@@ -74,6 +74,9 @@ struct VariantSummary {
   std::map<std::string, ViolationInstance> first_violations;
   std::vector<uint64_t> failing_seeds;  // ascending
   std::map<std::string, MetricStats> metrics;
+  // Coverage probe hits and BUGGIFY firings, summed over the seeds (non-zero entries only).
+  std::map<std::string, int64_t> probes;
+  std::map<std::string, int64_t> buggify_fired;
   uint64_t events = 0;
   Duration simulated;
   // Filled by the runner: CPU time (CLOCK_THREAD_CPUTIME_ID) of the runs counted above, of the
@@ -121,6 +124,8 @@ struct RunSpec {
   const Scenario* scenario = nullptr;
   VariantSpec variant;
   std::vector<uint64_t> seeds;
+  // Turns FL_BUGGIFY points on in every run (core/buggify.h).
+  bool buggify = false;
 };
 
 struct RunnerProgress {

@@ -46,6 +46,10 @@ struct RunContext {
   std::vector<uint64_t>* event_hashes = nullptr;
   // Optional: receives a copy of the recorded history.
   sim::History* history_out = nullptr;
+  // Optional: a reduced run to replay (faultline shrink / replay --faults); see sim::RunPlan.
+  sim::RunPlan* plan = nullptr;
+  // Turns FL_BUGGIFY points on for the run (core/buggify.h).
+  bool buggify = false;
 };
 
 // A fault as it was applied during a run, for the report's charts: `name` ("partition",
@@ -89,6 +93,11 @@ struct RunResult {
   // A non-linearizable run: the operations that cannot be ordered (the longest linearisation's
   // last ops and the op that could not follow them), for the report's timeline.
   std::vector<TimelineOp> unorderable;
+  // Operations the workload started (World::AdmitOp); -1 when the scenario does not count them.
+  int64_t ops = -1;
+  // Hits per coverage probe and firings per BUGGIFY point (non-zero entries only).
+  std::map<std::string, int64_t> probes;
+  std::map<std::string, int64_t> buggify_fired;
   int64_t violation_count() const;
   // Adds `count` (> 0) to the named violation; zero counts are not recorded. `detail` describes
   // the instance (expected vs seen); the first non-empty detail per name is kept.

@@ -32,6 +32,10 @@ struct SimDiskOptions {
   Ratio torn_write = Ratio::Percent(50);
   // Chance that a Write or Sync fails with kUnavailable (EIO).
   Ratio io_error = Ratio::Zero();
+  // BUGGIFY (core/buggify.h) may fail writes (short) and fsyncs on this disk. Off by default:
+  // buggify stays inside the fault model a scenario declares, and node code that treats an I/O
+  // error at boot as fatal must not meet one. Matters only in runs with buggify enabled.
+  bool buggify_io_errors = false;
   // Limits: a file larger than this fails writes with kResourceExhausted (ENOSPC).
   uint64_t file_bytes_max = 1ull << 30;
 };

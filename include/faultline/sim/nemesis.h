@@ -15,6 +15,7 @@
 #endif
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,27 @@ struct NemesisOptions {
   Status Validate() const;
 };
 
+// A reduced run, for shrinking (lab/shrink.h) and for replaying what a shrink found. Set it on
+// the World (World::set_plan) before Install. Fault indices count every action installed in the
+// run, in order, across Install calls; the closing HealAll of a schedule is always kept (the
+// liveness phase stays).
+struct RunPlan {
+  // Indices of the installed actions to keep, ascending. Unset: keep all. A dropped fault's
+  // partner (the restart of a dropped crash, say) finds nothing to undo and does nothing.
+  std::optional<std::vector<uint32_t>> faults;
+  // The fault phase ends here (from the start of the run) if that is before the drawn end: later
+  // actions are dropped and the HealAll moves here. Scenarios may also end their workload and
+  // checks earlier (see the scenario's comment).
+  std::optional<Duration> fault_end;
+  // The workload starts at most this many operations (only scenarios that call World::AdmitOp).
+  std::optional<int64_t> ops_max;
+
+  // Filled by Install: every installed action, indexed as `faults` counts them.
+  std::vector<FaultAction> installed;
+
+  bool Keeps(uint32_t index) const;
+};
+
 class Nemesis {
  public:
   // Draws a schedule for `node_count` nodes from `rng` (use the world's Stream::kNemesis). With
@@ -91,7 +113,8 @@ class Nemesis {
   // service, say) are never crashed, paused, skewed or partitioned.
   static std::vector<FaultAction> Draw(const NemesisOptions& options, uint32_t node_count,
                                        Rng& rng);
-  // Schedules every action as a world event. `options` supplies link-fault ratios.
+  // Schedules every action as a world event. `options` supplies link-fault ratios. With a
+  // World::plan(), only the plan's faults are scheduled (see RunPlan).
   static void Install(World& world, const std::vector<FaultAction>& schedule,
                       const NemesisOptions& options);
   // Applies one action now.

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/core/buggify.h"
 #include "faultline/core/ids.h"
 #include "faultline/core/random.h"
 #include "faultline/env/env.h"
@@ -48,6 +49,8 @@ namespace faultline::sim {
 using faultline::Node;
 using faultline::NodeFactory;
 
+struct RunPlan;  // nemesis.h
+
 enum class ProcessState : uint8_t { kDown, kUp, kPaused };
 
 // Independent random streams of one seed. Adding draws to one never shifts another.
@@ -58,6 +61,7 @@ enum class Stream : uint64_t {
   kClock = 4,
   kNemesis = 5,
   kWorkload = 6,
+  kBuggify = 7,  // drawn only when buggify is enabled
   kNodeBase = 1000,  // node i draws from kNodeBase + i
 };
 
@@ -150,6 +154,24 @@ class World final : public TrueTime {
   // to locate the first divergent event).
   void set_event_hashes(std::vector<uint64_t>* out) { event_hashes_ = out; }
 
+  // Shrinking and replay of a reduced run (nemesis.h): which drawn faults to keep, when the fault
+  // phase ends, how many operations the workload may start. Null: the run as drawn. The plan must
+  // outlive the run.
+  void set_plan(RunPlan* plan) { plan_ = plan; }
+  RunPlan* plan() const { return plan_; }
+  // For workloads: counts one operation about to start; false when the plan's operation limit is
+  // reached (the workload then starts no more). Always true without a limit.
+  bool AdmitOp();
+  // Operations counted by AdmitOp (-1: the workload never called it).
+  int64_t ops_started() const { return ops_started_; }
+
+  // BUGGIFY (core/buggify.h): turns FL_BUGGIFY points on for this run, drawn from
+  // Stream::kBuggify. Off by default; call before running.
+  void EnableBuggify();
+  bool buggify_enabled() const { return hooks_.buggify_rng != nullptr; }
+  // Counts per registered point / probe (index as in BuggifyPointNames() / ProbeNames()).
+  const SimHooks& hooks() const { return hooks_; }
+
  private:
   class Process;
   Process& process(NodeId id);
@@ -173,6 +195,10 @@ class World final : public TrueTime {
   TraceSink trace_;
   std::vector<uint64_t>* event_hashes_ = nullptr;
   bool in_node_event_ = false;
+  RunPlan* plan_ = nullptr;
+  int64_t ops_started_ = -1;
+  Rng buggify_rng_;
+  SimHooks hooks_;
 };
 
 }  // namespace faultline::sim
