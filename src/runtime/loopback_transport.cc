@@ -1,7 +1,6 @@
 #include "faultline/runtime/loopback_transport.h"
 
 #include <asio.hpp>
-
 #include <set>
 #include <string>
 
@@ -50,9 +49,7 @@ Status LoopbackOptions::Validate() const {
 }
 
 LoopbackTransport::LoopbackTransport(std::vector<Peer> peers, LoopbackOptions options)
-    : peers_(std::move(peers)),
-      options_(options),
-      rules_(new std::atomic<uint8_t>[peers_.size()]) {
+    : peers_(std::move(peers)), options_(options), rules_(new std::atomic<uint8_t>[peers_.size()]) {
   for (size_t i = 0; i < peers_.size(); ++i) rules_[i].store(0);
 }
 
@@ -65,7 +62,8 @@ Result<std::unique_ptr<LoopbackTransport>> LoopbackTransport::Open(asio::io_cont
   std::set<uint16_t> ports;
   const Peer* me = nullptr;
   for (const Peer& p : peers) {
-    if (!ids.insert(p.id).second) return InvalidArgumentError("duplicate node id in the peer table");
+    if (!ids.insert(p.id).second)
+      return InvalidArgumentError("duplicate node id in the peer table");
     if (p.id == self) {
       me = &p;
     } else if (p.port == 0) {
@@ -83,10 +81,12 @@ Result<std::unique_ptr<LoopbackTransport>> LoopbackTransport::Open(asio::io_cont
   asio::ip::udp::socket& s = t->impl_->socket;
   asio::error_code ec;
   s.open(asio::ip::udp::v4(), ec);
-  if (!ec) s.set_option(asio::socket_base::receive_buffer_size(
-                            static_cast<int>(options.recv_buffer_bytes)), ec);
-  if (!ec) s.set_option(asio::socket_base::send_buffer_size(
-                            static_cast<int>(options.send_buffer_bytes)), ec);
+  if (!ec)
+    s.set_option(
+        asio::socket_base::receive_buffer_size(static_cast<int>(options.recv_buffer_bytes)), ec);
+  if (!ec)
+    s.set_option(asio::socket_base::send_buffer_size(static_cast<int>(options.send_buffer_bytes)),
+                 ec);
   if (!ec) s.bind(asio::ip::udp::endpoint(Loopback(), bind_port), ec);
   if (!ec) s.non_blocking(true, ec);
   if (ec) {
@@ -148,8 +148,8 @@ Status LoopbackTransport::Send(NodeId to, uint16_t type, uint16_t schema_version
   FL_RETURN_IF_ERROR(EncodeFrame(type, schema_version, payload, &buf, limits));
   asio::error_code ec;
   impl_->socket.send_to(asio::buffer(buf),
-                        asio::ip::udp::endpoint(Loopback(), peers_[static_cast<size_t>(i)].port),
-                        0, ec);
+                        asio::ip::udp::endpoint(Loopback(), peers_[static_cast<size_t>(i)].port), 0,
+                        ec);
   if (!ec) {
     counters_.sent.fetch_add(1, std::memory_order_relaxed);
   } else if (ec == asio::error::would_block || ec == asio::error::no_buffer_space) {
@@ -164,23 +164,22 @@ void LoopbackTransport::SetHandler(MessageHandler handler) { handler_ = std::mov
 
 void LoopbackTransport::StartReceive() {
   Impl* impl = impl_.get();
-  impl->socket.async_wait(asio::ip::udp::socket::wait_read,
-                          [this, alive = impl->alive](const asio::error_code& ec) {
-                            if (!*alive || ec == asio::error::operation_aborted) return;
-                            // Drain up to a batch of datagrams, then let other callbacks run.
-                            for (uint32_t n = 0; n < options_.receive_batch_max; ++n) {
-                              asio::error_code rec;
-                              const size_t bytes = impl_->socket.receive_from(
-                                  asio::buffer(impl_->receive_buffer), impl_->source, 0, rec);
-                              if (rec == asio::error::would_block) break;
-                              if (rec) continue;  // e.g. ECONNREFUSED from an earlier send
-                              OnDatagram(impl_->source.port(),
-                                         impl_->source.address() == asio::ip::address(Loopback()),
-                                         bytes);
-                              if (!*alive) return;  // the handler destroyed us
-                            }
-                            StartReceive();
-                          });
+  impl->socket.async_wait(
+      asio::ip::udp::socket::wait_read, [this, alive = impl->alive](const asio::error_code& ec) {
+        if (!*alive || ec == asio::error::operation_aborted) return;
+        // Drain up to a batch of datagrams, then let other callbacks run.
+        for (uint32_t n = 0; n < options_.receive_batch_max; ++n) {
+          asio::error_code rec;
+          const size_t bytes = impl_->socket.receive_from(asio::buffer(impl_->receive_buffer),
+                                                          impl_->source, 0, rec);
+          if (rec == asio::error::would_block) break;
+          if (rec) continue;  // e.g. ECONNREFUSED from an earlier send
+          OnDatagram(impl_->source.port(), impl_->source.address() == asio::ip::address(Loopback()),
+                     bytes);
+          if (!*alive) return;  // the handler destroyed us
+        }
+        StartReceive();
+      });
 }
 
 void LoopbackTransport::OnDatagram(uint16_t source_port, bool source_is_loopback, size_t bytes) {

@@ -63,8 +63,8 @@ bool IsValidDiskFileName(std::string_view name) {
   if (name.empty() || name.size() > kNameBytesMax) return false;
   if (name.find("..") != std::string_view::npos || name == ".") return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -107,8 +107,8 @@ Status PosixDisk::Write(std::string_view file, uint64_t offset, std::span<const 
   }
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::pwrite(f->fd, data.data() + done, data.size() - done,
-                               static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pwrite(f->fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "write", file);
@@ -123,8 +123,8 @@ Result<size_t> PosixDisk::Read(std::string_view file, uint64_t offset, std::span
   if (offset > static_cast<uint64_t>(INT64_MAX)) return size_t{0};
   size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::pread(f->fd, out.data() + done, out.size() - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pread(f->fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "read", file);
@@ -137,7 +137,7 @@ Result<size_t> PosixDisk::Read(std::string_view file, uint64_t offset, std::span
 
 Result<uint64_t> PosixDisk::Size(std::string_view file) {
   FL_ASSIGN_OR_RETURN(OpenFile * f, Get(file, /*create=*/false));
-  struct stat st{};
+  struct stat st {};
   if (::fstat(f->fd, &st) != 0) return ErrnoStatus(errno, "stat", file);
   return static_cast<uint64_t>(st.st_size);
 }
@@ -218,7 +218,9 @@ Result<uint64_t> NoDisk::Size(std::string_view) {
 Status NoDisk::Truncate(std::string_view, uint64_t) {
   return UnavailableError("this node has no data directory");
 }
-Status NoDisk::Sync(std::string_view) { return UnavailableError("this node has no data directory"); }
+Status NoDisk::Sync(std::string_view) {
+  return UnavailableError("this node has no data directory");
+}
 Status NoDisk::Remove(std::string_view) {
   return UnavailableError("this node has no data directory");
 }

@@ -143,12 +143,14 @@ TEST(PosixDiskTest, SyncedRecordsSurviveSigkillAndNoRecordIsTorn) {
   ASSERT_TRUE(bytes.ok());
   const size_t records = bytes->size() / kRecordBytes;
   ASSERT_GE(records, size_t{kSynced});
-  // A killed process loses nothing it wrote (the page cache is the kernel's) and tears nothing:
-  // every whole slot holds exactly its record. A trailing partial slot would be a torn write.
+  // A killed process loses nothing it wrote (the page cache is the kernel's). A write may be cut
+  // only at a page boundary, and a 64-byte record never straddles one, so none may be torn:
+  // every whole slot holds exactly its record and no partial slot trails.
   EXPECT_EQ(bytes->size() % kRecordBytes, 0u);
   for (size_t i = 0; i < records; ++i) {
     const Bytes want = Record(static_cast<uint32_t>(i));
-    ASSERT_TRUE(std::equal(want.begin(), want.end(), bytes->begin() + static_cast<long>(i * kRecordBytes)))
+    ASSERT_TRUE(
+        std::equal(want.begin(), want.end(), bytes->begin() + static_cast<long>(i * kRecordBytes)))
         << "record " << i << " damaged (synced: " << (i < kSynced) << ")";
   }
   std::printf("%zu records on disk after SIGKILL, %u of them acknowledged as synced\n", records,

@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
-#include <asio.hpp>
 #include <algorithm>
+#include <asio.hpp>
 #include <chrono>
 
 #include "faultline/core/options.h"
@@ -27,11 +27,13 @@ Status RealEnvOptions::Validate() const {
   bool has_self = false;
   for (const Peer& p : peers) has_self = has_self || p.id == self;
   FL_CHECK_OPTION(has_self, "peers must contain self");
+  FL_CHECK_OPTION(pending_timers_max > 0, "pending_timers_max must be > 0");
   return Status::Ok();
 }
 
 RealEnv::RealEnv(RealEnvOptions options)
     : self_(options.self),
+      pending_timers_max_(options.pending_timers_max),
       io_(std::make_unique<asio::io_context>(1)),
       rng_(options.seed != 0 ? options.seed
                              : HashMix(static_cast<uint64_t>(::getpid()),
@@ -65,7 +67,6 @@ RealEnv::~RealEnv() {
   DestroySpawned();
   timers_.clear();
   deadline_of_.clear();
-  posts_.clear();
   wakeup_.reset();  // cancels the pending wait; its handler sees operation_aborted
   transport_.reset();
   work_.reset();
@@ -98,23 +99,22 @@ void RealEnv::Stop() {
 }
 
 TimerId RealEnv::ScheduleAfter(Duration delay, Callback callback) {
+  FL_ASSERT_MSG(timers_.size() < pending_timers_max_, "pending_timers_max exceeded: a timer leak?");
   const uint64_t id = next_timer_id_++;
-  if (delay <= Duration::Zero()) {
-    posts_.emplace(id, std::move(callback));
-    asio::post(*io_, [this, id] { OnPosted(id); });
-    return TimerId{id};
-  }
-  const int64_t deadline = (clock_->Now() + delay).nanos();
+  const int64_t deadline = (clock_->Now() + std::max(delay, Duration::Zero())).nanos();
   const bool earliest = timers_.empty() || deadline < timers_.begin()->first.first;
   timers_.emplace(std::make_pair(deadline, id), std::move(callback));
   deadline_of_.emplace(id, deadline);
-  if (earliest) Rearm();
+  if (delay <= Duration::Zero()) {
+    Kick();
+  } else if (earliest) {
+    Rearm();
+  }
   return TimerId{id};
 }
 
 bool RealEnv::Cancel(TimerId id) {
   if (!id) return false;
-  if (posts_.erase(id.value) > 0) return true;
   auto it = deadline_of_.find(id.value);
   if (it == deadline_of_.end()) return false;
   timers_.erase(std::make_pair(it->second, id.value));
@@ -124,46 +124,62 @@ bool RealEnv::Cancel(TimerId id) {
   return true;
 }
 
+void RealEnv::Kick() {
+  if (kick_pending_) return;
+  kick_pending_ = true;
+  asio::post(*io_, [this] {
+    kick_pending_ = false;
+    OnWakeup();
+  });
+}
+
 void RealEnv::Rearm() {
   asio::steady_timer& timer = wakeup_->timer;
   if (timers_.empty()) {
-    timer.cancel();
+    if (armed_ns_ != INT64_MIN) timer.cancel();
+    armed_ns_ = INT64_MIN;
     return;
   }
-  const Duration mono_delay =
-      MonoTime::FromNanos(timers_.begin()->first.first) - clock_->Now();
-  Duration true_delay = rate_clock_ != nullptr ? rate_clock_->TrueDelayFor(mono_delay)
-                                               : std::max(mono_delay, Duration::Zero());
+  const int64_t deadline = timers_.begin()->first.first;
+  if (deadline == armed_ns_) return;  // already armed for it
+  const Duration mono_delay = MonoTime::FromNanos(deadline) - clock_->Now();
+  if (mono_delay <= Duration::Zero()) {
+    Kick();  // already due: the next turn, without a timer syscall
+    return;
+  }
+  Duration true_delay = rate_clock_ != nullptr ? rate_clock_->TrueDelayFor(mono_delay) : mono_delay;
   // steady_clock's range ends in ~292 years; far deadlines wake up daily and re-arm.
   true_delay = std::min(true_delay, Duration::Seconds(86'400));
   timer.expires_after(std::chrono::nanoseconds(true_delay.nanos()));  // cancels the old wait
+  armed_ns_ = deadline;
   timer.async_wait([this](const asio::error_code& ec) {
     if (ec == asio::error::operation_aborted) return;
+    armed_ns_ = INT64_MIN;
     OnWakeup();
   });
 }
 
 void RealEnv::OnWakeup() {
   const int64_t now = clock_->Now().nanos();
-  // Runs every due timer in (deadline, id) order. A callback may schedule or cancel timers: the
-  // queue is re-read each time; new timers have deadlines > now and wait for the next wake-up.
-  while (!timers_.empty() && timers_.begin()->first.first <= now) {
-    auto it = timers_.begin();
+  // Entries scheduled from here on (ids >= first_new) wait for a later turn, even when already
+  // due: Post never runs inline, and a callback that keeps re-posting cannot starve I/O.
+  const uint64_t first_new = next_timer_id_;
+  // Runs every due entry in (deadline, id) order. Callbacks may schedule or cancel: the queue is
+  // re-read each time.
+  auto it = timers_.begin();
+  while (it != timers_.end() && it->first.first <= now) {
+    if (it->first.second >= first_new) {
+      ++it;
+      continue;
+    }
     const uint64_t id = it->first.second;
     Callback callback = std::move(it->second);
     timers_.erase(it);
     deadline_of_.erase(id);
     callback();
+    it = timers_.begin();
   }
   Rearm();
-}
-
-void RealEnv::OnPosted(uint64_t id) {
-  auto it = posts_.find(id);
-  if (it == posts_.end()) return;  // cancelled
-  Callback callback = std::move(it->second);
-  posts_.erase(it);
-  callback();
 }
 
 }  // namespace faultline::runtime

@@ -85,7 +85,9 @@ TEST(RealEnvTest, CancelPreventsTheCallbackAndReportsWhetherItWasPending) {
   EXPECT_FALSE(ex.Cancel(a));
   EXPECT_TRUE(ex.Cancel(p));
   EXPECT_FALSE(ex.Cancel(TimerId{}));
-  env->RunFor(Duration::Millis(20));
+  // a has the same deadline as b and was scheduled first: had it survived, it would have run
+  // no later than b.
+  ASSERT_TRUE(PumpUntil({env.get()}, [&] { return ran >= 10; }));
   EXPECT_EQ(ran, 10);
   EXPECT_FALSE(ex.Cancel(b));  // already ran
   EXPECT_EQ(env->pending_timers(), 0u);
@@ -101,7 +103,7 @@ TEST(RealEnvTest, PostNeverRunsInlineAndRunsInOrder) {
   });
   env->executor().ScheduleAfter(Duration::Nanos(-1), [&] { order.push_back(10); });
   EXPECT_TRUE(order.empty());
-  env->RunFor(Duration::Millis(5));
+  ASSERT_TRUE(PumpUntil({env.get()}, [&] { return order.size() >= 4; }));
   EXPECT_EQ(order, (std::vector<int>{1, 2, 10, 3}));
 }
 
@@ -146,19 +148,19 @@ TEST(RealEnvTest, SpawnedCoroutinesAreOwnedAndDestroyedWithTheEnv) {
 
 TEST(RealEnvTest, StopFromAnotherThreadEndsRun) {
   auto env = OpenEnv(0, testing::FreePorts(1));
-  int ticks = 0;
+  std::atomic<int> ticks{0};
   std::function<void()> tick = [&] {
-    ++ticks;
+    ticks.fetch_add(1);
     env->executor().ScheduleAfter(Duration::Millis(1), [&] { tick(); });
   };
   tick();
   std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    while (ticks.load() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     env->Stop();
   });
-  env->Run();
+  env->Run();  // returns only because of the Stop()
   stopper.join();
-  EXPECT_GT(ticks, 3);
+  EXPECT_GE(ticks.load(), 3);
   env->Stop();  // a Stop before Run makes the next Run return at once
   env->Run();
 }
@@ -170,6 +172,16 @@ TEST(RealEnvTest, OptionsAreValidated) {
   EXPECT_EQ(RealEnv::Open(o).status().code(), StatusCode::kInvalidArgument);
   o.peers = {Peer{NodeId(3), 0, false}, Peer{NodeId(4), 0, false}};
   EXPECT_EQ(RealEnv::Open(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RealEnvDeathTest, PendingTimersPastTheLimitFailLoudly) {
+  RealEnvOptions o;
+  o.self = NodeId(0);
+  o.peers = {Peer{NodeId(0), 0, false}};
+  o.pending_timers_max = 3;
+  auto env = std::move(RealEnv::Open(o)).value();
+  for (int i = 0; i < 3; ++i) env->executor().ScheduleAfter(Duration::Seconds(1), [] {});
+  EXPECT_DEATH(env->executor().Post([] {}), "pending_timers_max exceeded");
 }
 
 TEST(RealEnvTest, NoDataDirMeansADiskThatRefuses) {

@@ -42,8 +42,8 @@ class RawUdp {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons(port);
-    const ssize_t n = ::sendto(fd_, bytes.data(), bytes.size(), 0,
-                               reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    const ssize_t n =
+        ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
     FL_ASSERT(n == static_cast<ssize_t>(bytes.size()));
   }
 

@@ -64,11 +64,11 @@ class ChaosClock final : public Clock {
   int64_t NowLocked();
 
   mutable std::mutex mu_;
-  const int64_t host_boot_ns_;    // CLOCK_MONOTONIC at construction
-  const int64_t wall_base_ns_;    // CLOCK_REALTIME at construction
-  int64_t t_anchor_ns_;           // host instant of the last re-anchor
-  int64_t mono_anchor_ns_;        // node mono at that instant
-  int64_t mono_last_ns_;          // monotonicity clamp
+  const int64_t host_boot_ns_;  // CLOCK_MONOTONIC at construction
+  const int64_t wall_base_ns_;  // CLOCK_REALTIME at construction
+  int64_t t_anchor_ns_;         // host instant of the last re-anchor
+  int64_t mono_anchor_ns_;      // node mono at that instant
+  int64_t mono_last_ns_;        // monotonicity clamp
   int64_t wall_offset_ns_ = 0;
   std::atomic<int64_t> drift_ppm_{0};
 };

@@ -15,15 +15,18 @@
 // slash, an absolute path, an empty name) is kInvalidArgument, never a path outside the directory.
 //
 // Errors never crash: ENOENT -> kNotFound; ENOSPC/EDQUOT/EFBIG -> kResourceExhausted (like the
-// simulator's file_bytes_max); EIO and every other I/O failure -> kUnavailable (like the simulator's
-// injected EIO); EACCES/EPERM -> kPermissionDenied. Messages name the file and the errno text.
+// simulator's file_bytes_max); EIO and every other I/O failure -> kUnavailable (like the
+// simulator's injected EIO); EACCES/EPERM -> kPermissionDenied. Messages name the file and the
+// errno text.
 //
 // What survives what:
-// - A process kill (SIGKILL, abort, FL_ASSERT): everything written, synced or not, survives — the
-//   page cache belongs to the kernel, not the process. A write() interrupted by the kill is either
-//   wholly absent or wholly present (pwrite of a regular file is not interrupted part-way by a
-//   signal). So the runtime's crash is *kinder* than the simulator's default crash, which drops
-//   unsynced writes; code proven under the simulator stays correct here.
+// - A process kill (SIGKILL, abort, FL_ASSERT): every completed Write survives, synced or not —
+//   the page cache belongs to the kernel, not the process. A Write in progress when the kill lands
+//   persists a prefix: Linux copies a write into the page cache page by page and stops at a page
+//   boundary once a fatal signal is pending, so a Write within one 4 KiB page is all or nothing
+//   and a larger one may be cut at a page boundary (the simulator's torn write, at page
+//   granularity). The runtime's crash is otherwise *kinder* than the simulator's default crash,
+//   which drops unsynced writes; code proven under the simulator stays correct here.
 // - Power loss / kernel crash: only synced data is guaranteed; unsynced writes may vanish or be
 //   torn (a prefix persisted, or sectors of it). This runtime does not inject power loss; the
 //   simulator's torn_write faults model it.

@@ -12,13 +12,15 @@
 //   Spawn()     TaskSet of the Process            TaskSet owned by the RealEnv
 //
 // Executor contract in production: ScheduleAfter(delay) records the node-monotonic deadline
-// clock().Now() + delay in an ordered queue; one asio::steady_timer is armed for the earliest
-// deadline, converted to host time through ChaosClock::TrueDelayFor (the remaining delay itself
-// when the clock is not a ChaosClock). On wake-up every timer whose deadline is <= clock().Now()
-// runs, in (deadline, scheduling order) — the simulator's order — and the steady_timer is re-armed
-// for the next one. A timer therefore never runs before its node-monotonic deadline, even when the
-// drift changed while it waited (a slower clock just means a re-arm; it may run late, as any OS
-// timer). delay <= 0 (and Post) runs on a later turn of the loop, never inline, in FIFO order.
+// clock().Now() + max(delay, 0) in one ordered queue; one asio::steady_timer is armed for the
+// earliest deadline, converted to host time through ChaosClock::TrueDelayFor (the remaining delay
+// itself when the clock is not a ChaosClock). On wake-up every entry whose deadline is <=
+// clock().Now() and that existed when the wake-up began runs, in (deadline, scheduling order) —
+// the simulator's order, posts included — and the steady_timer is re-armed for the next one. A
+// timer therefore never runs before its node-monotonic deadline, even when the drift changed
+// while it waited (a slower clock just means a re-arm; it may run late, as any OS timer).
+// delay <= 0 (and Post) runs on a later turn of the loop, never inline: what a callback schedules
+// waits at least for the next wake-up, after pending I/O has been polled.
 // Callbacks run one at a time on the thread inside Run()/RunFor().
 //
 // Lifetime: spawned coroutines are owned by the RealEnv. DestroySpawned() (also run first by the
@@ -58,6 +60,9 @@ struct RealEnvOptions {
   // The node's clock; default (nullptr) = a ChaosClock owned by the RealEnv. Must outlive it.
   Clock* clock = nullptr;
   LoopbackOptions transport;
+  // Timers plus posted callbacks pending at once. Going past it is a programmer error (a timer
+  // leak, a livelock of re-posting callbacks) and fails loudly, like the simulator's events_max.
+  uint32_t pending_timers_max = 1'000'000;
   Status Validate() const;
 };
 
@@ -89,7 +94,7 @@ class RealEnv final : public Env, private Executor {
   void DestroySpawned();
   size_t spawned() const { return tasks_.size(); }
   // Timers and posted callbacks not yet run or cancelled.
-  size_t pending_timers() const { return timers_.size() + posts_.size(); }
+  size_t pending_timers() const { return timers_.size(); }
 
   // For harness-side additions on the same loop (a control socket, signal sets).
   asio::io_context& io() { return *io_; }
@@ -108,9 +113,11 @@ class RealEnv final : public Env, private Executor {
   // Arms the wake-up for the earliest deadline (or disarms it when none is left).
   void Rearm();
   void OnWakeup();
-  void OnPosted(uint64_t id);
+  // Queues one OnWakeup on the io_context (at most one outstanding).
+  void Kick();
 
   NodeId self_;
+  uint32_t pending_timers_max_;
   // Destroyed last: timers and the transport's socket are registered with it.
   std::unique_ptr<asio::io_context> io_;
   std::unique_ptr<ChaosClock> chaos_clock_;
@@ -120,11 +127,13 @@ class RealEnv final : public Env, private Executor {
   std::unique_ptr<Disk> disk_;
   Rng rng_;
   uint64_t next_timer_id_ = 1;
-  // Timers by (node-monotonic deadline ns, id); deadline_of_ finds them for Cancel.
+  // Timers and posts by (node-monotonic deadline ns, id); deadline_of_ finds them for Cancel.
   std::map<std::pair<int64_t, uint64_t>, Callback> timers_;
   std::unordered_map<uint64_t, int64_t> deadline_of_;
-  // Posted callbacks (delay <= 0), each also queued on the io_context in FIFO order.
-  std::unordered_map<uint64_t, Callback> posts_;
+  bool kick_pending_ = false;
+  // The deadline the steady_timer is armed for (INT64_MIN: not armed), so an unchanged earliest
+  // deadline costs no timer syscall.
+  int64_t armed_ns_ = INT64_MIN;
   std::unique_ptr<Wakeup> wakeup_;
   std::atomic<bool> stop_requested_{false};
   struct WorkGuard;
