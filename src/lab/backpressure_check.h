@@ -4,8 +4,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "faultline/lab/scenario.h"
 #include "src/lab/observations.h"
+
+namespace faultline::lab {
+struct RunResult;  // faultline/lab/scenario.h: what a checker fills
+}  // namespace faultline::lab
 
 namespace faultline::lab {
 
@@ -45,6 +48,6 @@ void CheckBackpressureHistory(const BackpressureObservations& observations, RunR
 
 // The Jepsen-shaped history: f="request" ({"req": id}), "capacity" markers ({"rps","trigger"},
 // process -2) and "queue-depth" samples ({"depth","bound"}, process -3).
-sim::History BackpressureHistory(const BackpressureObservations& observations);
+check::History BackpressureHistory(const BackpressureObservations& observations);
 
 }  // namespace faultline::lab

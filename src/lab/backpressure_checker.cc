@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/lab/scenario.h"
 #include "src/lab/backpressure_check.h"
 
 namespace faultline::lab {
@@ -119,17 +120,17 @@ void CheckBackpressureHistory(const BackpressureObservations& obs, RunResult* re
   result->metrics["requests"] = static_cast<double>(obs.requests.size());
 }
 
-sim::History BackpressureHistory(const BackpressureObservations& obs) {
+check::History BackpressureHistory(const BackpressureObservations& obs) {
   HistoryExport out;
   out.AddRequests(obs.requests);
   for (const CapacityPhase& p : obs.phases) {
-    out.Add(-2, sim::OpType::kInfo, "capacity",
+    out.Add(-2, check::OpType::kInfo, "capacity",
             "{\"rps\":" + std::to_string(p.capacity_rps) +
                 ",\"trigger\":" + (p.trigger ? "true" : "false") + "}",
             p.start_ns);
   }
   for (const QueueSample& s : obs.queue_samples) {
-    out.Add(-3, sim::OpType::kInfo, "queue-depth",
+    out.Add(-3, check::OpType::kInfo, "queue-depth",
             "{\"depth\":" + std::to_string(s.depth) + ",\"bound\":" + std::to_string(s.bound) + "}",
             s.time_ns);
   }

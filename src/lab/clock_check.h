@@ -4,8 +4,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "faultline/lab/scenario.h"
 #include "src/lab/observations.h"
+
+namespace faultline::lab {
+struct RunResult;  // faultline/lab/scenario.h: what a checker fills
+}  // namespace faultline::lab
 
 namespace faultline::lab {
 
@@ -69,6 +72,6 @@ void CheckClockHistory(const ClockObservations& observations, RunResult* result)
 // The Jepsen-shaped history: f="write" (invoke {"id","key","deps"}, ok adds "ts","node"),
 // f="read" ({"key"} or {"key","after"}, ok adds "ids") and f="final" ({"node","key"}, ok adds
 // "ids").
-sim::History ClockHistory(const ClockObservations& observations);
+check::History ClockHistory(const ClockObservations& observations);
 
 }  // namespace faultline::lab

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "faultline/time/hlc.h"
+#include "faultline/lab/scenario.h"
 #include "src/lab/clock_check.h"
 
 namespace faultline::lab {
@@ -255,12 +256,12 @@ void CheckClockHistory(const ClockObservations& observations, RunResult* result)
   result->metrics["external_consistency_violations"] = static_cast<double>(external.count);
 }
 
-sim::History ClockHistory(const ClockObservations& observations) {
+check::History ClockHistory(const ClockObservations& observations) {
   HistoryExport out;
   for (const ClockWrite& w : observations.writes) {
     const std::string base = "{\"id\":" + std::to_string(w.id) +
                              ",\"key\":" + std::to_string(w.key) + ",\"deps\":" + IdsJson(w.deps);
-    out.Add(w.process, sim::OpType::kInvoke, "write", base + "}", w.invoke_ns);
+    out.Add(w.process, check::OpType::kInvoke, "write", base + "}", w.invoke_ns);
     const std::string stamp = w.outcome == Outcome::kOk ? ",\"ts\":" + std::to_string(w.ts) +
                                                               ",\"node\":" + std::to_string(w.node)
                                                         : std::string();
@@ -269,14 +270,14 @@ sim::History ClockHistory(const ClockObservations& observations) {
   for (const ClockRead& r : observations.reads) {
     std::string k = "{\"key\":" + std::to_string(r.key);
     if (r.after != 0) k += ",\"after\":" + std::to_string(r.after);
-    out.Add(r.process, sim::OpType::kInvoke, "read", k + "}", r.time_ns);
-    out.Add(r.process, sim::OpType::kOk, "read", k + ",\"ids\":" + IdsJson(r.ids) + "}", r.time_ns);
+    out.Add(r.process, check::OpType::kInvoke, "read", k + "}", r.time_ns);
+    out.Add(r.process, check::OpType::kOk, "read", k + ",\"ids\":" + IdsJson(r.ids) + "}", r.time_ns);
   }
   for (const ClockFinal& f : observations.finals) {
     const std::string v =
         "{\"node\":" + std::to_string(f.node) + ",\"key\":" + std::to_string(f.key);
-    out.Add(2000 + f.node, sim::OpType::kInvoke, "final", v + "}", f.time_ns);
-    out.Add(2000 + f.node, sim::OpType::kOk, "final", v + ",\"ids\":" + IdsJson(f.ids) + "}",
+    out.Add(2000 + f.node, check::OpType::kInvoke, "final", v + "}", f.time_ns);
+    out.Add(2000 + f.node, check::OpType::kOk, "final", v + ",\"ids\":" + IdsJson(f.ids) + "}",
             f.time_ns);
   }
   return out.Build();

@@ -258,7 +258,7 @@ class ClockOrdering final : public Scenario {
  private:
   static void Boot(sim::World& world, Design design, Workload* w, clock::Metrics* m) {
     for (uint32_t i = 0; i < kReplicas; ++i) {
-      world.Boot(NodeId(i), [w, m, design](Env& env) -> std::unique_ptr<sim::Node> {
+      world.Boot(NodeId(i), [w, m, design](Env& env) -> std::unique_ptr<Node> {
         if (design == Design::kHardened) return clock::MakeDvvReplica(env, w, m);
         return clock::MakeLwwReplica(env, w, design == Design::kHlcLww);
       });

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "faultline/core/time.h"
-#include "faultline/sim/world.h"
+#include "faultline/env/node.h"
 #include "faultline/time/version_vector.h"
 
 namespace faultline::lab::clock {
@@ -46,7 +46,7 @@ struct Metrics {
   int64_t half_width_ns = 0;  // the interval clock's error bound ε at each commit
 };
 
-class Replica : public sim::Node {
+class Replica : public Node {
  public:
   virtual ReadReply Read(uint64_t key) = 0;
   // Completes through WriteSink::WriteDone.
@@ -60,6 +60,6 @@ std::unique_ptr<Replica> MakeLwwReplica(Env& env, WriteSink* sink, bool use_hlc)
 // HLC + dotted version vectors + commit-wait on an interval clock synced to the time service.
 std::unique_ptr<Replica> MakeDvvReplica(Env& env, WriteSink* sink, Metrics* metrics);
 // Answers "what time is it" with its wall clock, which the scenario keeps exact.
-std::unique_ptr<sim::Node> MakeTimeService(Env& env);
+std::unique_ptr<Node> MakeTimeService(Env& env);
 
 }  // namespace faultline::lab::clock

@@ -26,7 +26,7 @@ constexpr uint16_t kSchemaV1 = 1;
 constexpr uint16_t kMethodTime = 1;
 
 // Node 3: answers "what time is it" with its wall clock, which the scenario keeps exact.
-class TimeService final : public sim::Node {
+class TimeService final : public Node {
  public:
   explicit TimeService(Env& env) : env_(env), rpc_(env) {}
   void Start() override {
@@ -325,6 +325,6 @@ std::unique_ptr<Replica> MakeDvvReplica(Env& env, WriteSink* sink, Metrics* metr
   return std::make_unique<DvvReplica>(env, sink, metrics);
 }
 
-std::unique_ptr<sim::Node> MakeTimeService(Env& env) { return std::make_unique<TimeService>(env); }
+std::unique_ptr<Node> MakeTimeService(Env& env) { return std::make_unique<TimeService>(env); }
 
 }  // namespace faultline::lab::clock

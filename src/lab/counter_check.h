@@ -4,8 +4,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "faultline/lab/scenario.h"
 #include "src/lab/observations.h"
+
+namespace faultline::lab {
+struct RunResult;  // faultline/lab/scenario.h: what a checker fills
+}  // namespace faultline::lab
 
 namespace faultline::lab {
 
@@ -38,6 +41,6 @@ struct CounterObservations {
 void CheckCounterHistory(const CounterObservations& observations, RunResult* result);
 
 // The Jepsen-shaped history of the observations: f="inc" (value 1) and f="read" (the value).
-sim::History CounterHistory(const CounterObservations& observations);
+check::History CounterHistory(const CounterObservations& observations);
 
 }  // namespace faultline::lab

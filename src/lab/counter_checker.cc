@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "faultline/lab/scenario.h"
 #include "src/lab/counter_check.h"
 
 namespace faultline::lab {
@@ -48,15 +49,15 @@ void CheckCounterHistory(const CounterObservations& observations, RunResult* res
   result->metrics["replica_spread"] = static_cast<double>(hi->value - lo->value);
 }
 
-sim::History CounterHistory(const CounterObservations& observations) {
+check::History CounterHistory(const CounterObservations& observations) {
   HistoryExport out;
   for (const CounterIncrement& inc : observations.increments) {
-    out.Add(inc.process, sim::OpType::kInvoke, "inc", "1", inc.invoke_ns);
+    out.Add(inc.process, check::OpType::kInvoke, "inc", "1", inc.invoke_ns);
     out.End(inc.process, inc.outcome, "inc", "1", inc.end_ns);
   }
   for (const CounterRead& read : observations.final_reads) {
-    out.Add(read.process, sim::OpType::kInvoke, "read", "null", read.time_ns);
-    out.Add(read.process, sim::OpType::kOk, "read", std::to_string(read.value), read.time_ns);
+    out.Add(read.process, check::OpType::kInvoke, "read", "null", read.time_ns);
+    out.Add(read.process, check::OpType::kOk, "read", std::to_string(read.value), read.time_ns);
   }
   return out.Build();
 }

@@ -161,18 +161,18 @@ TxnBrokerOptions BrokerOptions() {
 
 void BootNodes(sim::World& world, const TxnNodeContext& ctx) {
   for (uint32_t s = 0; s < kTxnShards; ++s) {
-    world.Boot(NodeId(s), [ctx, s](Env& env) -> std::unique_ptr<sim::Node> {
+    world.Boot(NodeId(s), [ctx, s](Env& env) -> std::unique_ptr<Node> {
       return std::make_unique<TxnShardNode>(env, ctx, s);
     });
   }
-  world.Boot(NodeId(kTxnFront), [ctx](Env& env) -> std::unique_ptr<sim::Node> {
+  world.Boot(NodeId(kTxnFront), [ctx](Env& env) -> std::unique_ptr<Node> {
     return std::make_unique<TxnFrontNode>(env, ctx);
   });
   TxnObservations* obs = ctx.obs;
-  world.Boot(NodeId(kTxnBroker), [obs](Env& env) -> std::unique_ptr<sim::Node> {
+  world.Boot(NodeId(kTxnBroker), [obs](Env& env) -> std::unique_ptr<Node> {
     return std::make_unique<TxnBrokerNode>(env, obs, BrokerOptions());
   });
-  world.Boot(NodeId(kTxnLedger), [ctx](Env& env) -> std::unique_ptr<sim::Node> {
+  world.Boot(NodeId(kTxnLedger), [ctx](Env& env) -> std::unique_ptr<Node> {
     return std::make_unique<TxnLedgerNode>(env, ctx);
   });
 }

@@ -32,9 +32,9 @@ Result<BrokerDelivery> DecodeDelivery(std::span<const uint8_t> bytes) {
   return d;
 }
 
-BrokerNode::BrokerNode(Env& env, sim::World* world, IdempotencyObservations* obs,
+BrokerNode::BrokerNode(Env& env, const TrueTime* true_time, IdempotencyObservations* obs,
                        BrokerOptions options)
-    : env_(env), rpc_(env), world_(world), obs_(obs), options_(options) {
+    : env_(env), rpc_(env), true_time_(true_time), obs_(obs), options_(options) {
   rpc_.Handle(kBrokerFetch, [this](NodeId from, std::span<const uint8_t>) { return Fetch(from); });
   rpc_.Handle(kBrokerAck, [this](NodeId from, std::span<const uint8_t> req) {
     return Settle(from, req, /*ack=*/true);
@@ -182,7 +182,7 @@ Result<Bytes> BrokerNode::Settle(NodeId from, std::span<const uint8_t> request, 
   }
   if (delivery != e.deliveries) ++obs_->counters.late_acks;
   obs_->acks.push_back(BrokerAck{e.message.id, e.message.payment, from.value(), delivery,
-                                 e.deliveries, world_->now().nanos()});
+                                 e.deliveries, true_time_->NowNs()});
   while (first_open_ < entries_.size() && entries_[first_open_].state == State::kAcked) {
     ++first_open_;
   }

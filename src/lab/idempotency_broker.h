@@ -32,7 +32,7 @@
 #include "faultline/core/random.h"
 #include "faultline/core/time.h"
 #include "faultline/env/rpc.h"
-#include "faultline/sim/world.h"
+#include "faultline/env/node.h"
 #include "faultline/store/log_store.h"
 #include "src/lab/idempotency_observations.h"
 
@@ -64,11 +64,11 @@ struct BrokerOptions {
   Ratio duplicate = Ratio::Zero();
 };
 
-class BrokerNode final : public sim::Node {
+class BrokerNode final : public Node {
  public:
   // `world` and `obs` must outlive the node; accepted acks go to obs->acks, delivery counts to
   // obs->counters.
-  BrokerNode(Env& env, sim::World* world, IdempotencyObservations* obs, BrokerOptions options);
+  BrokerNode(Env& env, const TrueTime* true_time, IdempotencyObservations* obs, BrokerOptions options);
 
   void Start() override;
 
@@ -95,7 +95,7 @@ class BrokerNode final : public sim::Node {
 
   Env& env_;
   Rpc rpc_;
-  sim::World* world_;
+  const TrueTime* true_time_;
   IdempotencyObservations* obs_;
   BrokerOptions options_;
   std::unique_ptr<LogStore> store_;

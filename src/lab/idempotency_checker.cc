@@ -19,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "faultline/lab/scenario.h"
 #include "src/lab/idempotency_observations.h"
 
 namespace faultline::lab {

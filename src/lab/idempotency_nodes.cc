@@ -157,8 +157,8 @@ Result<Bytes> DbNode::InboxCommit(std::span<const uint8_t> request) {
 
 // ---- the card network ----
 
-ProviderNode::ProviderNode(Env& env, sim::World* world, IdempotencyObservations* obs)
-    : env_(env), rpc_(env), world_(world), obs_(obs) {
+ProviderNode::ProviderNode(Env& env, const TrueTime* true_time, IdempotencyObservations* obs)
+    : env_(env), rpc_(env), true_time_(true_time), obs_(obs) {
   rpc_.HandleAsync(kProviderCharge, [this](NodeId from, Bytes request, MonoTime) {
     return Charge(from, std::move(request));
   });
@@ -193,7 +193,7 @@ Task<Result<Bytes>> ProviderNode::Charge(NodeId from, Bytes request) {
   } else {
     charge_id = "ch" + std::to_string(++next_charge_);
     obs_->charges.push_back(
-        ProviderCharge{payment, charge_id, amount, world_->now().nanos(), from.value(), key});
+        ProviderCharge{payment, charge_id, amount, true_time_->NowNs(), from.value(), key});
     if (!key.empty()) keyed_[key] = Keyed{fingerprint, charge_id};
   }
   const Status slept = co_await Sleep(env_.executor(), Latency());

@@ -30,7 +30,7 @@
 
 #include "faultline/core/bytes.h"
 #include "faultline/env/rpc.h"
-#include "faultline/sim/world.h"
+#include "faultline/env/node.h"
 #include "faultline/store/log_store.h"
 #include "src/lab/idempotency_observations.h"
 
@@ -56,7 +56,7 @@ inline constexpr Duration kClaimLease = Duration::Millis(600);
 // Reads a length-prefixed string field of at most 1 KiB.
 inline Status ReadField(ByteReader& r, std::string* out) { return r.Bytes(out, 1024); }
 
-class DbNode final : public sim::Node {
+class DbNode final : public Node {
  public:
   DbNode(Env& env, IdempotencyObservations* obs);
   ~DbNode() override;
@@ -78,9 +78,9 @@ class DbNode final : public sim::Node {
   std::unique_ptr<idempotency::Inbox> inbox_;
 };
 
-class ProviderNode final : public sim::Node {
+class ProviderNode final : public Node {
  public:
-  ProviderNode(Env& env, sim::World* world, IdempotencyObservations* obs);
+  ProviderNode(Env& env, const TrueTime* true_time, IdempotencyObservations* obs);
 
  private:
   struct Keyed {
@@ -92,7 +92,7 @@ class ProviderNode final : public sim::Node {
 
   Env& env_;
   Rpc rpc_;
-  sim::World* world_;
+  const TrueTime* true_time_;
   IdempotencyObservations* obs_;
   std::map<std::string, Keyed> keyed_;  // provider-side idempotency keys
   uint64_t next_charge_ = 0;

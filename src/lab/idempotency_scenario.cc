@@ -419,7 +419,7 @@ class Harness final : public CrashPoints {
     ++cl.attempt;
     const uint64_t op = ++cl.op;
     cl.server = static_cast<uint32_t>(world_.rng(sim::Stream::kWorkload).Uniform(kServers));
-    RecordOp(world_, cl.process, sim::OpType::kInvoke, "charge", RequestJson(cl));
+    RecordOp(world_, cl.process, check::OpType::kInvoke, "charge", RequestJson(cl));
     const NodeId server(cl.server);
     if (world_.state(server) == sim::ProcessState::kDown) {
       Answer(c, op, ServerReply{ClientAnswerKind::kRefused, ""});
@@ -480,18 +480,18 @@ class Harness final : public CrashPoints {
                              cl.request.payment + "\",\"attempt\":" + std::to_string(cl.attempt);
     switch (reply.kind) {
       case ClientAnswerKind::kCharged:
-        RecordOp(world_, cl.process, sim::OpType::kOk, "charge",
+        RecordOp(world_, cl.process, check::OpType::kOk, "charge",
                  head + ",\"response\":" + reply.body + "}");
         return;
       case ClientAnswerKind::kMismatch:
       case ClientAnswerKind::kInProgress:
       case ClientAnswerKind::kRefused:
-        RecordOp(world_, cl.process, sim::OpType::kFail, "charge",
+        RecordOp(world_, cl.process, check::OpType::kFail, "charge",
                  head + ",\"error\":\"" + ClientAnswerKindName(reply.kind) + "\"}");
         return;
       case ClientAnswerKind::kError:
       case ClientAnswerKind::kTimeout:
-        RecordOp(world_, cl.process, sim::OpType::kInfo, "charge",
+        RecordOp(world_, cl.process, check::OpType::kInfo, "charge",
                  head + ",\"error\":\"" + ClientAnswerKindName(reply.kind) + "\"}");
         cl.process += kClients;  // an indeterminate op ends its process, as in Jepsen
         return;
@@ -610,18 +610,18 @@ class Idempotency final : public Scenario {
     CrashPoints* crash = &harness;
     sim::World* w = &world;
     for (uint32_t i = 0; i < kServers; ++i) {
-      world.Boot(NodeId(i), [design, crash, o](Env& env) -> std::unique_ptr<sim::Node> {
+      world.Boot(NodeId(i), [design, crash, o](Env& env) -> std::unique_ptr<Node> {
         return std::make_unique<ServerNode>(env, design, crash, o);
       });
     }
-    world.Boot(NodeId(kDbNode), [o](Env& env) -> std::unique_ptr<sim::Node> {
+    world.Boot(NodeId(kDbNode), [o](Env& env) -> std::unique_ptr<Node> {
       return std::make_unique<DbNode>(env, o);
     });
-    world.Boot(NodeId(kBrokerNode), [w, o](Env& env) -> std::unique_ptr<sim::Node> {
+    world.Boot(NodeId(kBrokerNode), [w, o](Env& env) -> std::unique_ptr<Node> {
       return std::make_unique<BrokerNode>(env, w, o,
                                           BrokerOptions{kAckWait, Ratio::Percent(3)});
     });
-    world.Boot(NodeId(kProviderNode), [w, o](Env& env) -> std::unique_ptr<sim::Node> {
+    world.Boot(NodeId(kProviderNode), [w, o](Env& env) -> std::unique_ptr<Node> {
       return std::make_unique<ProviderNode>(env, w, o);
     });
 

@@ -33,10 +33,10 @@ std::string IdsJson(const std::vector<uint64_t>& ids) {
   return s + "]";
 }
 
-void HistoryExport::Add(int64_t process, sim::OpType type, std::string_view f,
+void HistoryExport::Add(int64_t process, check::OpType type, std::string_view f,
                         std::string value_json, int64_t time_ns) {
   FL_ASSERT(!value_json.empty());
-  ops_.push_back(sim::HistoryOp{0, process, type, std::string(f), std::move(value_json), time_ns});
+  ops_.push_back(check::HistoryOp{0, process, type, std::string(f), std::move(value_json), time_ns});
 }
 
 void HistoryExport::End(int64_t process, Outcome outcome, std::string_view f,
@@ -45,18 +45,18 @@ void HistoryExport::End(int64_t process, Outcome outcome, std::string_view f,
     case Outcome::kPending:
       return;
     case Outcome::kOk:
-      return Add(process, sim::OpType::kOk, f, std::move(value_json), time_ns);
+      return Add(process, check::OpType::kOk, f, std::move(value_json), time_ns);
     case Outcome::kFail:
-      return Add(process, sim::OpType::kFail, f, std::move(value_json), time_ns);
+      return Add(process, check::OpType::kFail, f, std::move(value_json), time_ns);
     case Outcome::kInfo:
-      return Add(process, sim::OpType::kInfo, f, std::move(value_json), time_ns);
+      return Add(process, check::OpType::kInfo, f, std::move(value_json), time_ns);
   }
 }
 
 void HistoryExport::AddRequests(const std::vector<UserRequest>& requests) {
   for (const UserRequest& r : requests) {
     const std::string v = "{\"req\":" + std::to_string(r.id) + "}";
-    Add(static_cast<int64_t>(r.id), sim::OpType::kInvoke, "request", v, r.invoke_ns);
+    Add(static_cast<int64_t>(r.id), check::OpType::kInvoke, "request", v, r.invoke_ns);
     End(static_cast<int64_t>(r.id), r.outcome, "request", v, r.end_ns);
   }
 }
@@ -108,12 +108,12 @@ std::string DescribeLastUnhealthy(const WindowRecovery& rec, int64_t start_ns, i
   return s;
 }
 
-sim::History HistoryExport::Build() {
-  std::stable_sort(ops_.begin(), ops_.end(), [](const sim::HistoryOp& a, const sim::HistoryOp& b) {
+check::History HistoryExport::Build() {
+  std::stable_sort(ops_.begin(), ops_.end(), [](const check::HistoryOp& a, const check::HistoryOp& b) {
     return a.time_ns < b.time_ns;
   });
-  sim::History history;
-  for (const sim::HistoryOp& op : ops_) {
+  check::History history;
+  for (const check::HistoryOp& op : ops_) {
     history.Add(op.process, op.type, op.f, op.value, op.time_ns);
   }
   ops_.clear();

@@ -3,7 +3,7 @@
 //
 // A scenario records what its clients and probes saw as plain structs stamped with simulated time
 // (a write with its timestamp, causes and acknowledgement; a request with its outcome; a queue
-// sample). Its checker is a function of that record alone. The sim::History that
+// sample). Its checker is a function of that record alone. The check::History that
 // `faultline replay --history` writes is generated from the same record, only when asked for: no
 // value is formatted as JSON for a checker to parse back.
 #pragma once
@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "faultline/sim/history.h"
+#include "faultline/check/history.h"
 
 namespace faultline::lab {
 
@@ -65,18 +65,18 @@ std::string IdsJson(const std::vector<uint64_t>& ids);
 // completion.
 class HistoryExport {
  public:
-  void Add(int64_t process, sim::OpType type, std::string_view f, std::string value_json,
+  void Add(int64_t process, check::OpType type, std::string_view f, std::string value_json,
            int64_t time_ns);
   // The completion of an operation: ok, fail or info by `outcome`; nothing when kPending.
   void End(int64_t process, Outcome outcome, std::string_view f, std::string value_json,
            int64_t time_ns);
-  sim::History Build();
+  check::History Build();
   // Each request as f="request" with value {"req": id}: its invocation and, unless pending, its
   // end.
   void AddRequests(const std::vector<UserRequest>& requests);
 
  private:
-  std::vector<sim::HistoryOp> ops_;
+  std::vector<check::HistoryOp> ops_;
 };
 
 }  // namespace faultline::lab

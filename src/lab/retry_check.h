@@ -4,8 +4,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "faultline/lab/scenario.h"
 #include "src/lab/observations.h"
+
+namespace faultline::lab {
+struct RunResult;  // faultline/lab/scenario.h: what a checker fills
+}  // namespace faultline::lab
 
 namespace faultline::lab {
 
@@ -34,6 +37,6 @@ void CheckRetryHistory(const RetryObservations& observations, RunResult* result)
 
 // The Jepsen-shaped history: f="request" ({"req": id}), f="db-attempt" (info, process -1) and the
 // "blip-start" / "blip-end" markers (info, process -2).
-sim::History RetryHistory(const RetryObservations& observations);
+check::History RetryHistory(const RetryObservations& observations);
 
 }  // namespace faultline::lab

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/lab/scenario.h"
 #include "src/lab/retry_check.h"
 
 namespace faultline::lab {
@@ -73,15 +74,15 @@ void CheckRetryHistory(const RetryObservations& obs, RunResult* result) {
   result->metrics["requests_failed"] = static_cast<double>(failed);
 }
 
-sim::History RetryHistory(const RetryObservations& obs) {
+check::History RetryHistory(const RetryObservations& obs) {
   HistoryExport out;
   out.AddRequests(obs.requests);
   for (const DbAttempt& a : obs.db_attempts) {
-    out.Add(-1, sim::OpType::kInfo, "db-attempt", "{\"req\":" + std::to_string(a.request) + "}",
+    out.Add(-1, check::OpType::kInfo, "db-attempt", "{\"req\":" + std::to_string(a.request) + "}",
             a.time_ns);
   }
-  out.Add(-2, sim::OpType::kInfo, "blip-start", "null", obs.blip_start_ns);
-  out.Add(-2, sim::OpType::kInfo, "blip-end", "null", obs.blip_end_ns);
+  out.Add(-2, check::OpType::kInfo, "blip-start", "null", obs.blip_start_ns);
+  out.Add(-2, check::OpType::kInfo, "blip-end", "null", obs.blip_end_ns);
   return out.Build();
 }
 

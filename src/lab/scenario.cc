@@ -29,7 +29,7 @@ void FinishRun(const sim::World& world, const RunContext& context, RunResult* re
   if (context.history_out != nullptr) *context.history_out = world.history();
 }
 
-void RecordOp(sim::World& world, int64_t process, sim::OpType type, std::string_view f,
+void RecordOp(sim::World& world, int64_t process, check::OpType type, std::string_view f,
               std::string_view value_json) {
   world.history().Add(process, type, f, value_json, world.now().nanos());
 }

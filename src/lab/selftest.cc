@@ -22,40 +22,27 @@
 #include <string>
 #include <vector>
 
-#include "faultline/core/bytes.h"
 #include "faultline/env/task.h"
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
-#include "faultline/store/log_store.h"
 #include "src/lab/counter_check.h"
 #include "src/lab/scenarios.h"
+#include "src/lab/selftest_nodes.h"
 
 namespace faultline::lab {
 namespace {
 
-constexpr uint32_t kNodes = 5;
-constexpr uint16_t kMsgDelta = 1;  // naive: varint delta
-constexpr uint16_t kMsgState = 2;  // hardened: varint n, then n varint slot counts
-constexpr uint16_t kSchemaV1 = 1;
+using selftest::kNodes;
+
 constexpr Duration kFaultStart = Duration::Seconds(1);
 constexpr Duration kFaultDuration = Duration::Seconds(20);
 constexpr Duration kWorkloadEnd = Duration::Seconds(22);
 constexpr Duration kFinalRead = Duration::Seconds(27);
 constexpr Duration kOpInterval = Duration::Millis(30);
 constexpr Duration kOpTimeout = Duration::Seconds(1);
-constexpr Duration kGossipInterval = Duration::Millis(50);
-
-class Workload;
-
-// What the workload sees of a node.
-class CounterNode : public sim::Node {
- public:
-  virtual void Increment(uint64_t op_id) = 0;
-  virtual int64_t Value() const = 0;
-};
 
 // Drives one client per node and records what each saw.
-class Workload {
+class Workload final : public selftest::CounterSink {
  public:
   explicit Workload(sim::World& world) : world_(world), clients_(world.node_count()) {
     for (uint32_t i = 0; i < clients_.size(); ++i) clients_[i].process = i;
@@ -66,7 +53,7 @@ class Workload {
   }
 
   // Called by node code when an increment is durable (ok) or certainly failed.
-  void Complete(uint32_t node, uint64_t op_id, bool ok) {
+  void Complete(uint32_t node, uint64_t op_id, bool ok) override {
     Client& c = clients_[node];
     if (c.op_id != op_id) return;  // already timed out: recorded as info
     world_.Cancel(c.timeout);
@@ -76,7 +63,7 @@ class Workload {
 
   void FinalReads() {
     for (uint32_t i = 0; i < clients_.size(); ++i) {
-      auto* node = world_.node_as<CounterNode>(NodeId(i));
+      auto* node = world_.node_as<selftest::CounterNode>(NodeId(i));
       FL_ASSERT(node != nullptr);  // HealAll restarted everyone
       observations_.final_reads.push_back(
           CounterRead{1000 + i, i, node->Value(), world_.now().nanos()});
@@ -125,7 +112,7 @@ class Workload {
     // The request reaches the node as an event of its own: parked while it is paused, lost if it
     // crashes first.
     world_.env(NodeId(i)).executor().Post([w, i, op_id] {
-      w->node_as<CounterNode>(NodeId(i))->Increment(op_id);
+      w->node_as<selftest::CounterNode>(NodeId(i))->Increment(op_id);
     });
     c.timeout = world_.Schedule(kOpTimeout, [this, i, op_id] { TimedOut(i, op_id); });
   }
@@ -142,133 +129,6 @@ class Workload {
   std::vector<Client> clients_;
   uint64_t next_op_id_ = 0;
   CounterObservations observations_;
-};
-
-class NaiveCounter final : public CounterNode {
- public:
-  NaiveCounter(Env& env, Workload* workload) : env_(env), workload_(workload) {}
-
-  void Start() override {
-    env_.transport().SetHandler([this](NodeId, const FrameView& f) {
-      if (f.type != kMsgDelta || f.schema_version != kSchemaV1) return;
-      ByteReader r(f.payload);
-      uint64_t delta = 0;
-      if (r.Varint(&delta).ok() && r.empty()) value_ += static_cast<int64_t>(delta);
-    });
-  }
-
-  void Increment(uint64_t op_id) override {
-    value_ += 1;
-    std::vector<uint8_t> payload;
-    ByteWriter(&payload).Varint(1);
-    for (uint32_t peer = 0; peer < kNodes; ++peer) {
-      if (peer != env_.self().value()) {
-        env_.transport().Send(NodeId(peer), kMsgDelta, kSchemaV1, payload).IgnoreError();
-      }
-    }
-    workload_->Complete(env_.self().value(), op_id, true);
-  }
-
-  int64_t Value() const override { return value_; }
-
- private:
-  Env& env_;
-  Workload* workload_;
-  int64_t value_ = 0;
-};
-
-class GCounter final : public CounterNode {
- public:
-  GCounter(Env& env, Workload* workload, bool durable)
-      : env_(env), workload_(workload), durable_(durable), slots_(kNodes, 0) {}
-
-  void Start() override {
-    if (durable_) {
-      auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
-      FL_ASSERT_MSG(store.ok(), store.status().ToString().c_str());
-      store_ = std::move(store).value();
-      Load();
-    }
-    env_.transport().SetHandler([this](NodeId, const FrameView& f) { OnState(f); });
-    env_.Spawn(GossipLoop());
-  }
-
-  void Increment(uint64_t op_id) override {
-    const uint32_t self = env_.self().value();
-    const uint64_t next = slots_[self] + 1;
-    if (!durable_) {
-      slots_[self] = next;
-      workload_->Complete(self, op_id, true);
-      return;
-    }
-    // Durable before acknowledged: the ack promises the increment survives a crash.
-    Status s = RunInTransaction(*store_, [&](Transaction& txn) {
-      return txn.Put(SlotKey(self), std::to_string(next));
-    });
-    if (s.ok()) slots_[self] = next;
-    workload_->Complete(self, op_id, s.ok());
-  }
-
-  int64_t Value() const override {
-    int64_t sum = 0;
-    for (uint64_t v : slots_) sum += static_cast<int64_t>(v);
-    return sum;
-  }
-
- private:
-  static std::string SlotKey(uint32_t i) { return "slot/" + std::to_string(i); }
-
-  void Load() {
-    auto txn = store_->Begin();
-    FL_ASSERT(txn.ok());
-    for (uint32_t i = 0; i < kNodes; ++i) {
-      auto v = (*txn)->Get(SlotKey(i));
-      FL_ASSERT(v.ok());
-      if (v->has_value()) slots_[i] = std::stoull(**v);
-    }
-    (*txn)->Rollback();
-  }
-
-  void OnState(const FrameView& f) {
-    if (f.type != kMsgState || f.schema_version != kSchemaV1) return;
-    ByteReader r(f.payload);
-    uint64_t n = 0;
-    if (!r.Varint(&n).ok() || n != kNodes) return;
-    std::vector<uint64_t> remote(kNodes);
-    for (uint64_t& v : remote) {
-      if (!r.Varint(&v).ok()) return;
-    }
-    if (!r.empty()) return;
-    // Merge by per-slot maximum. With durability a node's own slot only grows through its own
-    // commits; without it, a restarted node relearns its own slot from its peers.
-    for (uint32_t i = 0; i < kNodes; ++i) {
-      if (durable_ && i == env_.self().value()) continue;
-      if (remote[i] > slots_[i]) slots_[i] = remote[i];
-    }
-  }
-
-  Task<void> GossipLoop() {
-    while (true) {
-      const Duration jitter = env_.random().Range(Duration::Zero(), kGossipInterval / 2);
-      Status slept = co_await Sleep(env_.executor(), kGossipInterval + jitter);
-      if (!slept.ok()) co_return;
-      std::vector<uint8_t> payload;
-      ByteWriter w(&payload);
-      w.Varint(kNodes);
-      for (uint64_t v : slots_) w.Varint(v);
-      for (uint32_t peer = 0; peer < kNodes; ++peer) {
-        if (peer != env_.self().value()) {
-          env_.transport().Send(NodeId(peer), kMsgState, kSchemaV1, payload).IgnoreError();
-        }
-      }
-    }
-  }
-
-  Env& env_;
-  Workload* workload_;
-  bool durable_;
-  std::unique_ptr<LogStore> store_;
-  std::vector<uint64_t> slots_;
 };
 
 class Selftest final : public Scenario {
@@ -303,11 +163,11 @@ class Selftest final : public Scenario {
     Workload workload(world);
     for (uint32_t i = 0; i < kNodes; ++i) {
       Workload* w = &workload;
-      const bool naive = variant == "naive";
-      const bool durable = variant == "hardened";
-      world.Boot(NodeId(i), [w, naive, durable](Env& env) -> std::unique_ptr<sim::Node> {
-        if (naive) return std::make_unique<NaiveCounter>(env, w);
-        return std::make_unique<GCounter>(env, w, durable);
+      const selftest::CounterDesign design = variant == "naive"    ? selftest::CounterDesign::kNaive
+                                             : variant == "gossip" ? selftest::CounterDesign::kGossip
+                                                                   : selftest::CounterDesign::kHardened;
+      world.Boot(NodeId(i), [w, design](Env& env) -> std::unique_ptr<Node> {
+        return selftest::MakeCounterNode(env, design, w);
       });
     }
     sim::NemesisOptions nemesis;

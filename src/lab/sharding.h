@@ -22,8 +22,11 @@
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/env.h"
-#include "faultline/lab/scenario.h"
-#include "faultline/sim/world.h"
+#include "faultline/env/node.h"
+
+namespace faultline::lab {
+struct RunResult;  // faultline/lab/scenario.h: what a checker fills
+}  // namespace faultline::lab
 
 namespace faultline::lab::sharding {
 
@@ -233,25 +236,25 @@ class MoveFaults {
   virtual void AtMoveStep(uint32_t source, uint32_t target) = 0;
 };
 
-class ShardNode : public sim::Node {
+class ShardNode : public Node {
  public:
   // Every record the store holds, for the final check (world-level, after the run).
   virtual std::vector<StoredWrite> Dump() = 0;
 };
 std::unique_ptr<ShardNode> MakeShardNode(Env& env, Design design, ShardingObservations* obs,
-                                         sim::World* world);
+                                         const TrueTime* true_time);
 
-class DirectoryNode : public sim::Node {
+class DirectoryNode : public Node {
  public:
   // The shard the final routing names for `tenant`.
   virtual uint32_t OwnerOf(const std::string& tenant) const = 0;
 };
 std::unique_ptr<DirectoryNode> MakeDirectoryNode(Env& env, Design design,
-                                                 ShardingObservations* obs, sim::World* world,
+                                                 ShardingObservations* obs, const TrueTime* true_time,
                                                  MoveFaults* faults);
 
-std::unique_ptr<sim::Node> MakeClientNode(Env& env, Design design, ShardingObservations* obs,
-                                          sim::World* world, uint32_t hot_tenant);
+std::unique_ptr<Node> MakeClientNode(Env& env, Design design, ShardingObservations* obs,
+                                          const TrueTime* true_time, uint32_t hot_tenant);
 
 // Encoding helpers shared by the nodes (sharding_shard.cc). Decoders bound every length.
 void PutRoute(ByteWriter& w, const WireRoute& r);

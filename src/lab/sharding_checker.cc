@@ -25,6 +25,7 @@
 #include <tuple>
 #include <vector>
 
+#include "faultline/lab/scenario.h"
 #include "src/lab/observations.h"
 #include "src/lab/sharding.h"
 

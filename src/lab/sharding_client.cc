@@ -84,10 +84,10 @@ constexpr Duration kBufferWait = Duration::Millis(25);
 constexpr Duration kUnavailableWait = Duration::Millis(20);
 constexpr Duration kConfigPoll = Duration::Seconds(3);
 
-class Client final : public sim::Node {
+class Client final : public Node {
  public:
-  Client(Env& env, Design design, ShardingObservations* obs, sim::World* world, uint32_t hot)
-      : env_(env), rpc_(env), design_(design), obs_(obs), world_(world), hot_(hot) {}
+  Client(Env& env, Design design, ShardingObservations* obs, const TrueTime* true_time, uint32_t hot)
+      : env_(env), rpc_(env), design_(design), obs_(obs), true_time_(true_time), hot_(hot) {}
 
   void Start() override {
     if (design_ == Design::kHardened) {
@@ -100,7 +100,7 @@ class Client final : public sim::Node {
   }
 
  private:
-  int64_t now_ns() const { return world_->now().nanos(); }
+  int64_t now_ns() const { return true_time_->NowNs(); }
 
   Task<void> Generate() {
     const Duration mean = Duration::Nanos(Duration::Seconds(1).nanos() * kClientNodes /
@@ -242,7 +242,7 @@ class Client final : public sim::Node {
   Rpc rpc_;
   Design design_;
   ShardingObservations* obs_;
-  sim::World* world_;
+  const TrueTime* true_time_;
   uint32_t hot_;
   uint64_t writes_ = 0;
   MonoTime start_;
@@ -252,9 +252,9 @@ class Client final : public sim::Node {
 
 }  // namespace
 
-std::unique_ptr<sim::Node> MakeClientNode(Env& env, Design design, ShardingObservations* obs,
-                                          sim::World* world, uint32_t hot_tenant) {
-  return std::make_unique<Client>(env, design, obs, world, hot_tenant);
+std::unique_ptr<Node> MakeClientNode(Env& env, Design design, ShardingObservations* obs,
+                                          const TrueTime* true_time, uint32_t hot_tenant) {
+  return std::make_unique<Client>(env, design, obs, true_time, hot_tenant);
 }
 
 }  // namespace faultline::lab::sharding

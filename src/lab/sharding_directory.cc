@@ -93,9 +93,9 @@ struct Pulled {
 
 class Directory final : public DirectoryNode {
  public:
-  Directory(Env& env, Design design, ShardingObservations* obs, sim::World* world,
+  Directory(Env& env, Design design, ShardingObservations* obs, const TrueTime* true_time,
             MoveFaults* faults)
-      : env_(env), rpc_(env), design_(design), obs_(obs), world_(world), faults_(faults) {
+      : env_(env), rpc_(env), design_(design), obs_(obs), true_time_(true_time), faults_(faults) {
     rpc_.Handle(kMethodGetMap, [this](NodeId, std::span<const uint8_t>) -> Result<Bytes> {
       if (map_ == nullptr) return UnavailableError("no map");
       return map_->Encode();
@@ -135,7 +135,7 @@ class Directory final : public DirectoryNode {
   }
 
  private:
-  int64_t now_ns() const { return world_->now().nanos(); }
+  int64_t now_ns() const { return true_time_->NowNs(); }
 
   // Calls until a reply or until `deadline` (world time) passes.
   Task<Result<Bytes>> CallUntil(uint32_t to, uint16_t method, Bytes request, int64_t deadline_ns) {
@@ -525,7 +525,7 @@ class Directory final : public DirectoryNode {
   Rpc rpc_;
   Design design_;
   ShardingObservations* obs_;
-  sim::World* world_;
+  const TrueTime* true_time_;
   MoveFaults* faults_;
   std::unique_ptr<LogStore> store_;
   std::unique_ptr<shard::Directory> directory_;
@@ -541,9 +541,9 @@ class Directory final : public DirectoryNode {
 }  // namespace
 
 std::unique_ptr<DirectoryNode> MakeDirectoryNode(Env& env, Design design,
-                                                 ShardingObservations* obs, sim::World* world,
+                                                 ShardingObservations* obs, const TrueTime* true_time,
                                                  MoveFaults* faults) {
-  return std::make_unique<Directory>(env, design, obs, world, faults);
+  return std::make_unique<Directory>(env, design, obs, true_time, faults);
 }
 
 }  // namespace faultline::lab::sharding

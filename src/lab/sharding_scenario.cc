@@ -79,17 +79,17 @@ void BootNodes(sim::World& world, Design design, ShardingObservations* obs, Move
                uint32_t hot) {
   sim::World* w = &world;
   for (uint32_t s = 0; s < kShards; ++s) {
-    world.Boot(NodeId(s), [design, obs, w](Env& env) -> std::unique_ptr<sim::Node> {
+    world.Boot(NodeId(s), [design, obs, w](Env& env) -> std::unique_ptr<Node> {
       return MakeShardNode(env, design, obs, w);
     });
   }
   world.Boot(NodeId(kDirectoryNode),
-             [design, obs, w, faults](Env& env) -> std::unique_ptr<sim::Node> {
+             [design, obs, w, faults](Env& env) -> std::unique_ptr<Node> {
                return MakeDirectoryNode(env, design, obs, w, faults);
              });
   for (uint32_t c = 0; c < kClientNodes; ++c) {
     world.Boot(NodeId(kFirstClientNode + c),
-               [design, obs, w, hot](Env& env) -> std::unique_ptr<sim::Node> {
+               [design, obs, w, hot](Env& env) -> std::unique_ptr<Node> {
                  return MakeClientNode(env, design, obs, w, hot);
                });
   }
@@ -111,14 +111,14 @@ void CollectFinalState(sim::World& world, ShardingObservations* obs) {
   }
 }
 
-sim::History ExportHistory(const ShardingObservations& obs) {
+check::History ExportHistory(const ShardingObservations& obs) {
   HistoryExport out;
   for (size_t i = 0; i < obs.ops.size(); ++i) {
     const ClientOp& op = obs.ops[i];
     const std::string value = "{\"tenant\":\"" + op.tenant + "\",\"key\":\"" + op.key +
                               "\",\"wid\":" + std::to_string(op.wid) + "}";
     const char* f = op.write ? "write" : "read";
-    out.Add(static_cast<int64_t>(i), sim::OpType::kInvoke, f, value, op.invoke_ns);
+    out.Add(static_cast<int64_t>(i), check::OpType::kInvoke, f, value, op.invoke_ns);
     const Outcome outcome = op.ok ? Outcome::kOk : op.failed ? Outcome::kFail : Outcome::kPending;
     out.End(static_cast<int64_t>(i), outcome, f, value, op.end_ns);
   }

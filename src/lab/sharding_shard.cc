@@ -183,8 +183,8 @@ Bytes Code(ReplyCode code) { return Bytes{static_cast<uint8_t>(code)}; }
 
 class ShardServer final : public ShardNode {
  public:
-  ShardServer(Env& env, Design design, ShardingObservations* obs, sim::World* world)
-      : env_(env), rpc_(env), design_(design), obs_(obs), world_(world) {
+  ShardServer(Env& env, Design design, ShardingObservations* obs, const TrueTime* true_time)
+      : env_(env), rpc_(env), design_(design), obs_(obs), true_time_(true_time) {
     Sync(kMethodWrite, &ShardServer::Write);
     Sync(kMethodRead, &ShardServer::Read);
     Sync(kMethodPull, &ShardServer::Pull);
@@ -243,7 +243,7 @@ class ShardServer final : public ShardNode {
   }
 
   uint32_t self() const { return env_.self().value(); }
-  int64_t now_ns() const { return world_->now().nanos(); }
+  int64_t now_ns() const { return true_time_->NowNs(); }
 
   // Hardened admission: the route must be current here and the tenant not fenced. Returns the
   // reply to send instead of serving, or nullopt to serve.
@@ -571,7 +571,7 @@ class ShardServer final : public ShardNode {
   Rpc rpc_;
   Design design_;
   ShardingObservations* obs_;
-  sim::World* world_;
+  const TrueTime* true_time_;
   std::unique_ptr<LogStore> store_;
   uint64_t seq_ = 0;
   struct FenceState {
@@ -590,8 +590,8 @@ class ShardServer final : public ShardNode {
 }  // namespace
 
 std::unique_ptr<ShardNode> MakeShardNode(Env& env, Design design, ShardingObservations* obs,
-                                         sim::World* world) {
-  return std::make_unique<ShardServer>(env, design, obs, world);
+                                         const TrueTime* true_time) {
+  return std::make_unique<ShardServer>(env, design, obs, true_time);
 }
 
 }  // namespace faultline::lab::sharding

@@ -147,7 +147,7 @@ class Harness {
     client.request.value = client.request.write ? ++values_ : 0;
     const uint64_t op = ++client.op;
     const std::string f = client.request.write ? "write" : "read";
-    RecordOp(world_, client.process, sim::OpType::kInvoke, f,
+    RecordOp(world_, client.process, check::OpType::kInvoke, f,
              OpJson(client.request.key,
                     client.request.write ? std::optional<uint64_t>(client.request.value)
                                          : std::nullopt));
@@ -184,19 +184,19 @@ class Harness {
     Rng& rng = world_.rng(sim::Stream::kWorkload);
     switch (reply.outcome) {
       case Outcome::kOk:
-        RecordOp(world_, client.process, sim::OpType::kOk, f,
+        RecordOp(world_, client.process, check::OpType::kOk, f,
                  OpJson(client.request.key,
                         client.request.write ? std::optional<uint64_t>(client.request.value)
                                              : reply.value));
         break;
       case Outcome::kFail:
-        RecordOp(world_, client.process, sim::OpType::kFail, f,
+        RecordOp(world_, client.process, check::OpType::kFail, f,
                  OpJson(client.request.key, std::nullopt));
         // Not the leader (or refused): try another node next time.
         client.target = static_cast<uint32_t>(rng.Uniform(kClusterNodes));
         break;
       case Outcome::kInfo:
-        RecordOp(world_, client.process, sim::OpType::kInfo, f,
+        RecordOp(world_, client.process, check::OpType::kInfo, f,
                  OpJson(client.request.key, std::nullopt));
         // Jepsen's rule: a process whose op is indeterminate is replaced by a fresh one.
         client.process += kClients;
@@ -365,12 +365,12 @@ class SplitBrain final : public Scenario {
     sim::World* w = &world;
     for (uint32_t i = 0; i < kClusterNodes; ++i) {
       const NodeId id(i);
-      world.Boot(id, [w, id, design](Env& env) -> std::unique_ptr<sim::Node> {
+      world.Boot(id, [w, id, design](Env& env) -> std::unique_ptr<Node> {
         return MakeClusterNode(env, design, w->incarnation(id));
       });
     }
     const bool fenced = design == Design::kHardened;
-    world.Boot(NodeId(kStoreNode), [w, record, fenced](Env& env) -> std::unique_ptr<sim::Node> {
+    world.Boot(NodeId(kStoreNode), [w, record, fenced](Env& env) -> std::unique_ptr<Node> {
       return MakeStoreNode(env, w, record, fenced);
     });
   }

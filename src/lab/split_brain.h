@@ -3,7 +3,7 @@
 //
 // The scenario records typed observations, each at the simulated instant it happened, in the
 // order they happened: the store's decisions, the probe's changes of who could act as leader, and
-// the nemesis' markers. The clients' reads and writes go to the world's sim::History instead (the
+// the nemesis' markers. The clients' reads and writes go to the world's check::History instead (the
 // Jepsen-shaped history: the linearizability checker reads it, and `replay --history` exports it).
 // The checker is a function of these two records alone.
 #pragma once
@@ -18,9 +18,12 @@
 
 #include "faultline/core/time.h"
 #include "faultline/env/env.h"
-#include "faultline/lab/scenario.h"
-#include "faultline/sim/history.h"
-#include "faultline/sim/world.h"
+#include "faultline/check/history.h"
+#include "faultline/env/node.h"
+
+namespace faultline::lab {
+struct RunResult;  // faultline/lab/scenario.h: what a checker fills
+}  // namespace faultline::lab
 
 namespace faultline::lab::split_brain {
 
@@ -72,7 +75,7 @@ struct Record {
 // linearizability-unknown and malformed-client-history, each with the first instance in words,
 // and the scenario's metrics. `clients` holds only the clients' f="read"/"write" ops (kv model,
 // values {"key","value"}).
-void Check(const Record& record, const sim::History& clients, RunResult* result);
+void Check(const Record& record, const check::History& clients, RunResult* result);
 
 // ---- the pieces of the run (split_brain_store.cc, split_brain_nodes.cc) ----
 
@@ -112,7 +115,7 @@ struct ClientReply {
 
 using ClientCallback = std::function<void(const ClientReply&)>;
 
-class ClusterNode : public sim::Node {
+class ClusterNode : public Node {
  public:
   // Runs on this node's executor; `done` is called at most once (never if the node crashes).
   virtual void ClientOp(const ClientRequest& request, ClientCallback done) = 0;
@@ -123,7 +126,7 @@ class ClusterNode : public sim::Node {
 
 // The shared store (node kStoreNode; split_brain_store.cc): records every decision in `record` at the world's time.
 // Fenced: refuses tokens below the highest it has seen.
-std::unique_ptr<sim::Node> MakeStoreNode(Env& env, sim::World* world, Record* record, bool fenced);
+std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced);
 // A cluster node of `design` (split_brain_nodes.cc); `incarnation` is the world's (0 on the first boot).
 std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation);
 

@@ -26,6 +26,7 @@
 
 #include "faultline/check/linearizability.h"
 #include "faultline/env/clock.h"
+#include "faultline/lab/scenario.h"
 #include "src/lab/split_brain.h"
 
 namespace faultline::lab::split_brain {
@@ -57,9 +58,9 @@ std::string NodeList(const std::vector<uint32_t>& nodes) {
 }
 
 // The last instant the run recorded anything.
-int64_t EndOf(const Record& record, const sim::History& clients) {
+int64_t EndOf(const Record& record, const check::History& clients) {
   int64_t end_ns = 0;
-  for (const sim::HistoryOp& op : clients.ops()) end_ns = std::max(end_ns, op.time_ns);
+  for (const check::HistoryOp& op : clients.ops()) end_ns = std::max(end_ns, op.time_ns);
   for (const Observation& o : record.observations) {
     end_ns = std::max(end_ns, std::visit([](const auto& x) { return x.time_ns; }, o));
   }
@@ -203,27 +204,27 @@ void CheckFailover(const Record& record, int64_t end_ns, RunResult* result) {
 }
 
 // "process 7's write {"key":1,"value":42} invoked at 12.345 s, returned ok {...} at 12.400 s"
-std::string DescribeOp(const sim::History& clients, uint64_t index) {
-  const std::vector<sim::HistoryOp>& ops = clients.ops();
+std::string DescribeOp(const check::History& clients, uint64_t index) {
+  const std::vector<check::HistoryOp>& ops = clients.ops();
   auto it = std::find_if(ops.begin(), ops.end(),
-                         [index](const sim::HistoryOp& op) { return op.index == index; });
+                         [index](const check::HistoryOp& op) { return op.index == index; });
   if (it == ops.end()) return "op " + std::to_string(index);
   std::string s = "process " + std::to_string(it->process) + "'s " + it->f + " " + it->value +
                   " invoked at " + At(it->time_ns);
   for (auto done = it + 1; done != ops.end(); ++done) {
     if (done->process != it->process) continue;
-    s += ", returned " + std::string(sim::OpTypeName(done->type)) + " " + done->value + " at " +
+    s += ", returned " + std::string(check::OpTypeName(done->type)) + " " + done->value + " at " +
          At(done->time_ns);
     break;
   }
   return s;
 }
 
-void CheckClients(const sim::History& clients, RunResult* result) {
+void CheckClients(const check::History& clients, RunResult* result) {
   int64_t client_ok = 0, client_info = 0;
-  for (const sim::HistoryOp& op : clients.ops()) {
-    if (op.type == sim::OpType::kOk) ++client_ok;
-    if (op.type == sim::OpType::kInfo) ++client_info;
+  for (const check::HistoryOp& op : clients.ops()) {
+    if (op.type == check::OpType::kOk) ++client_ok;
+    if (op.type == check::OpType::kInfo) ++client_info;
   }
   result->metrics["client_ok_ops"] = static_cast<double>(client_ok);
   result->metrics["client_info_ops"] = static_cast<double>(client_info);
@@ -256,7 +257,7 @@ void CheckClients(const sim::History& clients, RunResult* result) {
 
 }  // namespace
 
-void Check(const Record& record, const sim::History& clients, RunResult* result) {
+void Check(const Record& record, const check::History& clients, RunResult* result) {
   const int64_t end_ns = EndOf(record, clients);
   CheckStore(record, result);
   CheckLeaders(record, end_ns, result);

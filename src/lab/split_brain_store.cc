@@ -15,10 +15,10 @@
 namespace faultline::lab::split_brain {
 namespace {
 
-class StoreNode : public sim::Node {
+class StoreNode : public Node {
  public:
-  StoreNode(Env& env, sim::World* world, Record* record, bool fenced)
-      : rpc_(env), world_(world), record_(record), fenced_(fenced) {
+  StoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced)
+      : rpc_(env), true_time_(true_time), record_(record), fenced_(fenced) {
     rpc_.Handle(kMethodStoreWrite, [this](NodeId from, std::span<const uint8_t> req) {
       return Write(from, req);
     });
@@ -88,7 +88,7 @@ class StoreNode : public sim::Node {
 
   StoreOp Observe(NodeId from, uint64_t token) const {
     StoreOp op;
-    op.time_ns = world_->now().nanos();
+    op.time_ns = true_time_->NowNs();
     op.token = token;
     op.node = from.value();
     return op;
@@ -102,7 +102,7 @@ class StoreNode : public sim::Node {
   }
 
   Rpc rpc_;
-  sim::World* world_;
+  const TrueTime* true_time_;
   Record* record_;
   bool fenced_;
   lease::FencedKv kv_;
@@ -113,9 +113,9 @@ class StoreNode : public sim::Node {
 
 }  // namespace
 
-std::unique_ptr<sim::Node> MakeStoreNode(Env& env, sim::World* world, Record* record,
+std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record,
                                          bool fenced) {
-  return std::make_unique<StoreNode>(env, world, record, fenced);
+  return std::make_unique<StoreNode>(env, true_time, record, fenced);
 }
 
 }  // namespace faultline::lab::split_brain

@@ -22,7 +22,7 @@
 #include "faultline/core/random.h"
 #include "faultline/env/rpc.h"
 #include "faultline/outbox/broker.h"
-#include "faultline/sim/world.h"
+#include "faultline/env/node.h"
 #include "faultline/store/log_store.h"
 #include "src/lab/txn_observations.h"
 
@@ -50,7 +50,7 @@ struct TxnBrokerOptions {
   std::vector<TxnConsumerSpec> consumers;
 };
 
-class TxnBrokerNode final : public sim::Node {
+class TxnBrokerNode final : public Node {
  public:
   TxnBrokerNode(Env& env, TxnObservations* obs, TxnBrokerOptions options);
   void Start() override;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/lab/scenario.h"
 #include "src/lab/observations.h"
 #include "src/lab/txn_observations.h"
 

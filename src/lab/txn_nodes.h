@@ -29,7 +29,7 @@
 #include "faultline/outbox/relay.h"
 #include "faultline/saga/participant.h"
 #include "faultline/saga/saga_log.h"
-#include "faultline/sim/world.h"
+#include "faultline/env/node.h"
 #include "faultline/store/log_store.h"
 #include "src/lab/txn_observations.h"
 
@@ -85,16 +85,16 @@ struct TxnNodeContext {
   TxnDesign design = TxnDesign::kHardened;
   TxnCrashPoints* crash = nullptr;
   TxnObservations* obs = nullptr;
-  sim::World* world = nullptr;  // read only for the observation timestamps
+  const TrueTime* true_time = nullptr;  // read only for the observation timestamps
 };
 
 // What the shards, the front and the ledger share: a store, an outbox with its relay, and a loop
 // consuming one durable consumer of the broker.
-class TxnNodeBase : public sim::Node {
+class TxnNodeBase : public Node {
  protected:
   TxnNodeBase(Env& env, TxnNodeContext ctx) : env_(env), rpc_(env), ctx_(ctx) {}
   void OpenStore();
-  int64_t Now() const { return ctx_.world->now().nanos(); }
+  int64_t Now() const { return ctx_.true_time->NowNs(); }
   Task<bool> Crashing(TxnCrashPoints::Point point = TxnCrashPoints::Point::kStep);
   // Publishes the outbox to the broker forever: Poll, publish, MarkPublished.
   Task<void> RelayLoop();

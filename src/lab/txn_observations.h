@@ -22,7 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "faultline/lab/scenario.h"
+
+namespace faultline::lab {
+struct RunResult;  // faultline/lab/scenario.h: what a checker fills
+}  // namespace faultline::lab
 
 namespace faultline::lab {
 

@@ -8,6 +8,12 @@
 // power loss leaves a page cache half-flushed. I/O errors can be injected per call.
 #pragma once
 
+// Node code (files compiled with FAULTLINE_NODE_CODE) runs on the real runtime too: it may not see
+// the simulator.
+#ifdef FAULTLINE_NODE_CODE
+#error "node code must not include faultline/sim/ headers"
+#endif
+
 #include <cstdint>
 #include <map>
 #include <string>

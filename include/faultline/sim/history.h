@@ -5,6 +5,12 @@
 // in namespace sim so that scenario code can keep writing sim::History.
 #pragma once
 
+// Node code (files compiled with FAULTLINE_NODE_CODE) runs on the real runtime too: it may not see
+// the simulator.
+#ifdef FAULTLINE_NODE_CODE
+#error "node code must not include faultline/sim/ headers"
+#endif
+
 #include "faultline/check/history.h"
 
 namespace faultline::sim {

@@ -16,6 +16,12 @@
 // A message from a node to itself is delivered with latency_min and no faults.
 #pragma once
 
+// Node code (files compiled with FAULTLINE_NODE_CODE) runs on the real runtime too: it may not see
+// the simulator.
+#ifdef FAULTLINE_NODE_CODE
+#error "node code must not include faultline/sim/ headers"
+#endif
+
 #include <cstdint>
 #include <functional>
 #include <span>

@@ -12,6 +12,12 @@
 //                   asymmetric partition that defeats heartbeat-based failure detection)
 #pragma once
 
+// Node code (files compiled with FAULTLINE_NODE_CODE) runs on the real runtime too: it may not see
+// the simulator.
+#ifdef FAULTLINE_NODE_CODE
+#error "node code must not include faultline/sim/ headers"
+#endif
+
 #include <cstdint>
 #include <string>
 #include <vector>

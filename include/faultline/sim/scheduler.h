@@ -10,6 +10,12 @@
 // it frees the slot and the stale heap entry is skipped when it surfaces.
 #pragma once
 
+// Node code (files compiled with FAULTLINE_NODE_CODE) runs on the real runtime too: it may not see
+// the simulator.
+#ifdef FAULTLINE_NODE_CODE
+#error "node code must not include faultline/sim/ headers"
+#endif
+
 #include <cstdint>
 #include <vector>
 

@@ -19,6 +19,12 @@
 // what waited, in order. World events (workload, nemesis, checkers) are never paused.
 #pragma once
 
+// Node code (files compiled with FAULTLINE_NODE_CODE) runs on the real runtime too: it may not see
+// the simulator.
+#ifdef FAULTLINE_NODE_CODE
+#error "node code must not include faultline/sim/ headers"
+#endif
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,6 +34,7 @@
 #include "faultline/core/ids.h"
 #include "faultline/core/random.h"
 #include "faultline/env/env.h"
+#include "faultline/env/node.h"
 #include "faultline/sim/clock.h"
 #include "faultline/sim/disk.h"
 #include "faultline/sim/history.h"
@@ -36,13 +43,10 @@
 
 namespace faultline::sim {
 
-// A process's node code. The factory builds it over the node's Env; Start() runs once per boot.
-class Node {
- public:
-  virtual ~Node() = default;
-  virtual void Start() {}
-};
-using NodeFactory = std::function<std::unique_ptr<Node>(Env& env)>;
+// Node code (faultline/env/node.h) is hosted here as in production; the names stay reachable from
+// sim:: for the simulator's own tests.
+using faultline::Node;
+using faultline::NodeFactory;
 
 enum class ProcessState : uint8_t { kDown, kUp, kPaused };
 
@@ -80,7 +84,7 @@ struct WorldOptions {
   }
 };
 
-class World {
+class World final : public TrueTime {
  public:
   World(uint64_t seed, WorldOptions options = {});
   World(const World&) = delete;
@@ -91,6 +95,8 @@ class World {
   uint32_t node_count() const { return options_.node_count; }
   SimTime now() const { return scheduler_.now(); }
   Duration elapsed() const { return Duration::Nanos(now().nanos()); }
+  // TrueTime: the simulated time, for nodes' observation stamps.
+  int64_t NowNs() const override { return now().nanos(); }
 
   // World-level events (workload, nemesis, checkers): never paused, never dropped.
   EventId Schedule(Duration after, EventCallback callback);

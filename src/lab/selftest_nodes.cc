@@ -1,0 +1,161 @@
+// The `selftest` scenario's counter nodes (selftest_nodes.h).
+#include "src/lab/selftest_nodes.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "faultline/core/bytes.h"
+#include "faultline/env/task.h"
+#include "faultline/store/log_store.h"
+
+namespace faultline::lab::selftest {
+namespace {
+
+constexpr uint16_t kMsgDelta = 1;  // naive: varint delta
+constexpr uint16_t kMsgState = 2;  // hardened: varint n, then n varint slot counts
+constexpr uint16_t kSchemaV1 = 1;
+constexpr Duration kGossipInterval = Duration::Millis(50);
+
+class NaiveCounter final : public CounterNode {
+ public:
+  NaiveCounter(Env& env, CounterSink* sink) : env_(env), sink_(sink) {}
+
+  void Start() override {
+    env_.transport().SetHandler([this](NodeId, const FrameView& f) {
+      if (f.type != kMsgDelta || f.schema_version != kSchemaV1) return;
+      ByteReader r(f.payload);
+      uint64_t delta = 0;
+      if (r.Varint(&delta).ok() && r.empty()) value_ += static_cast<int64_t>(delta);
+    });
+  }
+
+  void Increment(uint64_t op_id) override {
+    value_ += 1;
+    std::vector<uint8_t> payload;
+    ByteWriter(&payload).Varint(1);
+    for (uint32_t peer = 0; peer < kNodes; ++peer) {
+      if (peer != env_.self().value()) {
+        env_.transport().Send(NodeId(peer), kMsgDelta, kSchemaV1, payload).IgnoreError();
+      }
+    }
+    sink_->Complete(env_.self().value(), op_id, true);
+  }
+
+  int64_t Value() const override { return value_; }
+
+ private:
+  Env& env_;
+  CounterSink* sink_;
+  int64_t value_ = 0;
+};
+
+class GCounter final : public CounterNode {
+ public:
+  GCounter(Env& env, CounterSink* sink, bool durable)
+      : env_(env), sink_(sink), durable_(durable), slots_(kNodes, 0) {}
+
+  void Start() override {
+    if (durable_) {
+      auto store = LogStore::Open(env_.disk(), LogStoreOptions{});
+      FL_ASSERT_MSG(store.ok(), store.status().ToString().c_str());
+      store_ = std::move(store).value();
+      Load();
+    }
+    env_.transport().SetHandler([this](NodeId, const FrameView& f) { OnState(f); });
+    env_.Spawn(GossipLoop());
+  }
+
+  void Increment(uint64_t op_id) override {
+    const uint32_t self = env_.self().value();
+    const uint64_t next = slots_[self] + 1;
+    if (!durable_) {
+      slots_[self] = next;
+      sink_->Complete(self, op_id, true);
+      return;
+    }
+    // Durable before acknowledged: the ack promises the increment survives a crash.
+    Status s = RunInTransaction(*store_, [&](Transaction& txn) {
+      return txn.Put(SlotKey(self), std::to_string(next));
+    });
+    if (s.ok()) slots_[self] = next;
+    sink_->Complete(self, op_id, s.ok());
+  }
+
+  int64_t Value() const override {
+    int64_t sum = 0;
+    for (uint64_t v : slots_) sum += static_cast<int64_t>(v);
+    return sum;
+  }
+
+ private:
+  static std::string SlotKey(uint32_t i) { return "slot/" + std::to_string(i); }
+
+  void Load() {
+    auto txn = store_->Begin();
+    FL_ASSERT(txn.ok());
+    for (uint32_t i = 0; i < kNodes; ++i) {
+      auto v = (*txn)->Get(SlotKey(i));
+      FL_ASSERT(v.ok());
+      if (v->has_value()) slots_[i] = std::stoull(**v);
+    }
+    (*txn)->Rollback();
+  }
+
+  void OnState(const FrameView& f) {
+    if (f.type != kMsgState || f.schema_version != kSchemaV1) return;
+    ByteReader r(f.payload);
+    uint64_t n = 0;
+    if (!r.Varint(&n).ok() || n != kNodes) return;
+    std::vector<uint64_t> remote(kNodes);
+    for (uint64_t& v : remote) {
+      if (!r.Varint(&v).ok()) return;
+    }
+    if (!r.empty()) return;
+    // Merge by per-slot maximum. With durability a node's own slot only grows through its own
+    // commits; without it, a restarted node relearns its own slot from its peers.
+    for (uint32_t i = 0; i < kNodes; ++i) {
+      if (durable_ && i == env_.self().value()) continue;
+      if (remote[i] > slots_[i]) slots_[i] = remote[i];
+    }
+  }
+
+  Task<void> GossipLoop() {
+    while (true) {
+      const Duration jitter = env_.random().Range(Duration::Zero(), kGossipInterval / 2);
+      Status slept = co_await Sleep(env_.executor(), kGossipInterval + jitter);
+      if (!slept.ok()) co_return;
+      std::vector<uint8_t> payload;
+      ByteWriter w(&payload);
+      w.Varint(kNodes);
+      for (uint64_t v : slots_) w.Varint(v);
+      for (uint32_t peer = 0; peer < kNodes; ++peer) {
+        if (peer != env_.self().value()) {
+          env_.transport().Send(NodeId(peer), kMsgState, kSchemaV1, payload).IgnoreError();
+        }
+      }
+    }
+  }
+
+  Env& env_;
+  CounterSink* sink_;
+  bool durable_;
+  std::unique_ptr<LogStore> store_;
+  std::vector<uint64_t> slots_;
+};
+
+}  // namespace
+
+std::unique_ptr<CounterNode> MakeCounterNode(Env& env, CounterDesign design, CounterSink* sink) {
+  switch (design) {
+    case CounterDesign::kNaive:
+      return std::make_unique<NaiveCounter>(env, sink);
+    case CounterDesign::kGossip:
+      return std::make_unique<GCounter>(env, sink, /*durable=*/false);
+    case CounterDesign::kHardened:
+      return std::make_unique<GCounter>(env, sink, /*durable=*/true);
+  }
+  return nullptr;
+}
+
+}  // namespace faultline::lab::selftest
