@@ -7,6 +7,7 @@
 //
 // Observations (chaos_proto.h): a cluster node's acting state and bound, polled every millisecond;
 // the store's decisions, as the store records them (stamped with TrueTime).
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "faultline/core/bytes.h"
 #include "faultline/env/node.h"
 #include "faultline/env/rpc.h"
+#include "src/lab/selftest_nodes.h"
 #include "src/lab/split_brain.h"
 
 namespace faultline::app::chaos {
@@ -27,7 +29,7 @@ namespace sb = lab::split_brain;
 class ProcessTrueTime final : public TrueTime {
  public:
   explicit ProcessTrueTime(int64_t t0) : t0_(t0) {}
-  int64_t NowNanos() const override { return TrueNanos(t0_); }
+  int64_t NowNs() const override { return TrueNanos(t0_); }
 
  private:
   int64_t t0_;
@@ -111,10 +113,57 @@ class StoreHosted final : public HostedNode {
   size_t written_ = 0;
 };
 
-}  // namespace
+// selftest: a write is an increment (acknowledged when the node reports it: durable, or at once),
+// a read returns the node's value. Nothing to observe: the harness records the increments and the
+// final reads.
+class CounterHosted final : public HostedNode, private lab::selftest::CounterSink {
+ public:
+  CounterHosted(Env& env, lab::selftest::CounterDesign design)
+      : node_(lab::selftest::MakeCounterNode(env, design, this)) {}
+
+  void Start() override { node_->Start(); }
+
+  void ClientOp(bool write, uint32_t, uint64_t, ClientDone done) override {
+    if (!write) {
+      done(ClientOutcome::kOk, static_cast<uint64_t>(node_->Value()));
+      return;
+    }
+    const uint64_t op = ++next_op_;
+    pending_[op] = std::move(done);
+    node_->Increment(op);
+  }
+
+  void Poll(int64_t, ObsWriter&) override {}
+
+ private:
+  void Complete(uint32_t, uint64_t op_id, bool ok) override {
+    auto it = pending_.find(op_id);
+    if (it == pending_.end()) return;
+    ClientDone done = std::move(it->second);
+    pending_.erase(it);
+    done(ok ? ClientOutcome::kOk : ClientOutcome::kFail, std::nullopt);
+  }
+
+  std::map<uint64_t, ClientDone> pending_;
+  uint64_t next_op_ = 0;
+  std::unique_ptr<lab::selftest::CounterNode> node_;  // last: destroyed first
+};
 
 std::unique_ptr<HostedNode> MakeSelftestHosted(const std::string& variant, Env& env,
-                                               const HostContext& ctx, std::string* error);
+                                               const HostContext& ctx, std::string* error) {
+  using lab::selftest::CounterDesign;
+  if (ctx.id >= lab::selftest::kNodes) {
+    *error = "selftest has nodes 0-4, not " + std::to_string(ctx.id);
+    return nullptr;
+  }
+  if (variant == "naive") return std::make_unique<CounterHosted>(env, CounterDesign::kNaive);
+  if (variant == "gossip") return std::make_unique<CounterHosted>(env, CounterDesign::kGossip);
+  if (variant == "hardened") return std::make_unique<CounterHosted>(env, CounterDesign::kHardened);
+  *error = "unknown variant '" + variant + "' of selftest";
+  return nullptr;
+}
+
+}  // namespace
 
 std::unique_ptr<HostedNode> MakeHostedNode(const std::string& scenario, const std::string& variant,
                                            Env& env, const HostContext& ctx, std::string* error) {

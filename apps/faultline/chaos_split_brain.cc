@@ -80,7 +80,8 @@ class SplitBrainRun {
       Mark(std::move(mark));
     });
     for (uint32_t k = 0; k < args_.failovers; ++k) {
-      At(heal_ + kFailoverAfterHeal + kFailoverEvery * k, [this] { CrashLeader(); });
+      const bool last = k + 1 == args_.failovers;
+      At(heal_ + kFailoverAfterHeal + kFailoverEvery * k, [this, last] { CrashLeader(last); });
     }
   }
 
@@ -226,7 +227,7 @@ class SplitBrainRun {
   void ScheduleNemesis();
   void ApplyGeneric(const sim::FaultAction& action);
   void ApplyAimed(uint32_t kind, Duration length, uint8_t waits_left);
-  void CrashLeader();
+  void CrashLeader(bool last);
   void CollectRecord(sb::Record* record) const;
   std::vector<double> FailoverTimes(const sb::Record& record) const;
 
@@ -243,6 +244,7 @@ class SplitBrainRun {
   int64_t faults_ = 0;
   int64_t leader_faults_ = 0;
   std::vector<double> failover_ms_;
+  std::vector<std::pair<int64_t, uint32_t>> crashes_;  // failover crashes: (time, node)
 };
 
 Cuts NoCuts() { return Cuts(sb::kNodes, std::vector<bool>(sb::kNodes, false)); }
@@ -266,7 +268,9 @@ void SplitBrainRun::ScheduleNemesis() {
   }
   // Leader-aimed faults, drawn as the lab draws them.
   Duration at = kFaultStart + Duration::Seconds(1);
-  const Duration end = heal_ - Duration::Seconds(4);
+  // The lab stops drawing 4 s before its heal; a chaos run is shorter, so 2 s (the heal ends any
+  // fault still running).
+  const Duration end = heal_ - Duration::Seconds(2);
   while (true) {
     at = at + Duration::Millis(500 + static_cast<int64_t>(rng.Uniform(1500)));
     if (at >= end) break;
@@ -375,7 +379,9 @@ void SplitBrainRun::ApplyAimed(uint32_t kind, Duration length, uint8_t waits_lef
   }
 }
 
-void SplitBrainRun::CrashLeader() {
+// The checker judges one failover crash (the last); earlier ones (--failovers N) are marked as
+// leader faults for it, and their failover times are measured here (FailoverTimes).
+void SplitBrainRun::CrashLeader(bool last) {
   const std::vector<uint32_t> acting = ActingLeaders();
   sb::NemesisMark mark;
   if (acting.size() != 1) {
@@ -385,10 +391,12 @@ void SplitBrainRun::CrashLeader() {
     return;
   }
   const uint32_t leader = acting.front();
-  mark.kind = sb::NemesisMark::Kind::kFailoverCrash;
+  mark.kind = last ? sb::NemesisMark::Kind::kFailoverCrash : sb::NemesisMark::Kind::kLeaderFault;
+  mark.name = "leader-sigkill";
   mark.node = leader;
   mark.bound = kFailoverBound;
   h_.Crash(leader);
+  crashes_.emplace_back(h_.Now(), leader);
   Mark(std::move(mark));
   h_.executor().ScheduleAfter(kRestartAfterCrash, [this, leader] { h_.Restart(leader); });
 }
@@ -489,20 +497,14 @@ void SplitBrainRun::CollectRecord(sb::Record* record) const {
 // first sample in which another node acts.
 std::vector<double> SplitBrainRun::FailoverTimes(const sb::Record& record) const {
   std::vector<double> times;
-  int64_t crash_at = -1;  // -1: no crash waiting for a successor
-  uint32_t crashed = 0;
-  for (const sb::Observation& o : record.observations) {
-    if (const auto* mark = std::get_if<sb::NemesisMark>(&o)) {
-      if (mark->kind == sb::NemesisMark::Kind::kFailoverCrash) {
-        crash_at = mark->time_ns;
-        crashed = mark->node;
-      }
-    } else if (const auto* sample = std::get_if<sb::LeaderSample>(&o)) {
-      if (crash_at < 0) continue;
-      for (uint32_t n : sample->nodes) {
-        if (n == crashed) continue;
+  for (const auto& [crash_at, crashed] : crashes_) {
+    for (const sb::Observation& o : record.observations) {
+      const auto* sample = std::get_if<sb::LeaderSample>(&o);
+      if (sample == nullptr || sample->time_ns < crash_at) continue;
+      const bool other = std::any_of(sample->nodes.begin(), sample->nodes.end(),
+                                     [c = crashed](uint32_t n) { return n != c; });
+      if (other) {
         times.push_back(static_cast<double>(sample->time_ns - crash_at) / 1e6);
-        crash_at = -1;
         break;
       }
     }
