@@ -60,7 +60,7 @@ class HostedNode {
     done(ClientOutcome::kFail, std::nullopt);
   }
   // Called every millisecond of the process's loop with the current TrueTime: writes changes of
-  // observable state to `out`. `acting_until_true` maps a node-monotonic deadline to TrueTime.
+  // observable state to `out`.
   virtual void Poll(int64_t now_true, ObsWriter& out) = 0;
   // Called once at a graceful stop (SIGTERM): last observations.
   virtual void Flush(int64_t now_true, ObsWriter& out) { Poll(now_true, out); }

@@ -30,7 +30,7 @@
 //        bound of its acting interval did; U = -1: no bound (the naive design), else the instant its
 //        lease stops it acting (self-fencing deadline mapped to TrueTime).
 //   {"k":"store","t":T,"load":0|1,"acc":0|1,"token":K,"node":N,"key":K,"value":V,"seq":S}
-//   {"k":"mark", ...}  selftest observations (see chaos_selftest.cc)
+// selftest nodes write nothing: the harness records their increments and final reads itself.
 #pragma once
 
 #include <cstdint>
