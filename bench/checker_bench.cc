@@ -11,14 +11,18 @@
 // input; this mode does no benchmarking:
 //   checker_bench --write-history=PATH [--history-seed=N] [--history-ops=N] [--history-keys=N]
 //                 [--history-clients=N] [--history-info-one-in=N] [--history-corrupt[=K]]
-// Defaults: seed 1, 10,000 ops, 10 keys, 10 clients, info-one-in 20 (0: no timeouts).
+//                 [--history-format=kv|register|kv-append]
+// Defaults: seed 1, 10,000 ops, 10 keys, 10 clients, info-one-in 20 (0: no timeouts), kv.
+// And --check times Check() on given files (see MaybeCheckFiles).
 // --history-corrupt replaces the value of the K-th ok read (0-based; default the middle one) with
 // 99, a value nobody writes, so the history is not linearizable. Refuting it is the expensive
 // case for any WGL checker: every info write or cas before that read stays concurrent with it, so
 // the search must try every subset of them before it can give up.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -31,13 +35,20 @@
 #include "bench/alloc_counter.h"
 #include "faultline/adapters/system_clock.h"
 #include "faultline/check/history.h"
+#include "faultline/check/history_io.h"
 #include "faultline/check/linearizability.h"
 #include "faultline/core/assert.h"
 
 namespace faultline::check {
 namespace {
 
+// kKv: read/write/cas over keys, integer values. kRegister: the same over one register, in the
+// register model's shapes (values v and [expected, new]). kKvAppend: read/write/append over keys,
+// string values, appends being most of the writes (Jepsen-style kv histories).
+enum class HistoryFormat : uint8_t { kKv, kRegister, kKvAppend };
+
 struct KvHistoryOptions {
+  HistoryFormat format = HistoryFormat::kKv;
   uint64_t seed = 1;
   int64_t ops = 10'000;  // operations invoked; the history has about twice as many events
   int64_t keys = 10;
@@ -72,7 +83,7 @@ KvHistory GenerateKvHistory(const KvHistoryOptions& o) {
   auto times_out = [&]() { return o.info_one_in > 0 && uniform(o.info_one_in) == 0; };
 
   enum class Phase : uint8_t { kIdle, kInvoked, kTookEffect };
-  enum class Kind : uint8_t { kRead, kWrite, kCas };
+  enum class Kind : uint8_t { kRead, kWrite, kCas, kAppend };
   struct Client {
     Phase phase = Phase::kIdle;
     Kind kind = Kind::kRead;
@@ -84,10 +95,16 @@ KvHistory GenerateKvHistory(const KvHistoryOptions& o) {
     bool failed = false;
   };
   auto f_name = [](Kind kind) {
-    return kind == Kind::kRead ? "read" : kind == Kind::kWrite ? "write" : "cas";
+    return kind == Kind::kRead    ? "read"
+           : kind == Kind::kWrite ? "write"
+           : kind == Kind::kCas   ? "cas"
+                                  : "append";
   };
+  const bool reg = o.format == HistoryFormat::kRegister;
+  const bool append = o.format == HistoryFormat::kKvAppend;
   std::vector<Client> clients(static_cast<size_t>(o.clients));
   std::vector<int64_t> registers(static_cast<size_t>(o.keys), kNull);
+  std::vector<std::string> strings(static_cast<size_t>(o.keys), "null");  // kKvAppend: JSON text
   KvHistory out;
   int64_t t = 0;
   int64_t started = 0;
@@ -100,19 +117,31 @@ KvHistory GenerateKvHistory(const KvHistoryOptions& o) {
       if (started >= o.ops) continue;
       ++started;
       ++in_flight;
-      cl.key = uniform(o.keys);
-      cl.kind = static_cast<Kind>(uniform(3));
+      cl.key = reg ? 0 : uniform(o.keys);
       const std::string key = "{\"key\":" + std::to_string(cl.key);
-      if (cl.kind == Kind::kRead) {
-        cl.invoke_value = key + ",\"value\":null}";
-      } else if (cl.kind == Kind::kWrite) {
-        cl.a = uniform(o.values);
-        cl.invoke_value = key + ",\"value\":" + json_value(cl.a) + "}";
+      if (append) {
+        // 40% reads, 10% writes, 50% appends; each write or append adds a fresh token.
+        const int64_t roll = uniform(10);
+        cl.kind = roll < 4 ? Kind::kRead : roll < 5 ? Kind::kWrite : Kind::kAppend;
+        const std::string token = "\"" + std::to_string(started) + " \"";
+        cl.invoke_value = key + ",\"value\":" + (cl.kind == Kind::kRead ? "null" : token) + "}";
       } else {
-        cl.a = uniform(o.values);
-        cl.b = uniform(o.values);
-        cl.invoke_value =
-            key + ",\"from\":" + json_value(cl.a) + ",\"to\":" + json_value(cl.b) + "}";
+        cl.kind = static_cast<Kind>(uniform(3));
+        if (cl.kind != Kind::kRead) cl.a = uniform(o.values);  // the draws of earlier versions:
+        if (cl.kind == Kind::kCas) cl.b = uniform(o.values);   // same seed, same history
+        if (reg) {
+          cl.invoke_value = cl.kind == Kind::kRead    ? "null"
+                            : cl.kind == Kind::kWrite ? json_value(cl.a)
+                                                      : "[" + json_value(cl.a) + "," +
+                                                            json_value(cl.b) + "]";
+        } else if (cl.kind == Kind::kRead) {
+          cl.invoke_value = key + ",\"value\":null}";
+        } else if (cl.kind == Kind::kWrite) {
+          cl.invoke_value = key + ",\"value\":" + json_value(cl.a) + "}";
+        } else {
+          cl.invoke_value =
+              key + ",\"from\":" + json_value(cl.a) + ",\"to\":" + json_value(cl.b) + "}";
+        }
       }
       out.history.Add(c, OpType::kInvoke, f_name(cl.kind), cl.invoke_value, t);
       cl.phase = Phase::kInvoked;
@@ -123,16 +152,33 @@ KvHistory GenerateKvHistory(const KvHistoryOptions& o) {
         --in_flight;
         continue;
       }
-      int64_t& reg = registers[static_cast<size_t>(cl.key)];
       cl.failed = false;
       cl.completion_value = cl.invoke_value;
+      if (append) {
+        std::string& text = strings[static_cast<size_t>(cl.key)];
+        const size_t at = cl.invoke_value.find("\"value\":") + 8;
+        const std::string arg = cl.invoke_value.substr(at, cl.invoke_value.size() - 1 - at);
+        if (cl.kind == Kind::kRead) {
+          cl.completion_value =
+              "{\"key\":" + std::to_string(cl.key) + ",\"value\":" + text + "}";
+        } else if (cl.kind == Kind::kWrite || text == "null") {
+          text = arg;
+        } else {
+          text.pop_back();  // both are JSON strings without escapes: join the contents
+          text.append(arg, 1);
+        }
+        cl.phase = Phase::kTookEffect;
+        continue;
+      }
+      int64_t& value = registers[static_cast<size_t>(cl.key)];
       if (cl.kind == Kind::kRead) {
         cl.completion_value =
-            "{\"key\":" + std::to_string(cl.key) + ",\"value\":" + json_value(reg) + "}";
+            reg ? json_value(value)
+                : "{\"key\":" + std::to_string(cl.key) + ",\"value\":" + json_value(value) + "}";
       } else if (cl.kind == Kind::kWrite) {
-        reg = cl.a;
-      } else if (reg == cl.a) {
-        reg = cl.b;
+        value = cl.a;
+      } else if (value == cl.a) {
+        value = cl.b;
       } else {
         cl.failed = true;
       }
@@ -160,7 +206,7 @@ History CorruptOneRead(const KvHistory& kv, size_t nth) {
   for (size_t i = 0; i < kv.history.size(); ++i) {
     const HistoryOp& op = kv.history.ops()[i];
     std::string value = op.value;
-    if (i == pos) value = value.substr(0, value.rfind(':') + 1) + "99}";
+    if (i == pos) value = value[0] == '{' ? value.substr(0, value.rfind("\"value\":") + 8) + "99}" : "99";
     out.Add(op.process, op.type, op.f, value, op.time_ns);
   }
   FL_ASSERT(out.size() == kv.history.size());
@@ -242,6 +288,11 @@ std::optional<int> MaybeWriteHistory(int argc, char** argv) {
       ok = parse(*keys, gen.keys) && gen.keys > 0;
     } else if (auto clients = value_of("--history-clients=")) {
       ok = parse(*clients, gen.clients) && gen.clients > 0;
+    } else if (auto format = value_of("--history-format=")) {
+      ok = *format == "kv" || *format == "register" || *format == "kv-append";
+      gen.format = *format == "register"    ? HistoryFormat::kRegister
+                   : *format == "kv-append" ? HistoryFormat::kKvAppend
+                                            : HistoryFormat::kKv;
     } else if (auto info = value_of("--history-info-one-in=")) {
       ok = parse(*info, gen.info_one_in);
     } else if (arg == "--history-corrupt") {
@@ -296,10 +347,79 @@ std::optional<int> MaybeWriteHistory(int argc, char** argv) {
   return 0;
 }
 
+// --check mode, for side-by-side runs with another checker on the same files:
+//   checker_bench --check --model=register|kv [--initial-value=JSON] [--iterations=N] FILE...
+// reads each file once (ParseHistoryJsonl) and prints "FILE<TAB>verdict<TAB>check_ms<TAB>parse_ms",
+// check_ms being the median of N (default 5) runs of Check() on the parsed history, parse_ms the
+// time to read and parse the file. Wall-clock time, single thread.
+std::optional<int> MaybeCheckFiles(int argc, char** argv) {
+  if (argc < 2 || std::string_view(argv[1]) != "--check") return std::nullopt;
+  Model model = Model::kKv;
+  CheckOptions options;
+  options.clock = &SystemClock::Default();
+  int64_t iterations = 5;
+  std::vector<std::string> files;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--model=kv" || arg == "--model=register") {
+      model = arg == "--model=kv" ? Model::kKv : Model::kRegister;
+    } else if (arg.substr(0, 16) == "--initial-value=") {
+      options.initial_value_json = std::string(arg.substr(16));
+    } else if (arg.substr(0, 13) == "--iterations=") {
+      const std::string_view n = arg.substr(13);
+      const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), iterations);
+      if (ec != std::errc() || end != n.data() + n.size() || iterations < 1 || iterations > 1000) {
+        std::fprintf(stderr, "checker_bench: --iterations takes 1..1000\n");
+        return 2;
+      }
+    } else if (arg.substr(0, 2) == "--") {
+      std::fprintf(stderr, "checker_bench: unknown flag %s for --check\n", argv[i]);
+      return 2;
+    } else {
+      files.emplace_back(arg);
+    }
+  }
+  if (files.empty()) {
+    std::fprintf(stderr, "checker_bench: --check needs FILE...\n");
+    return 2;
+  }
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  for (const std::string& file : files) {
+    const auto parse_start = Clock::now();
+    std::ifstream in(file);
+    Result<History> history = ParseHistoryJsonl(in);
+    const double parse_ms = ms(Clock::now() - parse_start);
+    if (!in.is_open() || !history.ok()) {
+      std::fprintf(stderr, "checker_bench: %s: %s\n", file.c_str(),
+                   in.is_open() ? std::string(history.status().message()).c_str() : "cannot open");
+      return 2;
+    }
+    std::vector<double> times;
+    Verdict verdict = Verdict::kUnknown;
+    for (int64_t i = 0; i < iterations; ++i) {
+      const auto start = Clock::now();
+      const LinearizabilityResult r = Check(*history, model, options);
+      times.push_back(ms(Clock::now() - start));
+      if (!r.error.ok()) {
+        std::fprintf(stderr, "checker_bench: %s: %s\n", file.c_str(),
+                     std::string(r.error.message()).c_str());
+        return 2;
+      }
+      verdict = r.verdict;
+    }
+    std::sort(times.begin(), times.end());
+    std::printf("%s\t%s\t%.4f\t%.4f\n", file.c_str(), VerdictName(verdict),
+                times[times.size() / 2], parse_ms);
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace faultline::check
 
 int main(int argc, char** argv) {
+  if (const std::optional<int> code = faultline::check::MaybeCheckFiles(argc, argv)) return *code;
   if (const std::optional<int> code = faultline::check::MaybeWriteHistory(argc, argv)) {
     return *code;
   }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "bench/alloc_counter.h"
+#include "bench/bench_clocks.h"
 #include "faultline/core/random.h"
 #include "faultline/env/clock.h"
 #include "faultline/resilience/backoff.h"
@@ -164,35 +165,33 @@ void BM_TokenBudgetTryAcquire(benchmark::State& state) {
 }
 BENCHMARK(BM_TokenBudgetTryAcquire)->Threads(1)->Threads(2)->UseRealTime();
 
-ManualClock& SharedClock() {
-  static ManualClock clock;
-  return clock;
-}
+using bench::ClockKind;
 
-RatioRetryBudget& SharedRatio() {
-  static const std::unique_ptr<RatioRetryBudget> budget =
-      std::move(RatioRetryBudget::Create(SharedClock(), RatioRetryBudgetOptions())).value();
-  return *budget;
+RatioRetryBudget& SharedRatio(ClockKind clock) {
+  return bench::PerClock<RatioRetryBudget>(clock, [](Clock& c) {
+    return std::move(RatioRetryBudget::Create(c, RatioRetryBudgetOptions())).value().release();
+  });
 }
 
 // Finagle ratio budget: one request deposit (clock read + head check + atomic add).
-void BM_RatioBudgetRecordRequest(benchmark::State& state) {
-  RatioRetryBudget& b = SharedRatio();
+void BM_RatioBudgetRecordRequest(benchmark::State& state, ClockKind clock) {
+  RatioRetryBudget& b = SharedRatio(clock);
   AllocScope allocs(state);
   for (auto _ : state) b.RecordRequest();
 }
-BENCHMARK(BM_RatioBudgetRecordRequest)->Threads(1)->Threads(2)->UseRealTime();
+FL_BENCHMARK_CLOCKS(BM_RatioBudgetRecordRequest);
 
-// Ratio budget acquire + release of one retry (two spinlocked sections), the failure path.
-void BM_RatioBudgetAcquireRelease(benchmark::State& state) {
-  RatioRetryBudget& b = SharedRatio();
+// Ratio budget acquire + release of one retry (two spinlocked sections, a clock read each), the
+// failure path.
+void BM_RatioBudgetAcquireRelease(benchmark::State& state, ClockKind clock) {
+  RatioRetryBudget& b = SharedRatio(clock);
   AllocScope allocs(state);
   for (auto _ : state) {
     RetryPermit p = b.TryAcquireRetry();
     b.ReleaseRetry(p);
   }
 }
-BENCHMARK(BM_RatioBudgetAcquireRelease)->Threads(1)->Threads(2)->UseRealTime();
+FL_BENCHMARK_CLOCKS(BM_RatioBudgetAcquireRelease);
 
 // Ratio budget with the clock moving 1 ms per op (bucket rotation every 1000 ops).
 void BM_RatioBudgetRecordRequestRotating(benchmark::State& state) {
@@ -247,26 +246,29 @@ void BM_GrpcTimeoutFormatParse(benchmark::State& state) {
 BENCHMARK(BM_GrpcTimeoutFormatParse)->Threads(1)->UseRealTime();
 
 // One logical call: start, fail retryably, decide (backoff + deadline + A6 budget), start again,
-// succeed. Shared policy and budget, as in a client.
-void BM_RetryStateFailThenSucceed(benchmark::State& state) {
+// succeed. Shared policy and budget, as in a client. Reads the clock twice per attempt, as the
+// loop in retry.h does (start, decision).
+void BM_RetryStateFailThenSucceed(benchmark::State& state, ClockKind kind) {
   static const RetryPolicy policy = std::move(RetryPolicy::Create(RetryOptions())).value();
   TokenRetryBudget& budget = SharedTokens();
-  ManualClock& clock = SharedClock();
+  Clock& clock = bench::BenchClock(kind);
   uint64_t seed = static_cast<uint64_t>(state.thread_index()) << 32;
   AllocScope allocs(state);
   for (auto _ : state) {
     const MonoTime now = clock.Now();
     RetryState s(policy, &budget, Deadline::FromRemaining(now, Duration::Seconds(1)), seed++);
     benchmark::DoNotOptimize(s.StartAttempt(now));
-    RetryState::Decision d = s.Decide(Outcome::kRetryable, now);
+    RetryState::Decision d = s.Decide(Outcome::kRetryable, clock.Now());
     benchmark::DoNotOptimize(d);
     if (d.retry()) {
-      benchmark::DoNotOptimize(s.StartAttempt(now + d.delay));
-      s.Decide(Outcome::kSuccess, now + d.delay);
+      // The backoff is not slept: the retry starts at the time the sleep would have ended.
+      const MonoTime retry_at = clock.Now() + d.delay;
+      benchmark::DoNotOptimize(s.StartAttempt(retry_at));
+      s.Decide(Outcome::kSuccess, clock.Now() + d.delay);
     }
   }
 }
-BENCHMARK(BM_RetryStateFailThenSucceed)->Threads(1)->Threads(2)->UseRealTime();
+FL_BENCHMARK_CLOCKS(BM_RetryStateFailThenSucceed);
 
 }  // namespace
 }  // namespace faultline

@@ -59,6 +59,40 @@ expect 2 "malformed history" -- check linearizable --model register "$tmp/torn.j
 grep -q 'line 2' "$tmp/err" || { fails=$((fails + 1)); echo "FAIL: malformed history error names no line"; }
 expect 2 "unknown model" -- check linearizable --model queue "$tmp/good.jsonl"
 
+# kv append (strings concatenated, an unset key as ""), --minimize, --initial-value.
+printf '%s\n' '{"process":1,"type":"invoke","f":"append","value":{"key":1,"value":"a"}}' \
+  '{"process":1,"type":"ok","f":"append","value":{"key":1,"value":"a"}}' \
+  '{"process":2,"type":"invoke","f":"append","value":{"key":1,"value":"b"}}' \
+  '{"process":2,"type":"ok","f":"append","value":{"key":1,"value":"b"}}' \
+  '{"process":3,"type":"invoke","f":"read","value":{"key":1,"value":null}}' \
+  '{"process":3,"type":"ok","f":"read","value":{"key":1,"value":"ab"}}' >"$tmp/append.jsonl"
+sed 's/"value":"ab"/"value":"ba"/' "$tmp/append.jsonl" >"$tmp/append-bad.jsonl"
+sed '3,4s/"value":"b"/"value":7/' "$tmp/append.jsonl" >"$tmp/append-number.jsonl"
+sed '3,4s/,"value":"b"//' "$tmp/append.jsonl" >"$tmp/append-novalue.jsonl"
+expect 0 "append history" -- check linearizable --model kv "$tmp/append.jsonl"
+expect 1 "append history read out of order" -- check linearizable --model kv "$tmp/append-bad.jsonl"
+grep -q 'cannot place #4' "$tmp/out" || { fails=$((fails + 1)); echo "FAIL: append verdict names no failing op"; }
+grep -q 'minimal' "$tmp/out" && { fails=$((fails + 1)); echo "FAIL: minimised without --minimize"; }
+expect 1 "append history, --minimize" -- check linearizable --model kv --minimize "$tmp/append-bad.jsonl"
+grep -q 'minimal non-linearizable set' "$tmp/out" || { fails=$((fails + 1)); echo "FAIL: --minimize gave no minimal set"; }
+expect 1 "--minimize with an effort" -- check linearizable --model kv --minimize --minimize-effort 2 "$tmp/append-bad.jsonl"
+expect 0 "--minimize on a linearizable history" -- check linearizable --model kv --minimize "$tmp/append.jsonl"
+expect 2 "append of a number" -- check linearizable --model kv "$tmp/append-number.jsonl"
+grep -q 'line 3: .*JSON string' "$tmp/err" || { fails=$((fails + 1)); echo "FAIL: bad append names no line"; }
+expect 2 "append without a value" -- check linearizable --model kv "$tmp/append-novalue.jsonl"
+expect 2 "--minimize-effort without --minimize" -- check linearizable --model kv --minimize-effort 2 "$tmp/append.jsonl"
+expect 2 "--minimize-effort not a number" -- check linearizable --model kv --minimize --minimize-effort x "$tmp/append.jsonl"
+expect 2 "--initial-value not JSON" -- check linearizable --model kv --initial-value '{' "$tmp/append.jsonl"
+printf '%s\n' '{"process":1,"type":"invoke","f":"read","value":{"key":1,"value":null}}' \
+  '{"process":1,"type":"ok","f":"read","value":{"key":1,"value":""}}' >"$tmp/empty-read.jsonl"
+expect 1 "read of \"\" from an unset key" -- check linearizable --model kv "$tmp/empty-read.jsonl"
+expect 0 "read of \"\" with --initial-value \"\"" -- check linearizable --model kv --initial-value '""' "$tmp/empty-read.jsonl"
+# Several histories in one run: the largest exit code; a malformed one stops the run.
+expect 0 "two linearizable histories" -- check linearizable --model kv "$tmp/append.jsonl" "$tmp/append.jsonl"
+expect 1 "one of two not linearizable" -- check linearizable --model kv "$tmp/append-bad.jsonl" "$tmp/append.jsonl"
+[ "$(grep -c ': linearizable\|: not linearizable' "$tmp/out")" -eq 2 ] || { fails=$((fails + 1)); echo "FAIL: batch printed no verdict per file"; }
+expect 2 "a malformed history among several" -- check linearizable --model kv "$tmp/append.jsonl" "$tmp/append-number.jsonl"
+
 # End to end: a split-brain run's client history, checked by the CLI. The naive design's (seed 1)
 # has a stale read from a deposed leader; the hardened design's is linearizable.
 for variant in naive hardened; do

@@ -1,15 +1,18 @@
-// faultline check linearizable: reads a history file (regular files only, never blocking on a
-// FIFO), checks it, and says which limit produced an "unknown".
+// faultline check linearizable: reads history files (regular files only, never blocking on a
+// FIFO), checks each, and says which limit produced an "unknown".
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <istream>
 #include <streambuf>
 #include <string>
+#include <string_view>
 
 #include "apps/faultline/commands.h"
 #include "faultline/adapters/system_clock.h"
@@ -137,6 +140,46 @@ std::string UnknownReason(const check::LinearizabilityResult& r, const check::Ch
          std::to_string(o.memo_bytes_max >> 20) + " MiB) before a verdict";
 }
 
+// Checks one history file; returns its exit code (0 linearizable, 1 not or unknown) or throws
+// UsageError for a file that cannot be read or a malformed history.
+int CheckFile(const std::string& path, check::Model model, const check::CheckOptions& options,
+              uint64_t deadline_s, uint64_t max_states, const std::string& initial_value) {
+  if (path.empty()) throw UsageError("history: empty file name");
+  Fd fd(OpenRegularFile(path));
+  FdBuf buf(fd.get());
+  std::istream in(&buf);
+  Result<sim::History> history = check::ParseHistoryJsonl(in);
+  if (buf.error() != 0) throw UsageError(CannotRead(path, std::strerror(buf.error())));
+  if (!history.ok()) throw UsageError(path + ": " + std::string(history.status().message()));
+  if (model == check::Model::kRegister) ValidateForRegister(*history, path);
+
+  const check::LinearizabilityResult r = check::Check(*history, model, options);
+  if (!r.error.ok()) {
+    // A bad --initial-value is the command line's fault, not the history's.
+    const std::string_view why = r.error.message();
+    if (why.rfind("initial_value_json", 0) == 0) {
+      throw UsageError("--initial-value: not valid JSON: " + initial_value);
+    }
+    // "op N (process P): why" names the op by its index; say which line that is.
+    uint64_t line = 0;
+    if (why.rfind("op ", 0) == 0) {
+      const uint64_t index = std::strtoull(std::string(why.substr(3, 20)).c_str(), nullptr, 10);
+      line = LineOfOp(path, index);
+    }
+    throw UsageError(path + ": " + (line > 0 ? "line " + std::to_string(line) + ": " : "") +
+                     std::string(why));
+  }
+  std::printf("%s: %s (%zu ops, %zu partitions, %llu states, %.3f s)\n", path.c_str(),
+              check::VerdictName(r.verdict), r.stats.ops, r.stats.partitions,
+              static_cast<unsigned long long>(r.stats.states_explored),
+              r.stats.elapsed.seconds_f());
+  if (r.explanation.has_value()) std::printf("%s\n", r.explanation->text.c_str());
+  if (r.verdict == check::Verdict::kUnknown) {
+    std::printf("%s\n", UnknownReason(r, options, deadline_s, max_states).c_str());
+  }
+  return r.verdict == check::Verdict::kLinearizable ? 0 : 1;
+}
+
 }  // namespace
 
 int RunCheck(const CheckArgs& args) {
@@ -150,35 +193,26 @@ int RunCheck(const CheckArgs& args) {
   }
   const uint64_t deadline_s = ParseUnsigned("--deadline", args.deadline_s, 1, 86400);
   const uint64_t max_states = ParseUnsigned("--max-states", args.max_states, 1, 1'000'000'000);
-  if (args.history_path.empty()) throw UsageError("history: empty file name");
-
-  Fd fd(OpenRegularFile(args.history_path));
-  FdBuf buf(fd.get());
-  std::istream in(&buf);
-  Result<sim::History> history = check::ParseHistoryJsonl(in);
-  if (buf.error() != 0) {
-    throw UsageError(CannotRead(args.history_path, std::strerror(buf.error())));
-  }
-  if (!history.ok()) {
-    throw UsageError(args.history_path + ": " + std::string(history.status().message()));
-  }
-  if (model == check::Model::kRegister) ValidateForRegister(*history, args.history_path);
+  const uint64_t effort = ParseUnsigned("--minimize-effort", args.minimize_effort, 0, 1'000'000);
+  if (effort > 0 && !args.minimize) throw UsageError("--minimize-effort needs --minimize");
+  if (args.history_paths.empty()) throw UsageError("history: no file given");
 
   check::CheckOptions options;
   options.deadline = Duration::Seconds(static_cast<int64_t>(deadline_s));
   options.memo_entries_max = static_cast<size_t>(max_states);
-  options.clock = &SystemClock::Default();  // --deadline is wall-clock time
-  const check::LinearizabilityResult r = check::Check(*history, model, options);
-  if (!r.error.ok()) throw UsageError(args.history_path + ": " + std::string(r.error.message()));
-  std::printf("%s: %s (%zu ops, %zu partitions, %llu states, %.3f s)\n", args.history_path.c_str(),
-              check::VerdictName(r.verdict), r.stats.ops, r.stats.partitions,
-              static_cast<unsigned long long>(r.stats.states_explored),
-              r.stats.elapsed.seconds_f());
-  if (r.explanation.has_value()) std::printf("%s\n", r.explanation->text.c_str());
-  if (r.verdict == check::Verdict::kUnknown) {
-    std::printf("%s\n", UnknownReason(r, options, deadline_s, max_states).c_str());
+  options.clock = &SystemClock::Default();  // --deadline is wall-clock time, per file
+  options.initial_value_json = args.initial_value;
+  options.minimize = args.minimize;
+  options.minimize_effort = effort;
+  // --minimize is bounded by --deadline (and --minimize-effort), not by the library's 1 s.
+  options.minimize_budget = options.deadline;
+  int code = 0;
+  for (const std::string& path : args.history_paths) {
+    code = std::max(code, CheckFile(path, model, options, deadline_s, max_states,
+                                    args.initial_value));
+    std::fflush(stdout);  // a later file's error must not overtake this file's verdict
   }
-  return r.verdict == check::Verdict::kLinearizable ? 0 : 1;
+  return code;
 }
 
 }  // namespace faultline::app

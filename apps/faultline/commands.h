@@ -37,6 +37,8 @@ struct LabArgs {
   std::string jobs = "0";
   std::string json_path;
   bool json_given = false;
+  std::string html_path;
+  bool html_given = false;
   bool list = false;
   bool check_determinism = false;
 };
@@ -62,9 +64,12 @@ struct ReplayArgs {
 
 struct CheckArgs {
   std::string model = "register";
-  std::string history_path;
+  std::vector<std::string> history_paths;  // checked in order, one process
   std::string deadline_s = "60";
   std::string max_states = "4000000";
+  bool minimize = false;
+  std::string minimize_effort = "0";
+  std::string initial_value = "null";
 };
 
 int RunLab(const LabArgs& args);
@@ -138,6 +143,13 @@ void PrintTiming(const lab::RunnerReport& report);
 // Writes FILE atomically (temporary file, then rename). False with a message on failure.
 bool WriteJson(const std::string& path, const lab::RunnerReport& report, uint64_t first_seed,
                uint64_t seeds, std::string* error);
+// html_command.cc: the HTML report of a lab run (faultline/lab/html_report.h), built from
+// `report` (which must hold every result: RunnerOptions::keep_results) and written atomically.
+// Failing representative seeds are replayed once more for their history, and the replay's hash
+// must match the run's. False with a message on failure.
+bool WriteHtml(const std::string& path, const lab::RunnerReport& report,
+               const std::vector<lab::RunSpec>& specs, uint64_t first_seed, uint64_t seeds,
+               const std::string& command, std::string* error);
 // True when `path` can be created or overwritten (checked before any run starts).
 bool CanWrite(const std::string& path, std::string* error);
 

@@ -41,6 +41,17 @@ void PrintList() {
   }
 }
 
+// The command as the user could retype it, for the report's header.
+std::string LabCommandLine(const LabArgs& args) {
+  std::string s = "faultline lab";
+  for (const std::string& id : args.ids) s += " " + id;
+  for (const std::string& v : args.variants) s += " --variant " + v;
+  s += " --seeds " + args.seeds;
+  if (args.seed != "1") s += " --seed " + args.seed;
+  if (args.check_determinism) s += " --check-determinism";
+  return s + " --html " + args.html_path;
+}
+
 }  // namespace
 
 int RunLab(const LabArgs& args) {
@@ -65,6 +76,8 @@ int RunLab(const LabArgs& args) {
   if (args.json_given && args.json_path.empty()) throw UsageError("--json: empty file name");
   std::string error;
   if (!args.json_path.empty() && !CanWrite(args.json_path, &error)) throw UsageError(error);
+  if (args.html_given && args.html_path.empty()) throw UsageError("--html: empty file name");
+  if (!args.html_path.empty() && !CanWrite(args.html_path, &error)) throw UsageError(error);
 
   std::vector<lab::RunSpec> specs;
   for (const lab::Scenario* s : scenarios) {
@@ -80,6 +93,7 @@ int RunLab(const LabArgs& args) {
   options.threads = ThreadsFor(jobs);
   options.check_determinism = args.check_determinism;
   if (isatty(STDERR_FILENO) == 1) options.progress = ShowProgress;
+  options.keep_results = !args.html_path.empty();  // the HTML report draws single runs
   const lab::RunnerReport report = lab::RunSeeds(specs, options);
 
   for (const lab::Divergence& d : report.divergences) std::printf("%s\n", d.Describe().c_str());
@@ -90,6 +104,11 @@ int RunLab(const LabArgs& args) {
   }
   PrintTiming(report);
   if (!args.json_path.empty() && !WriteJson(args.json_path, report, first, seeds, &error)) {
+    std::fprintf(stderr, "faultline: error: %s\n", error.c_str());
+    return 1;
+  }
+  if (!args.html_path.empty() &&
+      !WriteHtml(args.html_path, report, specs, first, seeds, LabCommandLine(args), &error)) {
     std::fprintf(stderr, "faultline: error: %s\n", error.c_str());
     return 1;
   }

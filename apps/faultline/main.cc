@@ -47,6 +47,8 @@ CLI::App* AddLabCommand(CLI::App& app, LabArgs& args) {
       ->type_name("V");
   lab_cmd->add_option("--json", args.json_path, "write the full result as JSON to FILE")
       ->type_name("FILE");
+  lab_cmd->add_option("--html", args.html_path, "write a self-contained HTML report to FILE")
+      ->type_name("FILE");
   lab_cmd
       ->add_option("--jobs,-j", args.jobs, "parallel runs, 0..1024; 0 = one per core (default 0)")
       ->type_name("J");
@@ -112,7 +114,9 @@ CLI::App* AddCheckCommand(CLI::App& app, CheckArgs& args) {
   CLI::App* lin_cmd =
       check_cmd->add_subcommand("linearizable", "is a register or key-value history linearizable?");
   lin_cmd->add_option("--model", args.model, "register or kv")->type_name("M")->required();
-  lin_cmd->add_option("history", args.history_path, "history as JSON lines (a regular file)")
+  lin_cmd
+      ->add_option("history", args.history_paths,
+                   "histories as JSON lines (regular files), checked one after another")
       ->required();
   lin_cmd
       ->add_option("--deadline", args.deadline_s,
@@ -123,9 +127,23 @@ CLI::App* AddCheckCommand(CLI::App& app, CheckArgs& args) {
                    "give up (verdict unknown) when one key's search has memoised N states, "
                    "1..1000000000 (default 4000000: about 0.6 GB of memo for a 1000-op key)")
       ->type_name("N");
+  lin_cmd->add_flag("--minimize", args.minimize,
+                    "on a violation, also report a 1-minimal failing set of operations (up to one "
+                    "search per operation of the failing key; off: verdict and failing op only)");
+  lin_cmd
+      ->add_option("--minimize-effort", args.minimize_effort,
+                   "with --minimize, stop minimising after K times the states the check "
+                   "explored, 0..1000000 (default 0: only --deadline bounds it)")
+      ->type_name("K");
+  lin_cmd
+      ->add_option("--initial-value", args.initial_value,
+                   "every register's (key's) initial value, as JSON (default null; \"\" for "
+                   "Porcupine-style kv histories, where a missing key reads as the empty string)")
+      ->type_name("JSON");
   lin_cmd->footer(
       "Exit 0 linearizable, 1 not linearizable or unknown (a limit was reached; the "
-      "output names it), 2 misuse or a malformed history.\n");
+      "output names it), 2 misuse or a malformed history. With several histories: the "
+      "largest of their codes; checking stops at the first malformed one.\n");
   return lin_cmd;
 }
 
@@ -174,6 +192,7 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand(lab_cmd)) {
       lab.json_given = lab_cmd->count("--json") > 0;
+      lab.html_given = lab_cmd->count("--html") > 0;
       return RunLab(lab);
     }
     if (app.got_subcommand(soak_cmd)) return RunSoak(soak);

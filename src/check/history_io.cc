@@ -1,6 +1,7 @@
 #include "faultline/check/history_io.h"
 
 #include "src/check/history_io_internal.h"
+#include "src/check/json_scan.h"
 
 #include <algorithm>
 #include <array>
@@ -231,15 +232,7 @@ constexpr size_t kFastDepthMax = 32;  // also bounds Parse's recursion
 
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// The bytes a fast-path string may hold: those json neither rejects, nor unescapes, nor escapes
-// when dumping (so the text between the quotes is both the decoded string and its dump).
-constexpr std::array<bool, 256> kPlainStringByte = [] {
-  std::array<bool, 256> plain{};
-  for (size_t c = 0x20; c <= 0x7E; ++c) plain[c] = c != '"' && c != '\\';
-  return plain;
-}();
-
-bool IsPlainStringByte(char c) { return kPlainStringByte[static_cast<unsigned char>(c)]; }
+using internal::SkipPlainStringBytes;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -341,7 +334,7 @@ bool FastLineParser::ScanString(std::string_view& out) {
   SkipSpace();
   if (p_ == end_ || *p_ != '"') return false;
   const char* begin = ++p_;
-  while (p_ != end_ && IsPlainStringByte(*p_)) ++p_;
+  p_ = SkipPlainStringBytes(p_, end_);
   if (p_ == end_ || *p_ != '"') return false;  // an escape, a control or non-ASCII byte, or EOL
   out = std::string_view(begin, static_cast<size_t>(p_ - begin));
   ++p_;

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
-#include <map>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 
 #include "faultline/core/assert.h"
 #include "src/check/linearizability_search.h"
+#include "src/check/linearizability_values.h"
 
 namespace faultline::check {
 namespace {
@@ -26,26 +28,19 @@ using internal::SearchLimits;
 using internal::SearchOutcome;
 using nlohmann::json;
 
-class Interner {
- public:
-  int64_t Id(const std::string& text) {
-    auto [it, inserted] = ids_.emplace(text, static_cast<int64_t>(ids_.size()));
-    return it->second;
-  }
-
- private:
-  std::unordered_map<std::string, int64_t> ids_;
-};
+using internal::Decoded;
+using internal::ValueTable;
 
 std::string Compact(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 struct Partition {
+  std::string key;
   std::vector<POp> ops;
 };
 
 struct Extracted {
   Status error;
-  std::map<std::string, Partition> partitions;
+  std::vector<Partition> partitions;  // sorted by key
   size_t ops = 0;
 };
 
@@ -56,9 +51,11 @@ struct Extracted {
 // linearisation without it is one the original allows (an info op may never take effect).
 // Histories from faulty runs carry many such timed-out writes, and each doubles the states the
 // search can reach. Returns the number dropped.
+// An append consumes the state it extends, so a partition with appends keeps all its ops.
 size_t DropUnobservedInfoWrites(std::vector<POp>* ops) {
   std::unordered_set<int64_t> observed;
   for (const POp& op : *ops) {
+    if (op.kind == OpKind::kAppend) return 0;
     if (op.kind == OpKind::kRead) observed.insert(op.a);  // only ok reads are kept
     if (op.kind == OpKind::kCas) observed.insert(op.a);
   }
@@ -76,66 +73,6 @@ Status OpError(const HistoryOp& op, std::string_view why) {
   return InvalidArgumentError("op " + std::to_string(op.index) + " (process " +
                               std::to_string(op.process) + "): " + std::string(why));
 }
-
-// One operation value, decoded once per distinct JSON text: histories repeat the same few
-// texts thousands of times, and parsing them is most of the cost of a check otherwise.
-struct Decoded {
-  bool valid = false;
-  bool is_object = false;
-  bool has_key = false;
-  bool has_from_to = false;
-  bool is_pair = false;   // a two-element array (register cas)
-  std::string key;        // kv: compact text of "key"
-  int64_t whole = 0;      // register: the whole value
-  int64_t value = 0;      // kv: "value" (absent: null)
-  int64_t first = 0;      // register cas: [first, second]
-  int64_t second = 0;
-  int64_t from = 0;       // kv cas
-  int64_t to = 0;
-};
-
-class ValueCache {
- public:
-  explicit ValueCache(Interner& interner) : interner_(interner), null_id_(interner.Id("null")) {}
-
-  // `text` must outlive the cache (it points into the history).
-  const Decoded& Decode(std::string_view text) {
-    auto [it, inserted] = cache_.try_emplace(text);
-    if (!inserted) return it->second;
-    Decoded& d = it->second;
-    const json j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) return d;
-    d.valid = true;
-    d.whole = interner_.Id(Compact(j));
-    if (j.is_array() && j.size() == 2) {
-      d.is_pair = true;
-      d.first = interner_.Id(Compact(j[0]));
-      d.second = interner_.Id(Compact(j[1]));
-    }
-    if (!j.is_object()) return d;
-    d.is_object = true;
-    if (auto k = j.find("key"); k != j.end()) {
-      d.has_key = true;
-      d.key = Compact(*k);
-    }
-    auto v = j.find("value");
-    d.value = v == j.end() ? null_id_ : interner_.Id(Compact(*v));
-    auto from = j.find("from");
-    auto to = j.find("to");
-    if (from != j.end() && to != j.end()) {
-      d.has_from_to = true;
-      d.from = interner_.Id(Compact(*from));
-      d.to = interner_.Id(Compact(*to));
-    }
-    return d;
-  }
-  int64_t null_id() const { return null_id_; }
-
- private:
-  Interner& interner_;
-  int64_t null_id_;
-  std::unordered_map<std::string_view, Decoded> cache_;
-};
 
 // An invocation's position in the history and its completion's, none for an info op or one that
 // never completed.
@@ -176,16 +113,19 @@ Status PairOps(const std::vector<HistoryOp>& hops, std::vector<OpPair>& pairs) {
 // Fills op.a/op.b (and `key`, for kKv) from the invocation's decoded value `in` and the
 // completion's `done` (nullptr for an info op).
 Status DecodeValues(const HistoryOp& h, Model model, const Decoded& in, const Decoded* done,
-                    int64_t null_id, POp& op, std::string_view& key) {
+                    const ValueTable& values, POp& op, std::string_view& key) {
   if (model == Model::kRegister) {
     if (op.kind == OpKind::kRead) {
-      op.a = done != nullptr ? done->whole : null_id;
-    } else if (op.kind == OpKind::kWrite) {
-      op.a = in.whole;
-    } else {
+      op.a = done != nullptr ? done->whole : ValueTable::kNull;
+    } else if (op.kind == OpKind::kCas) {
       if (!in.is_pair) return OpError(h, "cas value must be [expected, new]");
       op.a = in.first;
       op.b = in.second;
+    } else {
+      op.a = in.whole;
+      if (op.kind == OpKind::kAppend && !values.IsString(op.a)) {
+        return OpError(h, "append value must be a JSON string");
+      }
     }
     return Status::Ok();
   }
@@ -202,20 +142,71 @@ Status DecodeValues(const HistoryOp& h, Model model, const Decoded& in, const De
     op.b = in.to;
   } else {
     op.a = op.kind == OpKind::kRead ? done->value : in.value;
+    if (op.kind == OpKind::kAppend && (!in.has_value || !values.IsString(op.a))) {
+      return OpError(h, "kv append value must have \"value\", a JSON string");
+    }
   }
   return Status::Ok();
 }
 
+bool ParseKind(std::string_view f, OpKind& kind) {
+  if (f == "read") {
+    kind = OpKind::kRead;
+  } else if (f == "write") {
+    kind = OpKind::kWrite;
+  } else if (f == "cas") {
+    kind = OpKind::kCas;
+  } else if (f == "append") {
+    kind = OpKind::kAppend;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Groups ops by key text; partitions come out sorted by key.
+class Partitioner {
+ public:
+  void Add(std::string_view key, const POp& op) {
+    if (last_ == nullptr || last_key_ != key) {
+      auto it = index_.find(key);
+      if (it == index_.end()) {
+        // The map keeps views of its own copies: `key` may point into a decoder's scratch.
+        parts_.push_back(Partition{std::string(key), {}});
+        it = index_.emplace(std::string_view(keys_.emplace_back(key)), parts_.size() - 1).first;
+      }
+      last_ = &parts_[it->second].ops;
+      last_key_ = it->first;
+    }
+    last_->push_back(op);
+  }
+  std::vector<Partition> Take() {
+    std::sort(parts_.begin(), parts_.end(),
+              [](const Partition& a, const Partition& b) { return a.key < b.key; });
+    return std::move(parts_);
+  }
+
+ private:
+  std::vector<Partition> parts_;
+  std::deque<std::string> keys_;
+  std::unordered_map<std::string_view, size_t> index_;
+  std::vector<POp>* last_ = nullptr;  // the partition of the previous op, a fast path
+  std::string_view last_key_;
+};
+
 // Pairs invocations with completions and splits the ops by key.
 Extracted Extract(const History& history, Model model, bool drop_unobserved_info,
-                  Interner& interner) {
+                  ValueTable& values) {
   Extracted out;
   const std::vector<HistoryOp>& hops = history.ops();
   std::vector<OpPair> pairs;
   out.error = PairOps(hops, pairs);
   if (!out.error.ok()) return out;
 
-  ValueCache cache(interner);
+  const bool whole = model == Model::kRegister;
+  Decoded in;
+  Decoded done;
+  Partitioner partitioner;
   for (const auto& [inv, comp] : pairs) {
     const HistoryOp& h = hops[inv];
     POp op;
@@ -226,31 +217,28 @@ Extracted Extract(const History& history, Model model, bool drop_unobserved_info
       op.completion_pos = *comp;
       op.return_ns = hops[*comp].time_ns;
     }
-    if (h.f == "read") {
-      op.kind = OpKind::kRead;
-    } else if (h.f == "write") {
-      op.kind = OpKind::kWrite;
-    } else if (h.f == "cas") {
-      op.kind = OpKind::kCas;
-    } else {
-      out.error = OpError(h, "unknown f \"" + h.f + "\" (expected read, write or cas)");
+    if (!ParseKind(h.f, op.kind)) {
+      out.error = OpError(h, "unknown f \"" + h.f + "\" (expected read, write, cas or append)");
       return out;
     }
     if (op.kind == OpKind::kRead && op.info) continue;  // unknown output: constrains nothing
-    const Decoded& in = cache.Decode(h.value);
-    const Decoded* done = comp ? &cache.Decode(hops[*comp].value) : nullptr;
-    if (!in.valid || (done != nullptr && !done->valid)) {
+    // Only a read uses its completion's value, but every completion's must be valid JSON.
+    const bool need_done = comp.has_value();
+    if (!DecodeValue(h.value, whole && op.kind != OpKind::kRead, values, in) ||
+        (need_done && !DecodeValue(hops[*comp].value, whole, values, done))) {
       out.error = OpError(h, "value is not valid JSON");
       return out;
     }
     std::string_view key;
-    out.error = DecodeValues(h, model, in, done, cache.null_id(), op, key);
+    out.error = DecodeValues(h, model, in, need_done ? &done : nullptr, values, op, key);
+    FL_ASSERT(key.empty() || model == Model::kKv);
     if (!out.error.ok()) return out;
-    out.partitions[std::string(key)].ops.push_back(op);
+    partitioner.Add(key, op);
     ++out.ops;
   }
+  out.partitions = partitioner.Take();
   if (drop_unobserved_info) {
-    for (auto& [key, partition] : out.partitions) out.ops -= DropUnobservedInfoWrites(&partition.ops);
+    for (Partition& p : out.partitions) out.ops -= DropUnobservedInfoWrites(&p.ops);
   }
   return out;
 }
@@ -294,17 +282,17 @@ std::string RenderExplanation(const History& history, const std::string& key,
   return text;
 }
 
-// Why partition `key` (whose search gave `so`, kNotLinearizable) fails, minimised within
-// options.minimize_budget when it is small enough.
+// Why partition `key` (whose search gave `so`, kNotLinearizable) fails; minimised, when asked
+// and the partition is small enough, within options.minimize_budget and minimize_effort.
 Explanation Explain(const History& history, const std::string& key, const std::vector<POp>& ops,
                     const SearchOutcome& so, int64_t initial, const SearchLimits& lim,
-                    const CheckOptions& options) {
+                    const CheckOptions& options, ValueTable& values) {
   Explanation ex;
   ex.key = key;
   for (size_t p : so.best_prefix) ex.linearized_prefix.push_back(ops[p].index);
   ex.blocked_op = ops[so.blocked].index;
   std::vector<POp> minimal;
-  if (options.minimize_ops_max > 0 && ops.size() <= options.minimize_ops_max) {
+  if (options.minimize && ops.size() <= options.minimize_ops_max) {
     minimal = ops;
     SearchLimits min_lim = lim;
     if (lim.clock != nullptr) {
@@ -313,7 +301,14 @@ Explanation Explain(const History& history, const std::string& key, const std::v
           std::clamp<int64_t>(options.minimize_budget.nanos(), 0, int64_t{1} << 50);
       min_lim.deadline = std::min(lim.deadline, now + Duration::Nanos(min_ns));
     }
-    ex.minimized = internal::Minimize(minimal, initial, min_lim);
+    if (options.minimize_effort > 0) {
+      const uint64_t cost = so.states_explored + ops.size();
+      min_lim.states_max = cost > UINT64_MAX / options.minimize_effort
+                               ? UINT64_MAX
+                               : cost * options.minimize_effort;
+    }
+    uint64_t states_used = 0;
+    ex.minimized = internal::Minimize(minimal, initial, min_lim, values, states_used);
   }
   if (ex.minimized) {
     for (const POp& op : minimal) ex.minimal_ops.push_back(op.index);
@@ -324,6 +319,55 @@ Explanation Explain(const History& history, const std::string& key, const std::v
   std::sort(ex.minimal_ops.begin(), ex.minimal_ops.end());
   ex.text = RenderExplanation(history, key, ops, so, ex.minimized ? &minimal : nullptr);
   return ex;
+}
+
+// Searches the partitions interleaved: each undecided partition gets a slice of states, the
+// slices doubling each round, so a cheap violation is found after at most about twice the work of
+// the partitions that finish first, however hard the rest are. Slices count states, not time: the
+// same history gives the same verdict and explanation on any machine. Fills result.partitions and
+// the search stats; returns the failing partition to explain and its outcome, if any.
+std::optional<std::pair<size_t, SearchOutcome>> SearchPartitions(
+    const Extracted& ex, int64_t initial, const SearchLimits& lim, ValueTable& values,
+    const CheckOptions& options, LinearizabilityResult& result, bool& any_unknown) {
+  const size_t n = ex.partitions.size();
+  std::vector<std::unique_ptr<internal::Searcher>> searchers(n);
+  for (size_t i = 0; i < n; ++i) {
+    searchers[i] =
+        std::make_unique<internal::Searcher>(ex.partitions[i].ops, initial, lim, values);
+  }
+  result.partitions.resize(n);
+  std::vector<bool> decided(n, false);
+  size_t undecided = n;
+  std::optional<std::pair<size_t, SearchOutcome>> failed;
+  for (uint64_t slice = uint64_t{1} << 12; undecided > 0;
+       slice = slice < (uint64_t{1} << 40) ? slice * 2 : slice) {
+    for (size_t i = 0; i < n && undecided > 0; ++i) {
+      if (decided[i] || !searchers[i]->Run(slice)) continue;
+      decided[i] = true;
+      --undecided;
+      const SearchOutcome& so = searchers[i]->outcome();
+      if (so.verdict == Verdict::kNotLinearizable && (!failed || i < failed->first)) {
+        failed.emplace(i, so);
+      }
+      if (failed && !options.check_every_partition) break;
+    }
+    if (failed && !options.check_every_partition) break;
+  }
+  any_unknown = false;
+  for (size_t i = 0; i < n; ++i) {
+    const SearchOutcome& so = searchers[i]->outcome();
+    PartitionResult& pr = result.partitions[i];
+    pr.key = ex.partitions[i].key;
+    pr.ops = ex.partitions[i].ops.size();
+    pr.verdict = decided[i] ? so.verdict : Verdict::kUnknown;
+    pr.abandoned = !decided[i];
+    pr.states_explored = so.states_explored;
+    pr.memo_peak = so.memo_peak;
+    result.stats.states_explored += so.states_explored;
+    result.stats.memo_peak = std::max(result.stats.memo_peak, so.memo_peak);
+    if (pr.verdict == Verdict::kUnknown) any_unknown = true;
+  }
+  return failed;  // the searchers and their memos are freed before any minimisation
 }
 
 }  // namespace
@@ -355,7 +399,7 @@ LinearizabilityResult Check(const History& history, Model model, const CheckOpti
     return result;
   };
 
-  Interner interner;
+  ValueTable values;
   Extracted ex;
   int64_t initial = 0;
   try {
@@ -364,8 +408,8 @@ LinearizabilityResult Check(const History& history, Model model, const CheckOpti
       result.error = InvalidArgumentError("initial_value_json is not valid JSON");
       return finish();
     }
-    initial = interner.Id(Compact(init));
-    ex = Extract(history, model, options.drop_unobserved_info, interner);
+    initial = values.Id(Compact(init));
+    ex = Extract(history, model, options.drop_unobserved_info, values);
   } catch (const std::exception& e) {
     result.error = InvalidArgumentError(std::string("cannot read history: ") + e.what());
     return finish();
@@ -378,20 +422,12 @@ LinearizabilityResult Check(const History& history, Model model, const CheckOpti
   result.stats.partitions = ex.partitions.size();
 
   bool any_unknown = false;
-  for (auto& [key, part] : ex.partitions) {
-    const SearchOutcome so = internal::Search(part.ops, initial, lim);
-    PartitionResult pr;
-    pr.key = key;
-    pr.ops = part.ops.size();
-    pr.verdict = so.verdict;
-    pr.states_explored = so.states_explored;
-    pr.memo_peak = so.memo_peak;
-    result.stats.states_explored += so.states_explored;
-    result.stats.memo_peak = std::max(result.stats.memo_peak, so.memo_peak);
-    result.partitions.push_back(pr);
-    if (so.verdict == Verdict::kUnknown) any_unknown = true;
-    if (so.verdict != Verdict::kNotLinearizable || result.explanation.has_value()) continue;
-    result.explanation = Explain(history, key, part.ops, so, initial, lim, options);
+  const std::optional<std::pair<size_t, SearchOutcome>> failed =
+      SearchPartitions(ex, initial, lim, values, options, result, any_unknown);
+  if (failed) {
+    const Partition& part = ex.partitions[failed->first];
+    result.explanation =
+        Explain(history, part.key, part.ops, failed->second, initial, lim, options, values);
   }
   if (result.explanation.has_value()) {
     result.verdict = Verdict::kNotLinearizable;

@@ -3,6 +3,7 @@
 #include "src/check/linearizability_search.h"
 
 #include <algorithm>
+#include <memory>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -85,8 +86,11 @@ class Memo {
   std::vector<uint64_t> pool_;  // the stored tails, back to back
 };
 
-bool Step(const POp& op, int64_t state, int64_t& next) {
+bool Step(const POp& op, int64_t state, int64_t& next, ValueTable& values) {
   switch (op.kind) {
+    case OpKind::kAppend:
+      next = values.Append(state, op.a);
+      return next != ValueTable::kNoState;
     case OpKind::kRead: next = state; return state == op.a;
     case OpKind::kWrite: next = op.a; return true;
     case OpKind::kCas:
@@ -102,13 +106,15 @@ bool Step(const POp& op, int64_t state, int64_t& next) {
 // into "a read of a value nobody wrote", which is 1-minimal but explains nothing.
 bool IsSoleNeededProducer(const std::vector<POp>& ops, size_t i, int64_t initial_state) {
   const POp& p = ops[i];
-  if (p.kind == OpKind::kRead) return false;
+  // An append's output depends on the state it extends: it is never a sole producer of a value.
+  if (p.kind == OpKind::kRead || p.kind == OpKind::kAppend) return false;
   const int64_t v = p.kind == OpKind::kWrite ? p.a : p.b;
   if (v == initial_state) return false;
   bool consumed = false;
   for (size_t j = 0; j < ops.size(); ++j) {
     if (j == i) continue;
     const POp& q = ops[j];
+    if (q.kind == OpKind::kAppend) continue;
     if (q.kind != OpKind::kRead && (q.kind == OpKind::kWrite ? q.a : q.b) == v) return false;
     if (q.kind != OpKind::kWrite && q.a == v) consumed = true;
   }
@@ -240,94 +246,143 @@ class LinearizedSet {
 
 }  // namespace
 
-// Wing & Gong's search with Lowe's memo: walk the list; linearise the first call whose step is
-// legal and whose (set, state) is new, and restart from the head; at a return whose call is not
-// linearised, everything before it has been tried, so backtrack.
-SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim) {
-  SearchOutcome out;
-  CallList list(ops);
-  LinearizedSet linearized(ops.size());
-  Memo memo;
-  size_t finite_remaining = 0;
-  for (const POp& op : ops) finite_remaining += op.info ? 0 : 1;
+struct Searcher::Impl {
+  Impl(const std::vector<POp>& ops_in, int64_t initial_state, const SearchLimits& lim_in,
+       ValueTable& values_in)
+      : ops(ops_in), lim(lim_in), values(values_in), list(ops_in), linearized(ops_in.size()),
+        state(initial_state), entry(list.first()) {
+    for (const POp& op : ops) finite_remaining += op.info ? 0 : 1;
+    stack.reserve(ops.size());
+  }
 
   struct Frame {
     int32_t call;
     int64_t state;
   };
+
+  const std::vector<POp>& ops;
+  const SearchLimits lim;
+  ValueTable& values;
+  CallList list;
+  LinearizedSet linearized;
+  Memo memo;
+  size_t finite_remaining = 0;
   std::vector<Frame> stack;
-  stack.reserve(ops.size());
-  int64_t state = initial_state;
-  int32_t entry = list.first();
+  int64_t state;
+  int32_t entry;
   bool recorded = false;
   uint64_t iterations = 0;
+  SearchOutcome out;
+};
 
+Searcher::Searcher(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+                   ValueTable& values)
+    : impl_(std::make_unique<Impl>(ops, initial_state, lim, values)) {}
+
+Searcher::~Searcher() = default;
+
+// Wing & Gong's search with Lowe's memo: walk the list; linearise the first call whose step is
+// legal and whose (set, state) is new, and restart from the head; at a return whose call is not
+// linearised, everything before it has been tried, so backtrack.
+bool Searcher::Run(uint64_t states_more) {
+  Impl& s = *impl_;
+  SearchOutcome& out = s.out;
+  if (done_) return true;
+  const uint64_t pause_at =
+      states_more > UINT64_MAX - out.states_explored ? UINT64_MAX : out.states_explored + states_more;
   while (true) {
-    if (finite_remaining == 0) {
+    if (s.finite_remaining == 0) {
       out.verdict = Verdict::kLinearizable;
       break;
     }
-    if ((++iterations & 0x3ff) == 0 && lim.Expired()) {
+    if ((++s.iterations & 0x3ff) == 0 && s.lim.Expired()) {
       out.verdict = Verdict::kUnknown;
       break;
     }
     // A finite op not yet linearised keeps its return in the list, so the walk meets it first.
-    FL_ASSERT(entry != -1);
-    const CallList::Entry& en = list.entry(entry);
+    FL_ASSERT(s.entry != -1);
+    const CallList::Entry& en = s.list.entry(s.entry);
     if (en.is_call) {
-      const POp& op = ops[en.op];
+      const POp& op = s.ops[en.op];
       int64_t next_state = 0;
-      if (!Step(op, state, next_state) || !linearized.AddIfNew(en.op, next_state, memo)) {
-        entry = list.next(entry);
+      if (!Step(op, s.state, next_state, s.values) ||
+          !s.linearized.AddIfNew(en.op, next_state, s.memo)) {
+        s.entry = s.list.next(s.entry);
         continue;
       }
       ++out.states_explored;
-      if (memo.size() >= lim.memo_entries_max || memo.bytes() >= lim.memo_bytes_max) {
+      if (s.memo.size() >= s.lim.memo_entries_max || s.memo.bytes() >= s.lim.memo_bytes_max ||
+          out.states_explored >= s.lim.states_max) {
         out.verdict = Verdict::kUnknown;
         break;
       }
-      stack.push_back({entry, state});
-      state = next_state;
-      list.Lift(entry);
-      if (!op.info) --finite_remaining;
-      entry = list.first();
+      s.stack.push_back({s.entry, s.state});
+      s.state = next_state;
+      s.list.Lift(s.entry);
+      if (!op.info) --s.finite_remaining;
+      s.entry = s.list.first();
+      if (out.states_explored >= pause_at) {
+        out.memo_peak = s.memo.size();
+        return false;
+      }
       continue;
     }
     // A return whose call was not linearised: everything before it has been tried.
-    if (!recorded || stack.size() > out.best_prefix.size()) {
-      recorded = true;
+    if (!s.recorded || s.stack.size() > out.best_prefix.size()) {
+      s.recorded = true;
       out.best_prefix.clear();
-      for (const Frame& f : stack) out.best_prefix.push_back(list.entry(f.call).op);
+      for (const Impl::Frame& f : s.stack) out.best_prefix.push_back(s.list.entry(f.call).op);
       out.blocked = en.op;
     }
-    if (stack.empty()) {
+    if (s.stack.empty()) {
       out.verdict = Verdict::kNotLinearizable;
       break;
     }
-    const Frame top = stack.back();
-    stack.pop_back();
-    const uint32_t top_op = list.entry(top.call).op;
-    linearized.Remove(top_op);
-    state = top.state;
-    list.Unlift(top.call);
-    if (!ops[top_op].info) ++finite_remaining;
-    entry = list.next(top.call);
+    const Impl::Frame top = s.stack.back();
+    s.stack.pop_back();
+    const uint32_t top_op = s.list.entry(top.call).op;
+    s.linearized.Remove(top_op);
+    s.state = top.state;
+    s.list.Unlift(top.call);
+    if (!s.ops[top_op].info) ++s.finite_remaining;
+    s.entry = s.list.next(top.call);
   }
-  out.memo_peak = memo.size();
-  return out;
+  out.memo_peak = s.memo.size();
+  done_ = true;
+  return true;
 }
 
-bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim) {
+const SearchOutcome& Searcher::outcome() const { return impl_->out; }
+
+size_t Searcher::memo_bytes() const { return impl_->memo.bytes(); }
+
+SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+                     ValueTable& values) {
+  Searcher searcher(ops, initial_state, lim, values);
+  const bool done = searcher.Run(UINT64_MAX);
+  FL_ASSERT(done);
+  return searcher.outcome();
+}
+
+bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+              ValueTable& values, uint64_t& states_used) {
+  states_used = 0;
   for (size_t i = 0; i < ops.size();) {
-    if (lim.Expired()) return false;
+    if (lim.Expired() || states_used >= lim.states_max) return false;
     if (IsSoleNeededProducer(ops, i, initial_state)) {
       ++i;
       continue;
     }
     std::vector<POp> without = ops;
     without.erase(without.begin() + static_cast<ptrdiff_t>(i));
-    const Verdict v = without.empty() ? Verdict::kLinearizable
-                                      : Search(without, initial_state, lim).verdict;
+    Verdict v = Verdict::kLinearizable;
+    if (!without.empty()) {
+      SearchLimits one = lim;
+      one.states_max = lim.states_max - states_used;
+      const SearchOutcome so = Search(without, initial_state, one, values);
+      states_used += so.states_explored;
+      v = so.verdict;
+    }
     if (v == Verdict::kUnknown) return false;
     if (v == Verdict::kNotLinearizable) {
       ops = std::move(without);

@@ -6,15 +6,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "faultline/check/linearizability.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
+#include "src/check/linearizability_values.h"
 
 namespace faultline::check::internal {
 
-enum class OpKind : uint8_t { kRead, kWrite, kCas };
+enum class OpKind : uint8_t { kRead, kWrite, kCas, kAppend };
 
 // One paired operation inside a partition. Values are interned ids (see Interner).
 struct POp {
@@ -24,7 +26,7 @@ struct POp {
   int64_t return_ns = 0;        // meaningless when info
   bool info = false;            // return time +inf
   OpKind kind = OpKind::kRead;
-  int64_t a = 0;                // read: value read; write: value; cas: expected
+  int64_t a = 0;                // read: value read; write: value; cas: expected; append: suffix
   int64_t b = 0;                // cas: new
 };
 
@@ -34,6 +36,8 @@ struct SearchLimits {
   MonoTime deadline;
   size_t memo_entries_max = 0;
   size_t memo_bytes_max = 0;
+  // States one Search may explore (memo entries created) before it gives up with kUnknown.
+  uint64_t states_max = UINT64_MAX;
 
   bool Expired() const { return clock != nullptr && clock->Now() >= deadline; }
 };
@@ -46,14 +50,41 @@ struct SearchOutcome {
   size_t blocked = 0;
 };
 
+// The search below as a resumable object, so that a check can interleave the searches of its
+// partitions and stop at the first violation, however hard the other partitions are.
+// `ops`, `lim` and `values` must outlive it.
+class Searcher {
+ public:
+  Searcher(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+           ValueTable& values);
+  ~Searcher();
+  Searcher(const Searcher&) = delete;
+  Searcher& operator=(const Searcher&) = delete;
+
+  // Searches on until a verdict or until `states_more` more states have been explored. Returns
+  // true when decided (outcome() is final; further calls do nothing), false when paused.
+  bool Run(uint64_t states_more);
+  const SearchOutcome& outcome() const;
+  size_t memo_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  bool done_ = false;
+};
+
 // Decides whether `ops` (non-empty) has a linearisation from `initial_state`. kUnknown when a
 // limit ran out. On kNotLinearizable, best_prefix/blocked describe the longest partial
 // linearisation found.
-SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim);
+// `values` interns the states an append creates.
+SearchOutcome Search(const std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+                     ValueTable& values);
 
 // Greedily drops ops while the partition stays non-linearizable: the result is 1-minimal among
 // sets in which every value consumed has a producer. Returns false when the limits ran out first
-// (then `ops` is some non-linearizable subset of the input).
-bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim);
+// (then `ops` is some non-linearizable subset of the input); lim.states_max bounds the states of
+// all its searches together. `states_used` receives the states they explored.
+bool Minimize(std::vector<POp>& ops, int64_t initial_state, const SearchLimits& lim,
+              ValueTable& values, uint64_t& states_used);
 
 }  // namespace faultline::check::internal

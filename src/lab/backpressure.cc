@@ -27,6 +27,7 @@
 #include "faultline/resilience/bulkhead.h"
 #include "faultline/resilience/circuit_breaker.h"
 #include "src/lab/backpressure_check.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/backpressure_nodes.h"
 
@@ -50,6 +51,39 @@ class Backpressure final : public Scenario {
   }
   std::vector<std::string> key_metrics() const override {
     return {"goodput_ratio", "p99_latency_ms", "max_queue_depth", "recovery_s"};
+  }
+
+  // The report's charts: goodput against what the dependency can serve, and its queue depth
+  // against the bound, with the slowdown phases as fault bands.
+  static void AddBackpressureCharts(const BackpressureObservations& obs, int64_t end_ns,
+                                    RunResult* result) {
+    Series capacity{"dependency capacity", "per second", {}};
+    for (size_t i = 0; i < obs.phases.size(); ++i) {
+      const CapacityPhase& p = obs.phases[i];
+      capacity.points.emplace_back(p.start_ns, static_cast<double>(p.capacity_rps));
+      if (!p.trigger) continue;
+      const int64_t stop = i + 1 < obs.phases.size() ? obs.phases[i + 1].start_ns : end_ns;
+      result->faults.push_back(
+          FaultSpan{"dependency slow (" + std::to_string(p.capacity_rps) + "/s)", "dependency",
+                    p.start_ns, stop});
+    }
+    std::vector<int64_t> ok, invoked;
+    for (const UserRequest& r : obs.requests) {
+      invoked.push_back(r.invoke_ns);
+      if (r.outcome == Outcome::kOk) ok.push_back(r.end_ns);
+    }
+    result->series.push_back(
+        RateSeries("goodput (successful requests)", ok, kChartWindowNs, end_ns));
+    result->series.push_back(RateSeries("offered requests", invoked, kChartWindowNs, end_ns));
+    result->series.push_back(std::move(capacity));
+    Series depth{"dependency queue depth", "requests queued", {}};
+    Series bound{"queue bound", "requests queued", {}};
+    for (const QueueSample& q : obs.queue_samples) {
+      depth.points.emplace_back(q.time_ns, static_cast<double>(q.depth));
+      bound.points.emplace_back(q.time_ns, static_cast<double>(q.bound));
+    }
+    result->series.push_back(std::move(depth));
+    result->series.push_back(std::move(bound));
   }
 
   RunResult Run(const RunContext& ctx) const override {
@@ -89,6 +123,7 @@ class Backpressure final : public Scenario {
 
     RunResult result;
     CheckBackpressureHistory(obs, &result);
+    AddBackpressureCharts(obs, world.now().nanos(), &result);
     if (ctx.history_out != nullptr) world.history() = BackpressureHistory(obs);
     FinishRun(world, ctx, &result);
     return result;

@@ -9,6 +9,7 @@
 
 #include "faultline/time/hlc.h"
 #include "faultline/lab/scenario.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/clock_check.h"
 
 namespace faultline::lab {
@@ -32,8 +33,13 @@ using WritesById = std::map<uint64_t, const ClockWrite*>;
 struct Finding {
   int64_t count = 0;
   std::string first;
+  std::vector<int64_t> at_ns;  // when each instance happened, where known (for the report)
   void Add(const std::string& detail) {
     if (count++ == 0) first = detail;
+  }
+  void Add(const std::string& detail, int64_t at) {
+    Add(detail);
+    at_ns.push_back(at);
   }
 };
 
@@ -73,7 +79,8 @@ Finding CheckCausality(const WritesById& writes, int64_t origin_us) {
       auto it = writes.find(d);
       if (it == writes.end() || !Acked(*it->second) || StampOf(*it->second) < StampOf(*w)) continue;
       f.Add("write " + Describe(*w, origin_us) + " not above its cause " +
-            Describe(*it->second, origin_us));
+                Describe(*it->second, origin_us),
+            w->end_ns);
     }
   }
   return f;
@@ -254,6 +261,10 @@ void CheckClockHistory(const ClockObservations& observations, RunResult* result)
   result->metrics["writes_acked"] = static_cast<double>(acked);
   result->metrics["causality_violations"] = static_cast<double>(causality.count);
   result->metrics["external_consistency_violations"] = static_cast<double>(external.count);
+  int64_t end_ns = 0;
+  for (const ClockFinal& f : observations.finals) end_ns = std::max(end_ns, f.time_ns);
+  result->series.push_back(CumulativeSeries("causality violations (acknowledged)", "violations",
+                                            causality.at_ns, end_ns));
 }
 
 check::History ClockHistory(const ClockObservations& observations) {

@@ -26,11 +26,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/clock.h"
 #include "faultline/sim/nemesis.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/clock_check.h"
 #include "src/lab/scenarios.h"
 
@@ -109,6 +111,15 @@ class Workload final : public clock::WriteSink {
 
   const ClockObservations& observations() const { return observations_; }
 
+  // The replicas' wall-clock errors, sampled for the report's chart.
+  std::vector<Series> ClockSeries() const {
+    std::vector<Series> out;
+    for (uint32_t n = 0; n < kReplicas; ++n) {
+      out.push_back(Series{"n" + std::to_string(n) + " clock offset", "ms", offsets_[n]});
+    }
+    return out;
+  }
+
  private:
   struct Client {
     int64_t process = 0;
@@ -139,6 +150,7 @@ class Workload final : public clock::WriteSink {
   // the write follows after a think time, at a different replica.
   void ReadThenWrite(uint32_t client) {
     if (world_.elapsed() >= kWorkloadEnd) return;
+    SampleClocks();
     const uint64_t key = rng().Uniform(kKeys);
     const uint32_t at = static_cast<uint32_t>(rng().Uniform(kReplicas));
     Workload* self = this;
@@ -190,7 +202,23 @@ class Workload final : public clock::WriteSink {
     Schedule(client, Think());
   }
 
+  // At most every kChartWindowNs, on a workload event that runs anyway: reading a clock draws no
+  // randomness and schedules nothing, and monotonic readings at later instants are never smaller,
+  // so sampling leaves the run and its hash unchanged.
+  void SampleClocks() {
+    const int64_t now = Now();
+    if (now - last_sample_ns_ < kChartWindowNs) return;
+    last_sample_ns_ = now;
+    for (uint32_t n = 0; n < kReplicas; ++n) {
+      const Duration error = world_.clock(NodeId(n)).wall_error();
+      offsets_[n].emplace_back(now, static_cast<double>(error.nanos()) / 1e6);
+    }
+  }
+
   sim::World& world_;
+  std::vector<std::vector<std::pair<int64_t, double>>> offsets_ =
+      std::vector<std::vector<std::pair<int64_t, double>>>(kReplicas);
+  int64_t last_sample_ns_ = -kChartWindowNs;
   std::vector<Client> clients_;
   std::map<uint64_t, WriteRequest> requests_;
   uint64_t next_id_ = 0;
@@ -246,6 +274,8 @@ class ClockOrdering final : public Scenario {
 
     RunResult result;
     CheckClockHistory(workload.observations(), &result);
+    for (Series& s : workload.ClockSeries()) result.series.push_back(std::move(s));
+    result.faults = FaultSpans(schedule, world.now().nanos());
     const double waits = metrics.commit_waits > 0 ? static_cast<double>(metrics.commit_waits) : 1;
     result.metrics["commit_wait_ms_mean"] = static_cast<double>(metrics.commit_wait_ns) / waits / 1e6;
     result.metrics["error_bound_ms_mean"] = static_cast<double>(metrics.half_width_ns) / waits / 1e6;

@@ -29,13 +29,16 @@
 //
 // The checker (txn_checker.cc) reads the typed observations only: starts, ends, committed leg
 // outcomes, 2PC locks, consumed events, the final balances.
+#include <algorithm>
+#include <map>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/txn_broker.h"
 #include "src/lab/txn_nodes.h"
@@ -146,6 +149,41 @@ std::vector<std::pair<Duration, Duration>> DrawBrokerCrashes(Rng& rng) {
   return crashes;
 }
 
+// The report's charts: transfers started and finished per second, and the account locks held
+// (prepared legs not yet decided) over time, under every fault of the run.
+void AddCharts(const TxnObservations& obs, const std::vector<sim::FaultAction>& schedule,
+               const std::vector<std::pair<Duration, Duration>>& broker_crashes, int64_t end_ns,
+               RunResult* result) {
+  result->faults = FaultSpans(schedule, end_ns);
+  for (const auto& [at, down] : broker_crashes) {
+    result->faults.push_back(
+        FaultSpan{"broker crash", "broker", at.nanos(), std::min(end_ns, (at + down).nanos())});
+  }
+  std::vector<int64_t> started, ended;
+  for (const TxnStart& s : obs.starts) started.push_back(s.time_ns);
+  for (const TxnEnd& e : obs.ends) ended.push_back(e.time_ns);
+  result->series.push_back(RateSeries("transfers started", started, kChartSlowWindowNs, end_ns));
+  result->series.push_back(RateSeries("transfers finished", ended, kChartSlowWindowNs, end_ns));
+  // Locks held: +1 at each YES vote, -1 when its decision is applied.
+  std::map<int64_t, int64_t> delta;
+  for (const TxnLock& l : obs.locks) {
+    ++delta[l.held_ns];
+    if (l.released_ns != kTxnNever) --delta[l.released_ns];
+  }
+  Series held{"account locks held", "locks", {{0, 0.0}}};
+  int64_t level = 0;
+  for (const auto& [t, d] : delta) {
+    level += d;
+    if (held.points.back().first == t) {
+      held.points.back().second = static_cast<double>(level);
+    } else {
+      held.points.emplace_back(t, static_cast<double>(level));
+    }
+  }
+  held.points.emplace_back(end_ns, static_cast<double>(level));
+  result->series.push_back(std::move(held));
+}
+
 TxnDesign DesignOf(const std::string& variant) {
   if (variant == "naive") return TxnDesign::kNaive;
   if (variant == "2pc") return TxnDesign::kTwoPhase;
@@ -237,6 +275,7 @@ class DistributedTxn final : public Scenario {
 
     RunResult result;
     CheckDistributedTxn(obs, kRunEnd.nanos(), &result);
+    AddCharts(obs, schedule, broker_crashes, world.now().nanos(), &result);
     result.metrics["faults"] = static_cast<double>(schedule.size() + broker_crashes.size());
     FinishRun(world, ctx, &result);
     return result;

@@ -34,6 +34,7 @@
 //
 // The checker (idempotency_checker.cc) reads typed observations: the card network's charges, the
 // clients' answers and the broker's accepted acks.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "faultline/idempotency/phased_operation.h"
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/idempotency_broker.h"
 #include "src/lab/idempotency_nodes.h"
 #include "src/lab/idempotency_observations.h"
@@ -337,6 +339,9 @@ class Harness final : public CrashPoints {
     for (uint32_t i = 0; i < kClients; ++i) clients_[i].process = i;
   }
 
+  // The faults aimed at the servers, as applied (for the report's charts).
+  std::vector<FaultSpan> aimed_faults;
+
   void Start() {
     for (uint32_t c = 0; c < kClients; ++c) NextRequest(c, Duration::Millis(10 + 7 * c));
     world_.Schedule(Duration::Millis(5), [this] { PublishNext(); });
@@ -349,6 +354,8 @@ class Harness final : public CrashPoints {
     if (!rng.Chance(kCrashAtPoint)) return false;
     ++obs_->counters.crashes_aimed;
     const Duration down = rng.Range(Duration::Millis(100), Duration::Millis(600));
+    aimed_faults.push_back(FaultSpan{"aimed crash", "n" + std::to_string(self.value()), t.nanos(),
+                                     (t + down).nanos()});
     sim::World* w = &world_;
     world_.Schedule(Duration::Zero(), [w, self, down] {
       w->Crash(self);
@@ -363,6 +370,8 @@ class Harness final : public CrashPoints {
     const NodeId id(server);
     if (world_.state(id) != sim::ProcessState::kUp) return;
     ++obs_->counters.pauses_aimed;
+    aimed_faults.push_back(FaultSpan{"aimed pause", "n" + std::to_string(server),
+                                     world_.now().nanos(), (world_.now() + length).nanos()});
     world_.Pause(id);
     sim::World* w = &world_;
     world_.Schedule(length, [w, id] { w->Resume(id); });
@@ -560,6 +569,30 @@ struct AimedCrash {
   Duration length;
 };
 
+// The report's chart: charges the provider applied and the clients' failed answers per second,
+// under every fault of the run.
+void AddCharts(const IdempotencyObservations& obs, const std::vector<sim::FaultAction>& schedule,
+               const std::vector<FaultSpan>& aimed, const std::vector<AimedCrash>& broker_crashes,
+               int64_t end_ns, RunResult* result) {
+  result->faults = FaultSpans(schedule, end_ns);
+  for (const FaultSpan& f : aimed) result->faults.push_back(f);
+  for (const AimedCrash& c : broker_crashes) {
+    result->faults.push_back(FaultSpan{"broker crash", "broker", c.at.nanos(),
+                                       std::min(end_ns, (c.at + c.length).nanos())});
+  }
+  std::vector<int64_t> charges, charged, failed;
+  for (const ProviderCharge& c : obs.charges) charges.push_back(c.time_ns);
+  for (const ClientAnswer& a : obs.answers) {
+    (a.kind == ClientAnswerKind::kCharged ? charged : failed).push_back(a.time_ns);
+  }
+  result->series.push_back(
+      RateSeries("charges applied by the provider", charges, kChartSlowWindowNs, end_ns));
+  result->series.push_back(
+      RateSeries("client answers: charged", charged, kChartSlowWindowNs, end_ns));
+  result->series.push_back(RateSeries("client answers: error, timeout, refused, 409, 422", failed,
+                                      kChartSlowWindowNs, end_ns));
+}
+
 // Broker crashes (it restarts from its log), drawn per seed before the run.
 std::vector<AimedCrash> DrawBrokerCrashes(Rng& rng) {
   std::vector<AimedCrash> crashes;
@@ -656,6 +689,7 @@ class Idempotency final : public Scenario {
 
     RunResult result;
     CheckIdempotency(obs, &result);
+    AddCharts(obs, schedule, harness.aimed_faults, broker_crashes, world.now().nanos(), &result);
     result.metrics["faults"] =
         static_cast<double>(schedule.size() + pauses.size() + broker_crashes.size());
     FinishRun(world, ctx, &result);

@@ -23,6 +23,7 @@
 #include "faultline/resilience/retry.h"
 #include "faultline/resilience/retry_after.h"
 #include "faultline/resilience/retry_budget.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/retry_check.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/retry_amplification_nodes.h"
@@ -48,6 +49,19 @@ class RetryAmplification final : public Scenario {
   }
   std::vector<std::string> key_metrics() const override {
     return {"db_amplification", "db_peak_load_per_s", "recovery_s", "requests_failed"};
+  }
+
+  // The report's chart: attempts per second at the database against user requests per second,
+  // with the blip as a fault band.
+  static void AddRetryCharts(const RetryObservations& obs, int64_t end_ns, RunResult* result) {
+    result->faults.push_back(FaultSpan{"database blip", "database", obs.blip_start_ns,
+                                       obs.blip_end_ns < 0 ? end_ns : obs.blip_end_ns});
+    std::vector<int64_t> attempts, invoked;
+    for (const DbAttempt& a : obs.db_attempts) attempts.push_back(a.time_ns);
+    for (const UserRequest& r : obs.requests) invoked.push_back(r.invoke_ns);
+    result->series.push_back(
+        RateSeries("attempts at the database", attempts, kChartWindowNs, end_ns));
+    result->series.push_back(RateSeries("user requests", invoked, kChartWindowNs, end_ns));
   }
 
   RunResult Run(const RunContext& ctx) const override {
@@ -88,6 +102,7 @@ class RetryAmplification final : public Scenario {
 
     RunResult result;
     CheckRetryHistory(obs, &result);
+    AddRetryCharts(obs, world.now().nanos(), &result);
     if (ctx.history_out != nullptr) world.history() = RetryHistory(obs);
     FinishRun(world, ctx, &result);
     return result;

@@ -25,6 +25,7 @@
 #include "faultline/env/task.h"
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/counter_check.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/selftest_nodes.h"
@@ -182,6 +183,17 @@ class Selftest final : public Scenario {
 
     RunResult result;
     CheckCounterHistory(workload.observations(), &result);
+    result.faults = FaultSpans(schedule, world.now().nanos());
+    {
+      std::vector<int64_t> ok, info;
+      for (const CounterIncrement& i : workload.observations().increments) {
+        if (i.outcome == Outcome::kOk) ok.push_back(i.end_ns);
+        if (i.outcome == Outcome::kInfo) info.push_back(i.end_ns);
+      }
+      const int64_t end = world.now().nanos();
+      result.series.push_back(RateSeries("increments acknowledged", ok, kChartWindowNs, end));
+      result.series.push_back(RateSeries("increments indeterminate", info, kChartWindowNs, end));
+    }
     if (ctx.history_out != nullptr) world.history() = CounterHistory(workload.observations());
     const sim::NetworkStats& net = world.network().stats();
     result.metrics["faults"] = static_cast<double>(schedule.size());

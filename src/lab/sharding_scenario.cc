@@ -22,6 +22,7 @@
 
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/observations.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/sharding.h"
@@ -32,9 +33,27 @@ namespace {
 
 constexpr Ratio kCrashAtMoveStep = Ratio::Percent(30);
 
+// The report's chart: client operations answered ok and given up per second, under every fault
+// of the run.
+void AddCharts(const ShardingObservations& obs, const std::vector<sim::FaultAction>& schedule,
+               const std::vector<FaultSpan>& aimed, int64_t end_ns, RunResult* result) {
+  result->faults = FaultSpans(schedule, end_ns);
+  for (const FaultSpan& f : aimed) result->faults.push_back(f);
+  std::vector<int64_t> ok, failed;
+  for (const ClientOp& op : obs.ops) {
+    if (op.ok) ok.push_back(op.end_ns);
+    if (op.failed) failed.push_back(op.end_ns);
+  }
+  result->series.push_back(RateSeries("client ops answered ok", ok, kChartWindowNs, end_ns));
+  result->series.push_back(RateSeries("client ops failed", failed, kChartWindowNs, end_ns));
+}
+
 class Harness final : public MoveFaults {
  public:
   Harness(sim::World& world, ShardingObservations* obs) : world_(world), obs_(obs) {}
+
+  // The crashes aimed at move steps, as applied (for the report's charts).
+  std::vector<FaultSpan> aimed_faults;
 
   void AtMoveStep(uint32_t source, uint32_t target) override {
     const Duration t = world_.elapsed();
@@ -45,9 +64,12 @@ class Harness final : public MoveFaults {
     const Duration down = rng.Range(Duration::Millis(200), Duration::Millis(700));
     sim::World* w = &world_;
     ShardingObservations* obs = obs_;
-    world_.Schedule(Duration::Zero(), [w, obs, victim, down] {
+    std::vector<FaultSpan>* aimed = &aimed_faults;
+    world_.Schedule(Duration::Zero(), [w, obs, aimed, victim, down] {
       if (w->state(victim) != sim::ProcessState::kUp) return;
       ++obs->counters.crashes_aimed;
+      aimed->push_back(FaultSpan{"crash at a move step", "n" + std::to_string(victim.value()),
+                                 w->now().nanos(), (w->now() + down).nanos()});
       w->Crash(victim);
       w->Schedule(down, [w, victim] {
         if (w->state(victim) == sim::ProcessState::kDown) w->Restart(victim);
@@ -176,6 +198,7 @@ class Sharding final : public Scenario {
     CollectFinalState(world, &obs);
     RunResult result;
     CheckSharding(obs, &result);
+    AddCharts(obs, schedule, harness.aimed_faults, world.now().nanos(), &result);
     result.metrics["faults"] = static_cast<double>(schedule.size());
     FinishRun(world, ctx, &result);
     if (ctx.history_out != nullptr) *ctx.history_out = ExportHistory(obs);

@@ -28,16 +28,19 @@
 // token below one it had already seen; instants at which two nodes could act as leader (sampled
 // every millisecond of true time); linearizability of the clients' operations; recovery after the
 // heal and the failover time.
+#include "src/lab/split_brain.h"
+
 #include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "faultline/lab/scenario.h"
 #include "faultline/sim/nemesis.h"
+#include "src/lab/chart_data.h"
 #include "src/lab/scenarios.h"
-#include "src/lab/split_brain.h"
 
 namespace faultline::lab {
 namespace split_brain {
@@ -354,6 +357,7 @@ class SplitBrain final : public Scenario {
 
     RunResult result;
     Check(record, world.history(), &result);
+    AddCharts(record, faults, world.now().nanos(), &result);
     result.metrics["faults"] = static_cast<double>(faults.schedule.size() + faults.aimed.size());
     result.metrics["leader_faults"] = static_cast<double>(harness.leader_faults());
     FinishRun(world, ctx, &result);
@@ -380,6 +384,40 @@ class SplitBrain final : public Scenario {
     std::vector<sim::FaultAction> schedule;
     std::vector<AimedFault> aimed;
   };
+
+  // The report's chart: who could act as leader, one lane per node, under the drawn faults, the
+  // leader-aimed ones and the failover crash.
+  static void AddCharts(const Record& record, const Faults& faults, int64_t end_ns,
+                        RunResult* result) {
+    result->faults = FaultSpans(faults.schedule, end_ns);
+    std::vector<Series> lanes;
+    for (uint32_t n = 0; n < kClusterNodes; ++n) {
+      lanes.push_back(Series{"n" + std::to_string(n) + " leads", "lane", {{0, 0.0}}});
+    }
+    for (const Observation& o : record.observations) {
+      if (const LeaderSample* s = std::get_if<LeaderSample>(&o)) {
+        for (uint32_t n = 0; n < kClusterNodes; ++n) {
+          const bool on = std::find(s->nodes.begin(), s->nodes.end(), n) != s->nodes.end();
+          auto& points = lanes[n].points;
+          if ((points.back().second > 0) != on) points.emplace_back(s->time_ns, on ? 1.0 : 0.0);
+        }
+      } else if (const NemesisMark* m = std::get_if<NemesisMark>(&o)) {
+        const std::string node = "n" + std::to_string(m->node);
+        if (m->kind == NemesisMark::Kind::kLeaderFault) {
+          result->faults.push_back(FaultSpan{"leader " + m->name, node, m->time_ns,
+                                             std::min(end_ns, m->time_ns + m->length.nanos())});
+        } else if (m->kind == NemesisMark::Kind::kFailoverCrash) {
+          result->faults.push_back(
+              FaultSpan{"failover crash", node, m->time_ns,
+                        std::min(end_ns, m->time_ns + kRestartAfterFailover.nanos())});
+        }
+      }
+    }
+    for (Series& s : lanes) {
+      s.points.emplace_back(end_ns, s.points.back().second);
+      result->series.push_back(std::move(s));
+    }
+  }
 
   // Draws and schedules the generic nemesis over nodes 0-4, the leader-aimed faults, the heal
   // marker and the failover crash. `faults` must outlive the run.

@@ -220,6 +220,42 @@ std::string DescribeOp(const check::History& clients, uint64_t index) {
   return s;
 }
 
+// The ops of a linearizability explanation for the report's timeline: the last ops of the longest
+// linearisation found and the op that could not follow them, each from invocation to return.
+std::vector<TimelineOp> Unorderable(const check::History& clients,
+                                    const check::Explanation& explanation) {
+  constexpr size_t kPrefixShown = 10;
+  std::vector<uint64_t> shown;
+  const std::vector<uint64_t>& prefix = explanation.linearized_prefix;
+  const size_t from = prefix.size() > kPrefixShown ? prefix.size() - kPrefixShown : 0;
+  shown.assign(prefix.begin() + static_cast<std::ptrdiff_t>(from), prefix.end());
+  shown.push_back(explanation.blocked_op);
+  const std::vector<check::HistoryOp>& ops = clients.ops();
+  std::vector<TimelineOp> out;
+  for (uint64_t index : shown) {
+    auto it = std::find_if(ops.begin(), ops.end(),
+                           [index](const check::HistoryOp& op) { return op.index == index; });
+    if (it == ops.end()) continue;
+    TimelineOp t;
+    t.process = it->process;
+    t.start_ns = it->time_ns;
+    t.label = it->f + " " + it->value;
+    t.blocked = index == explanation.blocked_op;
+    for (auto done = it + 1; done != ops.end(); ++done) {
+      if (done->process != it->process) continue;
+      if (done->type == check::OpType::kOk || done->type == check::OpType::kFail) {
+        t.end_ns = done->time_ns;
+      }
+      if (it->f == "read") t.label += " -> " + done->value;
+      if (done->type != check::OpType::kOk)
+        t.label += " (" + std::string(check::OpTypeName(done->type)) + ")";
+      break;
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 void CheckClients(const check::History& clients, RunResult* result) {
   int64_t client_ok = 0, client_info = 0;
   for (const check::HistoryOp& op : clients.ops()) {
@@ -245,6 +281,7 @@ void CheckClients(const check::History& clients, RunResult* result) {
                DescribeOp(clients, lin.explanation->blocked_op) +
                ", cannot be placed after the longest linearisation found (" +
                std::to_string(lin.explanation->linearized_prefix.size()) + " ops)";
+      result->unorderable = Unorderable(clients, *lin.explanation);
     }
     result->Violate("non-linearizable", 1, detail);
   } else if (lin.verdict == check::Verdict::kUnknown) {

@@ -153,6 +153,35 @@ TEST(AdaptiveConcurrencyTest, OnSuccessWithoutRttMeasuresFromTheTokenOnTheInject
   for (auto& t : held) limiter->OnIgnored(t);
 }
 
+// TryAcquire(now) stamps the token with the caller's reading and reads no clock; a rejection
+// reads none either.
+TEST(AdaptiveConcurrencyTest, TryAcquireWithNowUsesTheCallersReading) {
+  class CountingClock final : public Clock {
+   public:
+    MonoTime Now() override {
+      ++reads;
+      return MonoTime::FromNanos(1'000);
+    }
+    WallTime WallNow() override { return WallTime::FromNanos(0); }
+    int reads = 0;
+  };
+  CountingClock clock;
+  auto limiter = Make(clock, Options(LimitAlgorithmKind::kAimd, 1, 1, 1));
+  clock.reads = 0;
+  auto a = limiter->TryAcquire(MonoTime::FromNanos(42));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a.start(), MonoTime::FromNanos(42));
+  EXPECT_FALSE(limiter->TryAcquire());  // full: rejected without reading the clock
+  EXPECT_EQ(clock.reads, 0);
+  limiter->OnSuccess(a);  // rtt from one reading
+  EXPECT_EQ(clock.reads, 1);
+  auto b = limiter->TryAcquire();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b.start(), MonoTime::FromNanos(1'000));
+  EXPECT_EQ(clock.reads, 2);
+  limiter->OnIgnored(b);
+}
+
 TEST(AdaptiveConcurrencyTest, SamplesFromCallsAdmittedBeforeARemeasureAreDiscarded) {
   // A call admitted before a re-measure carries the old load's latency; applying it would skew the
   // new baseline (Envoy issue #11579), so its sample is dropped but its slot still freed.

@@ -287,7 +287,7 @@ BreakerPermit CircuitBreaker::AcquireSlow(MonoTime now) {
 }
 
 void CircuitBreaker::RecordSlow(const BreakerPermit& permit, CallOutcome outcome,
-                                Duration latency) {
+                                Duration latency, int64_t at_ns) {
   if (permit.state() == BreakerState::kDisabled) return;  // Disabled records nothing
   FL_ASSERT_MSG(permit.state() == BreakerState::kHalfOpen, "permit from an unknown state");
   const uint32_t n = options_.half_open_permits;
@@ -321,13 +321,14 @@ void CircuitBreaker::RecordSlow(const BreakerPermit& permit, CallOutcome outcome
       done = state_.compare_exchange_weak(w, next, std::memory_order_acq_rel,
                                           std::memory_order_acquire);
     } else {
-      // The last probe decides, in the same CAS that counts it.
+      // The last probe decides, in the same CAS that counts it (timed once, even if it retries).
+      if (at_ns == kReadClockAtTransition) at_ns = clock_.Now().nanos();
       const bool reopen = AtLeast(failed, n, options_.failure_rate_threshold) ||
                           AtLeast(slow_calls, n, options_.slow_call_rate_threshold);
       done =
           Transition(w, reopen ? BreakerState::kOpen : BreakerState::kClosed,
                      reopen ? TransitionReason::kProbesFailed : TransitionReason::kProbesSucceeded,
-                     clock_.Now(), 0);
+                     TransitionTime(at_ns), 0);
       if (!done) w = state_.load(std::memory_order_acquire);
     }
     if (done) {
@@ -338,13 +339,13 @@ void CircuitBreaker::RecordSlow(const BreakerPermit& permit, CallOutcome outcome
   }
 }
 
-void CircuitBreaker::Trip(uint64_t closed_word, const breaker_internal::Tally& t) {
+void CircuitBreaker::Trip(uint64_t closed_word, const breaker_internal::Tally& t, int64_t at_ns) {
   const bool by_failures = AtLeast(t.failures, t.calls, options_.failure_rate_threshold);
   // A CAS from the exact word the record validated against: if anything moved since (another
   // trip, a manual transition), this record decides nothing.
   Transition(closed_word, BreakerState::kOpen,
              by_failures ? TransitionReason::kFailureRate : TransitionReason::kSlowCallRate,
-             clock_.Now(), 0);
+             TransitionTime(at_ns), 0);
 }
 
 Duration CircuitBreaker::NextOpenDuration() {

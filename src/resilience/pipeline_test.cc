@@ -115,6 +115,111 @@ TEST(Pipeline, ExpiredDeadlineStartsNoAttempt) {
   EXPECT_EQ(calls, 0);
 }
 
+// A ManualClock that counts its readings.
+class CountingClock final : public Clock {
+ public:
+  MonoTime Now() override {
+    ++reads;
+    return inner.Now();
+  }
+  WallTime WallNow() override { return inner.WallNow(); }
+  ManualClock inner;
+  int reads = 0;
+};
+
+// The clock reads pipeline.h promises: one on entry to each attempt, one on completion only for
+// the breaker's latency or a failure's retry decision.
+struct CountingFixture {
+  CountingClock clock;
+  RetryPolicy retry = std::move(RetryPolicy::Create(RetryOptions())).value();
+  std::unique_ptr<TokenRetryBudget> budget =
+      std::move(TokenRetryBudget::Create(TokenRetryBudgetOptions())).value();
+  std::unique_ptr<Gcra> limiter = std::move(Gcra::Create(clock, GcraOptions())).value();
+  std::unique_ptr<CircuitBreaker> breaker =
+      std::move(CircuitBreaker::Create(clock, CircuitBreakerOptions())).value();
+  std::unique_ptr<Bulkhead> bulkhead = std::move(Bulkhead::Create(BulkheadOptions())).value();
+  Pipeline Make(bool with_breaker) {
+    PipelineStages s;
+    s.retry = &retry;
+    s.budget = budget.get();
+    s.limiter = limiter.get();
+    s.breaker = with_breaker ? breaker.get() : nullptr;
+    s.bulkhead = bulkhead.get();
+    clock.reads = 0;
+    return Pipeline(clock, s);
+  }
+};
+
+TEST(Pipeline, SuccessReadsTheClockTwiceWithABreakerAndOnceWithout) {
+  CountingFixture f;
+  Pipeline p = f.Make(/*with_breaker=*/true);
+  auto ok = [&](Duration) {
+    f.clock.inner.Advance(Duration::Millis(3));
+    return Status::Ok();
+  };
+  EXPECT_TRUE(p.ExecuteWithTimeout(Duration::Seconds(1), ok, NoSleep).ok());
+  EXPECT_EQ(f.clock.reads, 2);
+  f.clock.reads = 0;
+  EXPECT_TRUE(p.Execute(Deadline::Infinite(), ok, NoSleep).ok());
+  EXPECT_EQ(f.clock.reads, 2);
+  Pipeline q = f.Make(/*with_breaker=*/false);
+  EXPECT_TRUE(q.ExecuteWithTimeout(Duration::Seconds(1), ok, NoSleep).ok());
+  EXPECT_EQ(f.clock.reads, 1);
+  EXPECT_EQ(f.breaker->counters().successes, 2u);
+  EXPECT_EQ(f.breaker->counters().slow_calls, 0u);
+}
+
+TEST(Pipeline, BreakerLatencyComesFromTheCompletionReading) {
+  CountingFixture f;
+  Pipeline p = f.Make(/*with_breaker=*/true);
+  EXPECT_TRUE(p.Execute(
+                   Deadline::Infinite(),
+                   [&](Duration) {
+                     f.clock.inner.Advance(Duration::Seconds(61));  // > slow_call_threshold
+                     return Status::Ok();
+                   },
+                   NoSleep)
+                  .ok());
+  EXPECT_EQ(f.breaker->counters().slow_calls, 1u);
+  EXPECT_EQ(f.clock.reads, 2);
+}
+
+TEST(Pipeline, EachRetryAddsTwoReads) {
+  for (const bool with_breaker : {true, false}) {
+    CountingFixture f;
+    Pipeline p = f.Make(with_breaker);
+    int calls = 0;
+    auto flaky = [&](Duration) { return ++calls < 3 ? UnavailableError("x") : Status::Ok(); };
+    const Status s =
+        p.Execute(Deadline::Infinite(), flaky, [&](Duration d) { f.clock.inner.Advance(d); });
+    EXPECT_TRUE(s.ok());
+    EXPECT_EQ(calls, 3);
+    // Attempts 1 and 2 fail: entry + completion each; attempt 3: entry (+ completion for the
+    // breaker).
+    EXPECT_EQ(f.clock.reads, with_breaker ? 6 : 5) << "breaker " << with_breaker;
+  }
+}
+
+// RecordAt() times a transition at the completion instant it is given, without a clock read.
+TEST(Pipeline, BreakerRecordAtTimesTheTripAtTheGivenInstant) {
+  CountingClock clock;
+  CircuitBreakerOptions o;
+  o.window_calls = 1;
+  o.min_calls = 1;
+  o.open_duration_jitter = Ratio::Percent(0);
+  MonoTime tripped_at = MonoTime::Max();
+  auto breaker = std::move(CircuitBreaker::Create(clock, o, [&](const BreakerTransition& t) {
+                   tripped_at = t.at;
+                 })).value();
+  const BreakerPermit permit = breaker->TryAcquire(MonoTime::FromNanos(100));
+  clock.reads = 0;
+  breaker->RecordAt(permit, CallOutcome::kFailure, MonoTime::FromNanos(5'000));
+  EXPECT_EQ(clock.reads, 0);
+  EXPECT_EQ(breaker->state(), BreakerState::kOpen);
+  EXPECT_EQ(tripped_at, MonoTime::FromNanos(5'000));
+  EXPECT_EQ(breaker->open_until(), MonoTime::FromNanos(5'000) + o.open_duration_min);
+}
+
 // The coroutine form runs under the simulator and sleeps its backoffs on the node's executor.
 class AsyncNode : public sim::Node {
  public:

@@ -54,13 +54,22 @@ WallTime ChaosClock::WallNow() {
 
 void ChaosClock::SetDrift(int64_t drift_ppm) {
   FL_ASSERT(drift_ppm >= -100'000 && drift_ppm <= 100'000);
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t t = HostMonotonicNanos();
-  int64_t m = MonoAtLocked(t);
-  if (m < mono_last_ns_) m = mono_last_ns_;
-  mono_anchor_ns_ = m;
-  t_anchor_ns_ = t;
-  drift_ppm_.store(drift_ppm, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t t = HostMonotonicNanos();
+    int64_t m = MonoAtLocked(t);
+    if (m < mono_last_ns_) m = mono_last_ns_;
+    mono_anchor_ns_ = m;
+    t_anchor_ns_ = t;
+    drift_ppm_.store(drift_ppm, std::memory_order_release);
+  }
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  if (listener_) listener_();
+}
+
+void ChaosClock::SetRateListener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(listener_mu_);
+  listener_ = std::move(listener);
 }
 
 void ChaosClock::JumpWall(Duration delta) {

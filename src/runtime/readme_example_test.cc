@@ -1,8 +1,7 @@
 // The README's runtime example ("Running your nodes as real processes"), compiled and run: the
 // README's Greeter node, unchanged, on two RealEnvs (two threads here; two processes in
-// production), talking over UDP on 127.0.0.1. The region between the `readme region` markers is
-// the README's code; when README.md carries it, the markers become `// [readme-runtime]` so
-// tests/readme_snippets_test.sh keeps the two identical.
+// production), talking over UDP on 127.0.0.1. The region between the `readme-runtime` markers is
+// the README's code; tests/readme_snippets_test.sh keeps the two identical.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,18 +11,19 @@
 
 #include "src/runtime/runtime_test_util.h"
 
-// [readme region: runtime]
+// [readme-runtime]
+#include "faultline/env/node.h"
 #include "faultline/env/rpc.h"
 #include "faultline/runtime/real_env.h"
 
 using namespace faultline;
 
 // The node class: it sees only Env, so the same class runs under sim::World.
-class Greeter {
+class Greeter final : public Node {
  public:
   explicit Greeter(Env& env) : env_(env), rpc_(env) {}
 
-  void Start() {
+  void Start() override {
     rpc_.Handle(1, [](NodeId, std::span<const uint8_t> req) -> Result<Bytes> {
       return Bytes(req.begin(), req.end());  // echo
     });
@@ -76,7 +76,7 @@ int RunNode(uint32_t self, const std::vector<uint16_t>& ports, const std::string
   node.reset();
   return replies;  // the RealEnv (sockets, timers, disk) goes last
 }
-// [readme region: runtime]
+// [readme-runtime]
 
 namespace {
 

@@ -48,6 +48,17 @@ RealEnv::RealEnv(RealEnvOptions options)
   }
   work_ = std::make_unique<WorkGuard>(*io_);
   wakeup_ = std::make_unique<Wakeup>(*io_);
+  if (rate_clock_ != nullptr) {
+    // A rate change (from any thread) re-arms the wake-up at the new rate on the loop's thread.
+    // Without it a faster clock would leave timers armed for the old, longer host span: they would
+    // run late in node time and blunt the fault.
+    rate_clock_->SetRateListener([this] {
+      asio::post(*io_, [this] {
+        armed_ns_ = INT64_MIN;
+        Rearm();
+      });
+    });
+  }
 }
 
 Result<std::unique_ptr<RealEnv>> RealEnv::Open(RealEnvOptions options) {
@@ -64,6 +75,7 @@ Result<std::unique_ptr<RealEnv>> RealEnv::Open(RealEnvOptions options) {
 }
 
 RealEnv::~RealEnv() {
+  if (rate_clock_ != nullptr) rate_clock_->SetRateListener(nullptr);
   DestroySpawned();
   timers_.clear();
   deadline_of_.clear();

@@ -74,6 +74,33 @@ TEST(RealEnvTest, TimerIsReArmedWhenTheClockSlowsDownMidWait) {
   EXPECT_GE(*at, deadline);
 }
 
+// The converse: a clock that speeds up mid-wait must bring the timer forward in host time (as in
+// the simulator), not leave it armed for the old, slower rate. Slow (-10 %) then fast (+10 %)
+// after ~10 ms: due after ~911 ms of host time at the new rate, versus 1111 ms as first armed.
+TEST(RealEnvTest, TimerIsBroughtForwardWhenTheClockSpeedsUpMidWait) {
+  auto env = OpenEnv(0, testing::FreePorts(1));
+  ChaosClock& clock = *env->chaos_clock();
+  clock.SetDrift(-100'000);
+  const int64_t host_start = HostMonotonicNanos();
+  const MonoTime deadline = clock.Now() + Duration::Seconds(1);
+  std::optional<MonoTime> at;
+  int64_t host_at = 0;
+  env->executor().ScheduleAfter(Duration::Seconds(1), [&] {
+    at = clock.Now();
+    host_at = HostMonotonicNanos();
+  });
+  env->RunFor(Duration::Millis(10));
+  std::thread([&] { clock.SetDrift(100'000); }).join();  // rate changes may come from any thread
+  const int64_t host_changed = HostMonotonicNanos();
+  ASSERT_TRUE(PumpUntil({env.get()}, [&] { return at.has_value(); }));
+  EXPECT_GE(*at, deadline);
+  // Node time left at the change was <= 1 s - 0.9 * (10 ms): at +10 % that is at most
+  // (1 s - 9 ms) / 1.1 = 901 ms of host time after host_changed. 150 ms of scheduling slack stays
+  // well below the 1111 ms the timer was first armed for.
+  EXPECT_LT(host_at - host_changed, Duration::Millis(901 + 150).nanos());
+  EXPECT_LT(host_at - host_start, Duration::Millis(1111).nanos());
+}
+
 TEST(RealEnvTest, CancelPreventsTheCallbackAndReportsWhetherItWasPending) {
   auto env = OpenEnv(0, testing::FreePorts(1));
   Executor& ex = env->executor();

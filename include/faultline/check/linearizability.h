@@ -15,9 +15,15 @@
 // Models (initial value of every register: CheckOptions::initial_value_json, null by default):
 //   kRegister  one register. f="read": the completion's value is the value read (null = the
 //              register was unset). f="write": value v. f="cas": value [expected, new]; an ok cas
-//              succeeded, so it requires state == expected and sets new.
-//   kKv        one register per key. read/write: value {"key":k,"value":v} (the read's value is
-//              taken from the completion); cas: {"key":k,"from":a,"to":b}.
+//              succeeded, so it requires state == expected and sets new. f="append": value s, a
+//              JSON string, appended to the register's string (see below).
+//   kKv        one register per key. read/write/append: value {"key":k,"value":v} (the read's
+//              value is taken from the completion); cas: {"key":k,"from":a,"to":b}.
+// Append (Porcupine's kv model): the value must be a JSON string, and the register's new value is
+// its string with that one concatenated; an unset register (null) counts as "". Appending to a
+// register that holds a value other than a string or null is not a legal step, so no
+// linearisation places an ok append there. Info appends are never dropped (a later read sees
+// them in the concatenation).
 // Values are compared by their compact JSON text (so 1 and 1.0 are different values).
 //
 // Cost: exponential in the worst case (it is NP-complete); bounded by the memo size and, when a
@@ -70,12 +76,26 @@ struct CheckOptions {
   // Drop info writes/cas whose new value nobody observed before searching (verdict-preserving;
   // off only to test that claim).
   bool drop_unobserved_info = true;
-  // After a violation, drop operations one at a time while the partition stays non-linearizable,
-  // to report a 1-minimal failing set. Only for partitions with at most this many ops; 0 = off.
+  // After a violation, drop operations one at a time while the failing partition stays
+  // non-linearizable, to report a 1-minimal failing set (Explanation::minimal_ops). Off by
+  // default: the verdict, the longest partial linearisation and the operation that could not be
+  // placed come from the check itself, while minimising runs up to one search per operation of
+  // the partition and could cost hundreds of times the check.
+  bool minimize = false;
+  // Minimisation only for partitions with at most this many ops.
   size_t minimize_ops_max = 400;
-  // Budget for that minimisation on `clock` (within `deadline`); on expiry the unminimised
+  // Budget for the minimisation on `clock` (within `deadline`); on expiry the unminimised
   // explanation is reported.
   Duration minimize_budget = Duration::Seconds(1);
+  // A second budget, proportional to the check's own cost and independent of the clock: the
+  // minimisation's searches together may create at most minimize_effort x (states the check
+  // explored + ops checked) memo states. 0: no such bound.
+  uint64_t minimize_effort = 0;
+  // Partitions (keys) are searched in interleaved slices of growing size, so that an easy
+  // violation is found however hard the other keys are. By default the check stops at the first
+  // partition found not linearizable (the others report kUnknown, `abandoned`); true searches
+  // every partition to its verdict.
+  bool check_every_partition = false;
 };
 
 struct PartitionResult {
@@ -86,6 +106,8 @@ struct PartitionResult {
   size_t ops = 0;
   uint64_t states_explored = 0;
   size_t memo_peak = 0;
+  // Its search was stopped, undecided, because another partition was found not linearizable.
+  bool abandoned = false;
 };
 
 // Why a partition is not linearizable. Op numbers are HistoryOp::index of the invocations.

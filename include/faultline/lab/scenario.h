@@ -19,6 +19,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "faultline/core/status.h"
@@ -47,6 +48,33 @@ struct RunContext {
   sim::History* history_out = nullptr;
 };
 
+// A fault as it was applied during a run, for the report's charts: `name` ("partition",
+// "crash", "clock jump", ...), `target` ("n2", "halves", "all links", "" for the whole system),
+// and its extent in simulated time since the run began. end_ns == start_ns: instantaneous.
+struct FaultSpan {
+  std::string name;
+  std::string target;
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+};
+// A time series for the report's charts, sampled in simulated time: (time_ns, value) pairs in
+// ascending time, each value holding until the next point. Series that share a `unit` share a
+// chart; unit "lane" draws each series as a row of on/off intervals (value > 0 is on).
+struct Series {
+  std::string name;
+  std::string unit;
+  std::vector<std::pair<int64_t, double>> points;
+};
+// One operation of a history drawn on the report's Porcupine-style timeline: a client process's
+// call from invocation to return (end_ns == -1: it never returned).
+struct TimelineOp {
+  int64_t process = 0;
+  std::string label;  // "write k1=5", "read k1 -> 3"
+  int64_t start_ns = 0;
+  int64_t end_ns = -1;
+  bool blocked = false;  // the op no linearisation could place
+};
+
 struct RunResult {
   std::map<std::string, int64_t> violations;
   // For each violated check, the first instance in words: what was expected and what was seen,
@@ -56,6 +84,11 @@ struct RunResult {
   uint64_t hash = 0;
   uint64_t events = 0;
   Duration simulated;
+  std::vector<FaultSpan> faults;  // every fault applied in the run, drawn and scenario-aimed
+  std::vector<Series> series;     // time series for the report's charts
+  // A non-linearizable run: the operations that cannot be ordered (the longest linearisation's
+  // last ops and the op that could not follow them), for the report's timeline.
+  std::vector<TimelineOp> unorderable;
   int64_t violation_count() const;
   // Adds `count` (> 0) to the named violation; zero counts are not recorded. `detail` describes
   // the instance (expected vs seen); the first non-empty detail per name is kept.

@@ -15,7 +15,9 @@
 // Admission (TryAcquire) is one CAS loop on the in-flight counter that re-checks the limit on
 // every attempt, so two callers can never both pass a check made for the last slot (Envoy's
 // load-then-increment race, research §1). It is lock-free, allocation-free and reads the clock
-// once (the token's start, for OnSuccess(token) without an explicit rtt).
+// once when it admits (the token's start, for OnSuccess(token) without an explicit rtt); none with
+// TryAcquire(now). OnSuccess(token) reads it once more; the other completions read none. Use the
+// precise clock: Vegas and Gradient2 need sub-millisecond RTT samples.
 //
 // Completion (OnSuccess / OnDropped) releases the slot with one atomic decrement, then feeds the
 // sample to the algorithm under a mutex: the limit update is per completed call, never on the
@@ -207,8 +209,24 @@ class AdaptiveConcurrencyLimiter {
   AdaptiveConcurrencyLimiter& operator=(const AdaptiveConcurrencyLimiter&) = delete;
   ~AdaptiveConcurrencyLimiter();
 
-  // Admits iff inflight < limit, atomically. Never waits, never allocates.
-  Token TryAcquire() {
+  // Admits iff inflight < limit, atomically. Never waits, never allocates. Reads the clock once,
+  // for the token's start, only when admitting.
+  Token TryAcquire() { return TryAcquireImpl(nullptr); }
+  // The same with the start time `now` the caller already read from this limiter's clock: reads
+  // no clock.
+  Token TryAcquire(MonoTime now) { return TryAcquireImpl(&now); }
+
+  // The call succeeded in `rtt`: a latency sample. Reads no clock.
+  void OnSuccess(const Token& token, Duration rtt) { Complete(token, rtt, Outcome::kSuccess); }
+  // The call succeeded; rtt = clock.Now() − token.start(): one clock read.
+  void OnSuccess(const Token& token) { OnSuccess(token, clock_.Now() - token.start()); }
+  // The call timed out or was refused for overload: the algorithm backs off. Reads no clock.
+  void OnDropped(const Token& token) { Complete(token, Duration::Zero(), Outcome::kDropped); }
+  // The call was cancelled, or failed for a reason unrelated to load: no sample, no clock read.
+  void OnIgnored(const Token& token) { Complete(token, Duration::Zero(), Outcome::kIgnored); }
+
+ private:
+  Token TryAcquireImpl(const MonoTime* now) {
     // The epoch is read before the slot is taken: a call racing a Remeasure() counts as admitted
     // before it (its sample is discarded), never after.
     const uint64_t epoch = epoch_.load(std::memory_order_acquire);
@@ -228,19 +246,11 @@ class AdaptiveConcurrencyLimiter {
     t.inflight_ = n + 1;
     t.limit_ = lim;
     t.epoch_ = epoch;
-    t.start_ = clock_.Now();
+    t.start_ = now != nullptr ? *now : clock_.Now();
     return t;
   }
 
-  // The call succeeded in `rtt`: a latency sample.
-  void OnSuccess(const Token& token, Duration rtt) { Complete(token, rtt, Outcome::kSuccess); }
-  // The call succeeded; rtt = clock.Now() − token.start().
-  void OnSuccess(const Token& token) { OnSuccess(token, clock_.Now() - token.start()); }
-  // The call timed out or was refused for overload: the algorithm backs off.
-  void OnDropped(const Token& token) { Complete(token, Duration::Zero(), Outcome::kDropped); }
-  // The call was cancelled, or failed for a reason unrelated to load: no sample.
-  void OnIgnored(const Token& token) { Complete(token, Duration::Zero(), Outcome::kIgnored); }
-
+ public:
   // Starts a new epoch: outstanding calls' samples will be discarded; the algorithm forgets its
   // latency baseline.
   void Remeasure();

@@ -12,6 +12,7 @@
 //
 // TryAcquire() never waits: it takes a slot by CAS on one atomic counter (a refusal only reads it)
 // and is lock-free, allocation-free and thread-safe; so is releasing a permit while nobody waits.
+// Neither reads a clock.
 //
 // Acquire() is the async path. It takes a free slot at once if no one is queued (FIFO: it never
 // overtakes a waiter); otherwise it fails at once with kResourceExhausted when queue_depth_max

@@ -246,7 +246,7 @@ class CircuitBreaker {
   // prevents it). Reads the clock once.
   BreakerPermit TryAcquire() { return TryAcquire(clock_.Now()); }
   // The same with a `now` the caller already read from this breaker's clock (one clock read per
-  // request for a whole pipeline).
+  // request for a whole pipeline). Reads no clock.
   BreakerPermit TryAcquire(MonoTime now) {
     const uint64_t w = state_.load(std::memory_order_acquire);
     if ((w & kStateAndPendingMask) == static_cast<uint64_t>(BreakerState::kClosed)) {
@@ -265,43 +265,22 @@ class CircuitBreaker {
   }
 
   // Reports the result of an admitted call. `latency` decides "slow" and, for a time window, the
-  // bucket (the outcome is keyed at permit.start() + latency, so no clock is read here).
+  // bucket (the outcome is keyed at permit.start() + latency). Reads no clock, except once when
+  // this record causes a transition (a trip, or the last half-open probe), to time it.
   void Record(const BreakerPermit& permit, CallOutcome outcome, Duration latency) {
-    FL_ASSERT_MSG(permit.admitted(), "Record() of a rejected permit");
-    if (permit.state() != BreakerState::kClosed) {
-      RecordSlow(permit, outcome, latency);
-      return;
-    }
-    const uint64_t w = state_.load(std::memory_order_acquire);
-    if (w != ClosedWord(permit.epoch_)) {
-      Bump(kStaleCounter);
-      return;
-    }
-    if (outcome == CallOutcome::kIgnored) {
-      Bump(kIgnoredCounter);
-      return;
-    }
-    const bool failure = outcome == CallOutcome::kFailure;
-    const bool slow = latency > options_.slow_call_threshold;
-    Bump(failure ? kFailuresCounter : kSuccessesCounter);
-    if (slow) Bump(kSlowCounter);
-    breaker_internal::Tally t;
-    if (count_window_ != nullptr) {
-      t = count_window_->Add(failure, slow);
-    } else {
-      const Duration after = latency > Duration::Zero() ? latency : Duration::Zero();
-      if (!time_window_->Add(permit.start() + after, failure, slow, &t)) {
-        Bump(kDroppedCounter);
-        return;
-      }
-    }
-    if (ShouldTrip(t)) Trip(w, t);
+    RecordImpl(permit, outcome, latency, kReadClockAtTransition);
   }
-  // Record() measuring the latency as clock.Now() - permit.start().
+  // Record() with the completion instant `end` the caller already read from this breaker's clock:
+  // latency = end - permit.start(), and a transition is timed at `end`. Reads no clock.
+  void RecordAt(const BreakerPermit& permit, CallOutcome outcome, MonoTime end) {
+    RecordImpl(permit, outcome, end - permit.start(), end.nanos());
+  }
+  // Record() measuring the latency as clock.Now() - permit.start(): one clock read.
   void Record(const BreakerPermit& permit, CallOutcome outcome) {
-    Record(permit, outcome, clock_.Now() - permit.start());
+    RecordAt(permit, outcome, clock_.Now());
   }
   // Gives back an admitted permit whose call was cancelled or abandoned: same as kIgnored.
+  // Reads no clock (an ignored outcome never causes a transition).
   void Release(const BreakerPermit& permit) {
     Record(permit, CallOutcome::kIgnored, Duration::Zero());
   }
@@ -393,10 +372,49 @@ class CircuitBreaker {
            static_cast<UInt128>(static_cast<uint64_t>(whole)) * ratio.numerator;
   }
 
+  // No `at` yet: a transition reads the clock.
+  static constexpr int64_t kReadClockAtTransition = INT64_MIN;
+  void RecordImpl(const BreakerPermit& permit, CallOutcome outcome, Duration latency,
+                  int64_t at_ns) {
+    FL_ASSERT_MSG(permit.admitted(), "Record() of a rejected permit");
+    if (permit.state() != BreakerState::kClosed) {
+      RecordSlow(permit, outcome, latency, at_ns);
+      return;
+    }
+    const uint64_t w = state_.load(std::memory_order_acquire);
+    if (w != ClosedWord(permit.epoch_)) {
+      Bump(kStaleCounter);
+      return;
+    }
+    if (outcome == CallOutcome::kIgnored) {
+      Bump(kIgnoredCounter);
+      return;
+    }
+    const bool failure = outcome == CallOutcome::kFailure;
+    const bool slow = latency > options_.slow_call_threshold;
+    Bump(failure ? kFailuresCounter : kSuccessesCounter);
+    if (slow) Bump(kSlowCounter);
+    breaker_internal::Tally t;
+    if (count_window_ != nullptr) {
+      t = count_window_->Add(failure, slow);
+    } else {
+      const Duration after = latency > Duration::Zero() ? latency : Duration::Zero();
+      if (!time_window_->Add(permit.start() + after, failure, slow, &t)) {
+        Bump(kDroppedCounter);
+        return;
+      }
+    }
+    if (ShouldTrip(t)) Trip(w, t, at_ns);
+  }
+  MonoTime TransitionTime(int64_t at_ns) {
+    return at_ns == kReadClockAtTransition ? clock_.Now() : MonoTime::FromNanos(at_ns);
+  }
+
   CircuitBreaker(Clock& clock, const CircuitBreakerOptions& options, BreakerListener listener);
   BreakerPermit AcquireSlow(MonoTime now);
-  void RecordSlow(const BreakerPermit& permit, CallOutcome outcome, Duration latency);
-  void Trip(uint64_t closed_word, const breaker_internal::Tally& t);
+  void RecordSlow(const BreakerPermit& permit, CallOutcome outcome, Duration latency,
+                  int64_t at_ns);
+  void Trip(uint64_t closed_word, const breaker_internal::Tally& t, int64_t at_ns);
   // CAS from exactly `from` to `to` (a new epoch); the winner performs the side effects and
   // publishes. `issued` probe permits are pre-taken in the published word (the caller's own).
   bool Transition(uint64_t from, BreakerState to, TransitionReason reason, MonoTime now,

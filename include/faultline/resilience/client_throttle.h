@@ -28,6 +28,8 @@
 // request is rejected iff draw < p·2^64 (computed exactly in 128-bit integers), so a given
 // sequence of draws gives a given sequence of decisions. Then the request is counted.
 //
+// Clock reads: one per ShouldSend, RecordAccepted, Counts and RejectProbability (the bucket tick).
+//
 // Thread-safe and lock-free: each bucket is two 64-bit words (bucket tick in the high 32 bits, its
 // count in the low 32), updated by CAS, so a bucket rotation never loses or double-counts an
 // update. Nothing allocates. A bucket's tick is kept modulo 2^32 widths: a bucket untouched for a

@@ -23,6 +23,8 @@
 //     never later than the caller's. Parsing is strict apart from surrounding spaces/tabs (HTTP
 //     optional whitespace): no sign, no inner space, no more than 8 digits.
 //
+// Clock reads: none. Every Deadline operation takes the `now` its caller read.
+//
 // Thread safety: Deadline is a value type; DeadlineCodec is immutable after Create(). All of it is
 // allocation-free and may be used from any thread.
 #pragma once

@@ -28,6 +28,10 @@
 // callback (never by resuming it inside the attempt's own stack). Destroying the Hedge task (a
 // crash) destroys every attempt with it.
 //
+// Clock reads: one when the hedge starts, one per later pass of its loop (each wake-up: an attempt
+// finished, a hedge delay or the deadline elapsed). Use the precise clock: hedge delays are
+// latency percentiles.
+//
 // Thread safety: HedgingPolicy is immutable and shareable. Hedge() runs on one executor; `fn` is
 // called on it. The budget may be shared with other threads.
 #pragma once
@@ -119,12 +123,14 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
   uint32_t in_flight = 0;
   bool stop_sending = false;
   StopReason stop_cause = StopReason::kAttemptsExhausted;
-  MonoTime next_at = clock.Now();
+  // One clock read per pass: the first pass uses the reading that starts the hedge.
+  MonoTime now = clock.Now();
+  MonoTime next_at = now;
   if (budget != nullptr) budget->RecordRequest();
 
-  for (;;) {
+  for (bool first = true;; first = false) {
     shared.event = false;
-    const MonoTime now = clock.Now();
+    if (!first) now = clock.Now();
     // 1. Look at attempts that finished since the last pass.
     for (uint32_t k = 0; k < started; ++k) {
       auto& slot = shared.slots[k];

@@ -5,16 +5,26 @@
 //   total timeout (Deadline) -> retry (RetryPolicy + RetryBudget, backoff, pushback)
 //     -> rate limiter (Gcra) -> circuit breaker -> bulkhead -> the call
 //
-// Every stage is optional (nullptr). Each attempt reads the clock once on entry — that reading
-// serves the deadline, the rate limiter and the breaker — and once on completion, for the
-// breaker's latency and the retry decision. Local rejections never reach the call and are classified
-// as overload (RESOURCE_EXHAUSTED from the limiter and the bulkhead, UNAVAILABLE "circuit open" from
-// the breaker is treated as overload too): the retry stage does not retry them, because retrying
-// into a protection that just said no only adds load.
+// Every stage is optional (nullptr). Clock reads: each attempt reads the clock once on entry —
+// that reading serves the total timeout, the retry state, the rate limiter and the breaker — and
+// at most once on completion: only when the breaker needs the call's latency or the attempt
+// failed (the retry decision needs the time only to fit a backoff before the deadline). So a
+// call that succeeds at once reads the clock twice with a breaker and once without; a retry adds
+// two (the failed attempt's completion, the next attempt's entry after the backoff).
+// ExecuteWithTimeout() takes the total timeout as a Duration and starts it at the first entry
+// reading, where Execute(Deadline) needs the caller to have read the clock for the deadline.
+// The limiter and the breaker are handed readings of the pipeline's clock: construct them on the
+// same Clock.
+//
+// Local rejections never reach the call and are classified as overload (RESOURCE_EXHAUSTED from
+// the limiter and the bulkhead, UNAVAILABLE "circuit open" from the breaker is treated as overload
+// too): the retry stage does not retry them, because retrying into a protection that just said no
+// only adds load.
 //
 //   Pipeline p(clock, {.retry = &policy, .budget = &budget, .breaker = breaker.get(), ...});
 //   Status s = p.Execute(deadline, [&](Duration attempt_timeout) { return CallBackend(attempt_timeout); },
 //                        [](Duration d) { std::this_thread::sleep_for(...); });
+//   Status s = p.ExecuteWithTimeout(Duration::Seconds(1), fn, sleep);  // the same, one read fewer
 //   // or, in a coroutine on an Executor (under the simulator):
 //   Status s = co_await p.ExecuteAsync(executor, deadline, [&](Duration t) -> Task<Status> {...});
 //
@@ -51,52 +61,26 @@ class Pipeline {
   // `clock` and every stage must outlive the pipeline.
   Pipeline(Clock& clock, PipelineStages stages) : clock_(clock), stages_(stages) {}
 
-  // One attempt through limiter, breaker and bulkhead. `now` is the attempt's single entry
-  // reading. Returns the call's status, or the local rejection.
+  // One attempt through limiter, breaker and bulkhead. `now` is the attempt's entry reading.
+  // Returns the call's status, or the local rejection. Reads the clock once more, on completion,
+  // iff a breaker admitted the call (for its latency).
   template <typename Fn>
   Status Attempt(MonoTime now, Duration attempt_timeout, Fn& fn) {
-    if (stages_.limiter != nullptr && !stages_.limiter->TryAcquire(now).admitted()) {
-      return ResourceExhaustedError("rate limited");
-    }
-    BreakerPermit permit;
-    if (stages_.breaker != nullptr) {
-      permit = stages_.breaker->TryAcquire(now);
-      if (!permit.admitted()) return ResourceExhaustedError("circuit open");
-    }
-    BulkheadPermit slot;
-    if (stages_.bulkhead != nullptr) {
-      slot = stages_.bulkhead->TryAcquire();
-      if (!slot) {
-        if (stages_.breaker != nullptr) stages_.breaker->Release(permit);
-        return ResourceExhaustedError("bulkhead full");
-      }
-    }
-    Status s = fn(attempt_timeout);
-    if (stages_.breaker != nullptr) stages_.breaker->Record(permit, BreakerOutcome(s));
-    return s;
+    Completion done;
+    return AttemptImpl(now, attempt_timeout, fn, &done);
   }
 
   // Runs `fn(Duration attempt_timeout) -> Status` until it succeeds or the retry stage stops;
   // `sleep(Duration)` waits out backoffs (a thread sleep, or nothing in a test).
   template <typename Fn, typename Sleeper>
   Status Execute(Deadline deadline, Fn&& fn, Sleeper&& sleep, uint64_t jitter_seed = 0) {
-    MonoTime now = clock_.Now();
-    if (stages_.retry == nullptr) {
-      if (deadline.Expired(now)) return DeadlineExceededError("deadline passed");
-      return Attempt(now, deadline.Remaining(now), fn);
-    }
-    RetryState state(*stages_.retry, stages_.budget, deadline, jitter_seed);
-    Status last;  // ok until an attempt fails: an error Status allocates, the success path must not
-    while (true) {
-      const RetryState::Attempt a = state.StartAttempt(now);
-      if (!a.start) return last.ok() ? DeadlineExceededError("no attempt fit in the deadline") : last;
-      last = Attempt(now, a.timeout, fn);
-      now = clock_.Now();
-      const RetryState::Decision d = state.Decide(last, now);
-      if (!d.retry()) return last;
-      sleep(d.delay);
-      now = clock_.Now();
-    }
+    return Run(clock_.Now(), deadline, fn, sleep, jitter_seed);
+  }
+  // Execute() with a total timeout that starts at the first attempt's entry reading.
+  template <typename Fn, typename Sleeper>
+  Status ExecuteWithTimeout(Duration timeout, Fn&& fn, Sleeper&& sleep, uint64_t jitter_seed = 0) {
+    const MonoTime now = clock_.Now();
+    return Run(now, Deadline::FromRemaining(now, timeout), fn, sleep, jitter_seed);
   }
 
   // The same as a coroutine: `fn(Duration) -> Task<Status>`, backoffs slept on `executor`.
@@ -120,10 +104,10 @@ class Pipeline {
       } else if (deadline.Expired(now)) {
         co_return last;
       }
-      last = co_await AttemptAsync(now, timeout, fn);
-      now = clock_.Now();
+      Completion done;
+      last = co_await AttemptAsync(now, timeout, fn, &done);
       if (state == nullptr) co_return last;
-      const RetryState::Decision d = state->Decide(last, now);
+      const RetryState::Decision d = state->Decide(last, CompletionTime(last, now, done));
       if (!d.retry()) co_return last;
       Status slept = co_await faultline::Sleep(executor, d.delay);
       if (!slept.ok()) co_return CancelledError("cancelled");
@@ -144,8 +128,72 @@ class Pipeline {
     return CallOutcome::kFailure;
   }
 
+  // An attempt's completion reading, if one was taken.
+  struct Completion {
+    MonoTime end;
+    bool read = false;
+  };
+
+  // The retry loop from the first entry reading `now`.
+  template <typename Fn, typename Sleeper>
+  Status Run(MonoTime now, Deadline deadline, Fn& fn, Sleeper& sleep, uint64_t jitter_seed) {
+    if (stages_.retry == nullptr) {
+      if (deadline.Expired(now)) return DeadlineExceededError("deadline passed");
+      return Attempt(now, deadline.Remaining(now), fn);
+    }
+    RetryState state(*stages_.retry, stages_.budget, deadline, jitter_seed);
+    Status last;  // ok until an attempt fails: an error Status allocates, the success path must not
+    while (true) {
+      const RetryState::Attempt a = state.StartAttempt(now);
+      if (!a.start) {
+        return last.ok() ? DeadlineExceededError("no attempt fit in the deadline") : last;
+      }
+      Completion done;
+      last = AttemptImpl(now, a.timeout, fn, &done);
+      const RetryState::Decision d = state.Decide(last, CompletionTime(last, now, done));
+      if (!d.retry()) return last;
+      sleep(d.delay);
+      now = clock_.Now();
+    }
+  }
+
+  // The time the retry decision is taken at. RetryState::Decide reads it only for a failure (to
+  // fit the backoff before the deadline), so a success hands it the entry reading, unread.
+  MonoTime CompletionTime(const Status& s, MonoTime now, const Completion& done) {
+    if (done.read) return done.end;
+    return s.ok() ? now : clock_.Now();
+  }
+
+  // Attempt(), noting the completion reading the breaker took in `*done`.
   template <typename Fn>
-  Task<Status> AttemptAsync(MonoTime now, Duration attempt_timeout, Fn& fn) {
+  Status AttemptImpl(MonoTime now, Duration attempt_timeout, Fn& fn, Completion* done) {
+    if (stages_.limiter != nullptr && !stages_.limiter->TryAcquire(now).admitted()) {
+      return ResourceExhaustedError("rate limited");
+    }
+    BreakerPermit permit;
+    if (stages_.breaker != nullptr) {
+      permit = stages_.breaker->TryAcquire(now);
+      if (!permit.admitted()) return ResourceExhaustedError("circuit open");
+    }
+    BulkheadPermit slot;
+    if (stages_.bulkhead != nullptr) {
+      slot = stages_.bulkhead->TryAcquire();
+      if (!slot) {
+        if (stages_.breaker != nullptr) stages_.breaker->Release(permit);
+        return ResourceExhaustedError("bulkhead full");
+      }
+    }
+    Status s = fn(attempt_timeout);
+    if (stages_.breaker != nullptr) {
+      done->end = clock_.Now();
+      done->read = true;
+      stages_.breaker->RecordAt(permit, BreakerOutcome(s), done->end);
+    }
+    return s;
+  }
+
+  template <typename Fn>
+  Task<Status> AttemptAsync(MonoTime now, Duration attempt_timeout, Fn& fn, Completion* done) {
     if (stages_.limiter != nullptr && !stages_.limiter->TryAcquire(now).admitted()) {
       co_return ResourceExhaustedError("rate limited");
     }
@@ -163,7 +211,11 @@ class Pipeline {
       }
     }
     Status s = co_await fn(attempt_timeout);
-    if (stages_.breaker != nullptr) stages_.breaker->Record(permit, BreakerOutcome(s));
+    if (stages_.breaker != nullptr) {
+      done->end = clock_.Now();
+      done->read = true;
+      stages_.breaker->RecordAt(permit, BreakerOutcome(s), done->end);
+    }
     co_return s;
   }
 

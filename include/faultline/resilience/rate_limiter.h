@@ -33,6 +33,11 @@
 // TokenBucket speaks tokens (Available(), start_full), Gcra speaks schedule (τ, ResetAfter()) and
 // its state is the one used by KeyedRateLimiter.
 //
+// Clock reads: TryAcquire(), Available() and ResetAfter() read the clock once; the overloads
+// taking `now` read none (pass the reading a request already took). Create() reads it once. The
+// limiters tolerate a cheap clock (adapters/coarse_clock.h): a clock that lags by up to e admits at
+// most e/T extra requests in any interval.
+//
 // Thread safety: TokenBucket and Gcra are lock-free: the whole state is one 64-bit word (the
 // instant the bucket was empty / the TAT) updated by CAS; a rejection reads and never writes it.
 // KeyedRateLimiter takes a mutex per call. Nothing allocates after Create() or throws.

@@ -41,6 +41,9 @@
 // StartAttempt(now) re-checks the deadline (the sleep may have overslept) and returns the
 // per-try timeout min(attempt_timeout, remaining).
 //
+// Clock reads: RetryState reads none (it is handed `now`). The loop above and Retry() read two per
+// attempt: one to start it, one to decide after it.
+//
 // Thread safety: RetryPolicy is immutable and may be shared by any number of threads.
 // RetryState belongs to one logical call (one thread or one coroutine at a time). Neither
 // allocates or throws; the budget they call is thread-safe.

@@ -36,6 +36,9 @@
 // errors are neither), TryAcquireRetry() before every retry or hedge. RetryState (retry.h) and
 // Hedge (hedging.h) do all of this.
 //
+// Clock reads: TokenRetryBudget reads no clock. RatioRetryBudget reads it once per
+// RecordRequest / TryAcquireRetry / ReleaseRetry, none in the overloads taking `now`.
+//
 // Thread safety: both budgets are thread-safe; see above for which calls are lock-free. None of
 // the calls allocates or throws.
 #pragma once

@@ -31,6 +31,9 @@
 // into the shared work's frame, which keeps it alive until the work finishes. Key must be hashable
 // and copyable, T copyable (each waiter receives a copy).
 //
+// Clock reads (only with a cache, ttl > 0): one when a lookup finds a cached value, one when a
+// result is cached.
+//
 // Single-executor and not thread-safe: every Do(), Forget() and cancellation happens on the one
 // executor thread the coroutines run on (under the simulator, a node). Waiters are resumed on a
 // later turn of that executor, never inside fn's or a canceller's stack. Destroying the

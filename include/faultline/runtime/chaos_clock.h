@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 #include "faultline/env/clock.h"
@@ -53,6 +54,11 @@ class ChaosClock final : public Clock {
   // host CLOCK_MONOTONIC elapsed).
   Duration wall_error();
 
+  // Called (on the SetDrift caller's thread, after the change) whenever the rate changes; a
+  // RealEnv installs one to re-arm its timers at the new rate. nullptr removes it. The listener
+  // must not call back into this clock's SetDrift.
+  void SetRateListener(std::function<void()> listener);
+
   // The true (host CLOCK_MONOTONIC) span after which Now() has advanced by `mono_delay` at the
   // current rate, rounded up so a timer armed with it never fires before its monotonic deadline.
   // <= 0 gives 0; Infinite stays Infinite. If the rate rises later, a timer armed with the old
@@ -71,6 +77,8 @@ class ChaosClock final : public Clock {
   int64_t mono_last_ns_;        // monotonicity clamp
   int64_t wall_offset_ns_ = 0;
   std::atomic<int64_t> drift_ppm_{0};
+  std::mutex listener_mu_;  // held while the listener runs, so removing it waits for a call
+  std::function<void()> listener_;
 };
 
 }  // namespace faultline::runtime

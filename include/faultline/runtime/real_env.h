@@ -18,7 +18,9 @@
 // clock().Now() and that existed when the wake-up began runs, in (deadline, scheduling order) —
 // the simulator's order, posts included — and the steady_timer is re-armed for the next one. A
 // timer therefore never runs before its node-monotonic deadline, even when the drift changed
-// while it waited (a slower clock just means a re-arm; it may run late, as any OS timer).
+// while it waited (a slower clock just means a re-arm; it may run late, as any OS timer). A
+// ChaosClock rate change re-arms the wake-up at the new rate, so a faster clock brings timers
+// forward in host time as it does in the simulator.
 // delay <= 0 (and Post) runs on a later turn of the loop, never inline: what a callback schedules
 // waits at least for the next wake-up, after pending I/O has been polled.
 // Callbacks run one at a time on the thread inside Run()/RunFor().
