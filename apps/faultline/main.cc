@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string>
 
+#include "apps/faultline/chaos_command.h"
 #include "apps/faultline/commands.h"
 #include "faultline/adapters/nats_broker.h"
 #include "faultline/outbox/open_broker.h"
@@ -182,6 +183,8 @@ int main(int argc, char** argv) {
   CLI::App* shrink_cmd = AddShrinkCommand(app, shrink);
   BenchArgs bench;  // faultline bench (bench_command.cc)
   CLI::App* bench_cmd = AddBenchCommand(app, bench);
+  chaos::ChaosCli chaos_cli;  // faultline chaos / faultline node (chaos_cli.cc)
+  chaos::AddChaosCommands(app, chaos_cli);
 
   try {
     app.parse(argc, argv);
@@ -212,6 +215,7 @@ int main(int argc, char** argv) {
     if (lin_cmd->parsed()) return RunCheck(check);
     if (app.got_subcommand(shrink_cmd)) return RunShrink(shrink);
     if (app.got_subcommand(bench_cmd)) return RunBench(bench);
+    if (const int rc = chaos::RunChaosCommands(chaos_cli); rc >= 0) return rc;
   } catch (const UsageError& e) {
     return Misuse(e.what());
   }

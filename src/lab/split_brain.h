@@ -122,6 +122,11 @@ class ClusterNode : public Node {
   // True iff this node would serve a client now: believes it leads (naive) or holds a valid lease
   // and has loaded the store (lease designs). Read by the world-level probe.
   virtual bool ActingLeader() const = 0;
+  // While ActingLeader(): the instant on this node's monotonic clock at which it stops acting
+  // unless something renews it (a lease design's self-fencing deadline), or nullopt when nothing
+  // bounds it (naive: it acts until it hears a higher term). nullopt when not acting. Lets a
+  // harness that cannot sample a paused process know when its acting interval ended.
+  virtual std::optional<MonoTime> ActingUntil() const { return std::nullopt; }
 };
 
 // The shared store (node kStoreNode; split_brain_store.cc): records every decision in `record` at the world's time.

@@ -298,6 +298,12 @@ class LeaseNode : public ClusterNode {
     return elector_ != nullptr && elector_->CanAct() && cache_.ready();
   }
 
+  // The lease's valid_until: CanAct() turns false there on this node's clock.
+  std::optional<MonoTime> ActingUntil() const override {
+    if (!ActingLeader()) return std::nullopt;
+    return elector_->grant()->valid_until;
+  }
+
  private:
   Task<void> CampaignForever() {
     while (!stop_.cancelled()) {

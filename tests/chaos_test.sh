@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `faultline chaos` end to end: real node processes on 127.0.0.1 under real faults.
+#   chaos_test.sh FAULTLINE hardened     split-brain/hardened holds (0 violations) with SIGKILL,
+#                                        SIGSTOP, partitions and clock faults applied, and its
+#                                        history gets the same verdict from `check linearizable`
+#   chaos_test.sh FAULTLINE naive        split-brain/naive shows its failure (a violation) on at
+#                                        least one of seeds 2, 1, 3 (it failed on 10 of 10
+#                                        20-second runs, seeds 1-10; README), with the same verdict from
+#                                        `check linearizable` as the run's linearizable metric
+#   chaos_test.sh FAULTLINE lease-only   runs and reports a verdict (exit 0)
+#   chaos_test.sh FAULTLINE interrupt    SIGINT to the harness: exit 130, no node process left, the
+#                                        run directory removed
+#   chaos_test.sh FAULTLINE selftest     selftest/hardened holds
+set -u
+FL="$1"
+WHAT="$2"
+WORK="$(mktemp -d /tmp/faultline-chaos-test-XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# The run's linearizable metric (1/0) from its JSON, and the CLI checker's exit code on its history.
+same_verdict() {
+  local json="$1" hist="$2"
+  local lin
+  lin="$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["results"][0]["metrics"]["linearizable"]))' "$json")" \
+    || fail "no linearizable metric in $json"
+  "$FL" check linearizable --model kv "$hist" > "$WORK/check.txt" 2>&1
+  local rc=$?
+  if [ "$lin" = 1 ] && [ "$rc" != 0 ]; then fail "run said linearizable, check exited $rc"; fi
+  if [ "$lin" = 0 ] && [ "$rc" != 1 ]; then fail "run said not linearizable, check exited $rc"; fi
+  echo "same verdict: linearizable=$lin, check exit $rc"
+}
+
+case "$WHAT" in
+  hardened)
+    "$FL" chaos split-brain --variant hardened --time 20s --seed 3 --json "$WORK/r.json" \
+      --history "$WORK/h.jsonl" > "$WORK/out.txt" 2>&1
+    rc=$?
+    cat "$WORK/out.txt"
+    [ "$rc" = 0 ] || fail "hardened exited $rc"
+    grep -q "holds" "$WORK/out.txt" || fail "no 'holds' verdict"
+    for f in SIGKILL SIGSTOP partition clock; do
+      grep -q "fault counts:.* $f " "$WORK/out.txt" || fail "no $f applied"
+    done
+    grep -q "in-transport drop rules" "$WORK/out.txt" || fail "partition mechanism not stated"
+    same_verdict "$WORK/r.json" "$WORK/h.jsonl"
+    ;;
+  naive)
+    for seed in 2 1 3; do
+      "$FL" chaos split-brain --variant naive --time 20s --seed "$seed" --json "$WORK/r.json" \
+        --history "$WORK/h.jsonl" > "$WORK/out.txt" 2>&1
+      rc=$?
+      cat "$WORK/out.txt"
+      [ "$rc" = 0 ] || fail "naive exited $rc"
+      same_verdict "$WORK/r.json" "$WORK/h.jsonl"
+      if grep -q "fails as expected" "$WORK/out.txt"; then exit 0; fi
+    done
+    fail "naive showed no violation on seeds 2, 1, 3"
+    ;;
+  lease-only)
+    "$FL" chaos split-brain --variant lease-only --time 14s --seed 2 > "$WORK/out.txt" 2>&1
+    rc=$?
+    cat "$WORK/out.txt"
+    [ "$rc" = 0 ] || fail "lease-only exited $rc"
+    grep -Eq "fails as expected|inconclusive" "$WORK/out.txt" || fail "no verdict"
+    ;;
+  interrupt)
+    "$FL" chaos split-brain --variant hardened --time 30s > "$WORK/out.txt" 2>&1 &
+    pid=$!
+    dir=""
+    for _ in $(seq 1 100); do
+      dir="$(sed -n 's/.*(run dir \(.*\))$/\1/p' "$WORK/out.txt")"
+      [ -n "$dir" ] && break
+      sleep 0.1
+    done
+    [ -n "$dir" ] || { kill -KILL "$pid"; fail "the run did not start"; }
+    [ -d "$dir" ] || fail "run dir $dir missing while running"
+    pgrep -f -- "--data $dir/" > /dev/null || fail "no node processes seen while running"
+    sleep 2
+    kill -INT "$pid"
+    wait "$pid"
+    rc=$?
+    cat "$WORK/out.txt"
+    [ "$rc" = 130 ] || fail "interrupted harness exited $rc, expected 130"
+    if pgrep -f -- "--data $dir/" > /dev/null; then fail "node processes left behind"; fi
+    [ ! -e "$dir" ] || fail "run dir $dir left behind"
+    echo "interrupt: exit 130, no processes, $dir removed"
+    ;;
+  selftest)
+    "$FL" chaos selftest --variant hardened --time 12s --seed 1 > "$WORK/out.txt" 2>&1
+    rc=$?
+    cat "$WORK/out.txt"
+    [ "$rc" = 0 ] || fail "selftest/hardened exited $rc"
+    grep -q "holds" "$WORK/out.txt" || fail "no 'holds' verdict"
+    ;;
+  *) fail "unknown case $WHAT" ;;
+esac
