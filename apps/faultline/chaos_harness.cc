@@ -189,10 +189,17 @@ void Harness::ReapLoop() {
   for (size_t slot : children_.Reap()) {
     if (stopping_) continue;
     deaths_[slot].push_back(Now());
-    Log("node " + std::to_string(slot) + " exited unexpectedly (see " + dir_ + "/n" +
-        std::to_string(slot) + "/log)");
+    const std::string what = "node " + std::to_string(slot) + " exited unexpectedly at " +
+                             FormatAt(Now()) + " (see " + dir_ + "/n" + std::to_string(slot) +
+                             "/log)";
+    unexpected_exits_.push_back(what);
+    Log(what);
   }
   env_->executor().ScheduleAfter(Duration::Millis(20), [this] { ReapLoop(); });
+}
+
+void Harness::ReportUnexpectedExits(lab::RunResult* result) const {
+  for (const std::string& what : unexpected_exits_) result->Violate("node-process-exited", 1, what);
 }
 
 void Harness::Log(const std::string& line) {

@@ -20,6 +20,7 @@
 #include "apps/faultline/chaos_process.h"
 #include "faultline/core/time.h"
 #include "faultline/env/frame.h"
+#include "faultline/lab/scenario.h"
 #include "faultline/runtime/real_env.h"
 
 namespace faultline::app::chaos {
@@ -80,6 +81,9 @@ class Harness {
   const std::map<std::string, int>& fault_counts() const { return fault_counts_; }
   // TrueTime instants at which each node's process died (SIGKILL or an unexpected exit).
   const std::vector<std::vector<int64_t>>& deaths() const { return deaths_; }
+  // A node process that died without the harness killing it (an assertion, a crash) is a failure
+  // of the node code: one "node-process-exited" violation per exit, with where to look.
+  void ReportUnexpectedExits(lab::RunResult* result) const;
 
   // Runs the loop until TrueTime `end_ns` or an interrupt (SIGINT/SIGTERM); false if interrupted.
   bool RunUntil(int64_t end_ns);
@@ -120,6 +124,7 @@ class Harness {
   uint64_t next_seq_ = 1;
   std::vector<bool> ponged_;
   std::vector<std::vector<int64_t>> deaths_;
+  std::vector<std::string> unexpected_exits_;
   std::vector<std::string> fault_log_;
   std::map<std::string, int> fault_counts_;
   bool interrupted_ = false;

@@ -64,6 +64,7 @@ class SelftestRun {
       }
     }
     lab::CheckCounterHistory(obs_, &result);
+    h_.ReportUnexpectedExits(&result);
     result.metrics["faults"] = static_cast<double>(faults_);
     result.simulated = args_.time;
     *history = lab::CounterHistory(obs_);

@@ -91,6 +91,7 @@ class SplitBrainRun {
     CollectRecord(&record);
     lab::RunResult result;
     sb::Check(record, history_, &result);
+    h_.ReportUnexpectedExits(&result);
     result.metrics["faults"] = static_cast<double>(faults_);
     result.metrics["leader_faults"] = static_cast<double>(leader_faults_);
     result.simulated = Duration::Nanos(end_ns_);
