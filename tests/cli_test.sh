@@ -30,6 +30,14 @@ expect() {
 
 expect 0 "version" -- version
 expect 0 "lab --list" -- lab --list
+# Probe coverage: each scenario's line counts only the probes its modules can reach.
+expect 0 "lab prints probe coverage" -- lab split-brain --seeds 2
+if grep -q '^probes split-brain: 1/3 hit: fence.stale_token_rejected x[0-9]*; never hit: lease.lock_delay, lease.renewal_too_late$' "$tmp/out" &&
+   grep -q '^probes, scenarios run: 1/3 hit; never hit: lease.lock_delay, lease.renewal_too_late$' "$tmp/out"; then
+  passes=$((passes + 1))
+else
+  fails=$((fails + 1)); echo "FAIL: probe coverage lines"; grep '^probes' "$tmp/out" | sed 's/^/  /'
+fi
 expect 2 "no subcommand" --
 expect 2 "unknown subcommand" -- frobnicate
 expect 2 "unknown flag" -- lab --frobnicate

@@ -49,6 +49,7 @@ class Backpressure final : public Scenario {
         {"hardened", true, 0, "propagated deadlines, bulkhead, circuit breaker, bounded queue"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"breaker"}; }
   std::vector<std::string> key_metrics() const override {
     return {"goodput_ratio", "p99_latency_ms", "max_queue_depth", "recovery_s"};
   }

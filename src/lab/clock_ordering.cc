@@ -239,6 +239,7 @@ class ClockOrdering final : public Scenario {
         {"hardened", true, 0, "HLC + dotted version vectors + commit-wait on an interval clock"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"hlc"}; }
   std::vector<std::string> key_metrics() const override {
     return {"writes_acked", "causality_violations", "lost_updates", "concurrent_writes_lost",
             "external_consistency_violations", "commit_wait_ms_mean", "error_bound_ms_mean"};

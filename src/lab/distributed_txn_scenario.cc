@@ -232,6 +232,7 @@ class DistributedTxn final : public Scenario {
          "saga (debit, credit; refund) + outbox in each local transaction + relay + inbox"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"saga", "outbox", "disk"}; }
   std::vector<std::string> key_metrics() const override {
     return {"transfers",      "completed",     "compensated",       "stuck",
             "lost_events",    "phantom_events", "applied_twice",    "blocked_transfers",

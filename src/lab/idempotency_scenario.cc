@@ -621,6 +621,7 @@ class Idempotency final : public Scenario {
          "Inbox in the ledger's transaction, ack after commit"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"idempotency", "disk"}; }
   std::vector<std::string> key_metrics() const override {
     return {"charges", "double_charges", "lost_charges", "replays", "mismatches", "takeovers",
             "redeliveries"};

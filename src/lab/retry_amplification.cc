@@ -47,6 +47,7 @@ class RetryAmplification final : public Scenario {
          "outermost-only retries: backoff + jitter, A6 budget, Retry-After, 1 s deadline"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"retry"}; }
   std::vector<std::string> key_metrics() const override {
     return {"db_amplification", "db_peak_load_per_s", "recovery_s", "requests_failed"};
   }

@@ -157,6 +157,7 @@ class Selftest final : public Scenario {
         {"hardened", true, 0, "G-counter: own slot durable before ack, gossip, max-merge"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"disk"}; }
   std::vector<std::string> key_metrics() const override {
     return {"acked_increments", "lost_increments", "phantom_increments", "replica_spread"};
   }

@@ -164,6 +164,7 @@ class Sharding final : public Scenario {
          "live move (copy, catch-up, fence, verify, switch), buffered client retries"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"shard", "disk"}; }
   std::vector<std::string> key_metrics() const override {
     return {"load_max_mean", "lost_writes", "misrouted_writes", "duplicated_writes",
             "client_errors", "latency_p99_ms", "detect_s", "isolate_s", "cutover_pause_ms"};

@@ -330,6 +330,7 @@ class SplitBrain final : public Scenario {
          "majority leases + self-fencing + fencing tokens checked by the store"},
     };
   }
+  std::vector<std::string> probe_modules() const override { return {"fence", "lease"}; }
   std::vector<std::string> key_metrics() const override {
     return {"stale_writes", "dual_leader_ms", "linearizable", "recovery_ms", "failover_ms"};
   }

@@ -112,6 +112,9 @@ class Scenario {
   virtual std::vector<VariantSpec> variants() const = 0;
   // The metrics shown in the results table, in order (the JSON carries all of them).
   virtual std::vector<std::string> key_metrics() const = 0;
+  // The coverage probes its code can reach, by module: a probe "m.x" counts for this scenario when
+  // "m" is listed (core/buggify.h). Empty: every probe.
+  virtual std::vector<std::string> probe_modules() const { return {}; }
   virtual RunResult Run(const RunContext& context) const = 0;
 };
 
