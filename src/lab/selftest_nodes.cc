@@ -104,7 +104,11 @@ class GCounter final : public CounterNode {
 
   Task<void> ReopenLoop() {
     while (store_ == nullptr) {
-      if (!(co_await Sleep(env_.executor(), Duration::Millis(10))).ok()) co_return;
+      // The status is held in a local, as GossipLoop does: with the co_await inside the if
+      // condition, GCC 12 built a loop that never ran after a failed open at restart (selftest
+      // hardened seed 24 --buggify), so the node never reloaded its own slot.
+      const Status slept = co_await Sleep(env_.executor(), Duration::Millis(10));
+      if (!slept.ok()) co_return;
       OpenStore();
     }
   }
