@@ -81,8 +81,23 @@ class GCounter final : public CounterNode {
     Status s = RunInTransaction(*store_, [&](Transaction& txn) {
       return txn.Put(SlotKey(self), std::to_string(next));
     });
-    if (s.ok()) slots_[self] = next;
-    sink_->Complete(self, op_id, s.ok());
+    if (s.ok()) {
+      slots_[self] = next;
+      sink_->Complete(self, op_id, true);
+      return;
+    }
+    if (s.code() == StatusCode::kUnavailable) {
+      // An I/O failure: the outcome is unknown (LocalStore's contract). The record may be in the
+      // page cache, and reopening the store recovers it whole, or not at all; so the increment is
+      // neither acknowledged nor refused, and the client's timeout records it as indeterminate.
+      // The poisoned store is reopened, which also reloads the slot from what reached the disk.
+      if (store_->poisoned()) {
+        store_.reset();
+        env_.Spawn(ReopenLoop());
+      }
+      return;
+    }
+    sink_->Complete(self, op_id, false);
   }
 
   int64_t Value() const override {
