@@ -1,6 +1,7 @@
 // The harness side of `faultline chaos` (chaos_harness.h).
 #include "apps/faultline/chaos_harness.h"
 
+#include <algorithm>
 #include <asio.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -196,6 +197,54 @@ void Harness::ReapLoop() {
     Log(what);
   }
   env_->executor().ScheduleAfter(Duration::Millis(20), [this] { ReapLoop(); });
+}
+
+void Harness::At(Duration at, std::function<void()> fn) {
+  const int64_t delay = at.nanos() - Now();
+  executor().ScheduleAfter(Duration::Nanos(std::max<int64_t>(delay, 0)), std::move(fn));
+}
+
+void Harness::ApplyNemesisAction(const sim::FaultAction& a) {
+  const uint32_t n = options_.nodes;
+  const uint32_t node = a.node.value();
+  switch (a.kind) {
+    case sim::FaultKind::kPartition: {
+      Cuts cuts(n, std::vector<bool>(n, false));
+      for (uint32_t x = 0; x < a.grudge.node_count() && x < n; ++x) {
+        for (uint32_t y = 0; y < a.grudge.node_count() && y < n; ++y) {
+          cuts[x][y] = a.grudge.blocked(x, y);
+        }
+      }
+      SetCuts("nemesis", std::move(cuts),
+              std::string(sim::PartitionShapeName(a.shape)) + " " + a.grudge.Describe());
+      break;
+    }
+    case sim::FaultKind::kHeal: ClearCuts("nemesis"); break;
+    case sim::FaultKind::kCrash: Crash(node); break;
+    case sim::FaultKind::kRestart: Restart(node); break;
+    case sim::FaultKind::kPause: Pause(node); break;
+    case sim::FaultKind::kResume: Resume(node); break;
+    case sim::FaultKind::kClockJump:
+      SetClock(node, drift(node), wall_offset(node) + a.amount, "wall jump");
+      break;
+    case sim::FaultKind::kClockStrobe:
+      SetClock(node, drift(node), wall_offset(node) + a.amount, "strobe (as one jump)");
+      At(a.at + a.length, [this, node] { SetClock(node, drift(node), 0, "strobe end"); });
+      break;
+    case sim::FaultKind::kClockDrift: SetClock(node, a.amount, wall_offset(node), "drift"); break;
+    case sim::FaultKind::kClockReset: SetClock(node, drift(node), 0, "wall reset"); break;
+    case sim::FaultKind::kClog: {
+      Cuts cuts(n, std::vector<bool>(n, false));
+      for (uint32_t j = 0; j < n; ++j) {
+        if (j != node) cuts[node][j] = cuts[j][node] = true;
+      }
+      const std::string layer = "clog-n" + std::to_string(node);
+      SetCuts(layer, std::move(cuts), "every link of n" + std::to_string(node));
+      At(a.at + a.length, [this, layer] { ClearCuts(layer); });
+      break;
+    }
+    default: break;  // link faults are not drawn for processes; kHealAll is the run's heal
+  }
 }
 
 void Harness::ReportUnexpectedExits(lab::RunResult* result) const {

@@ -22,6 +22,7 @@
 #include "faultline/env/frame.h"
 #include "faultline/lab/scenario.h"
 #include "faultline/runtime/real_env.h"
+#include "faultline/sim/nemesis.h"
 
 namespace faultline::app::chaos {
 
@@ -58,7 +59,15 @@ class Harness {
   }
   void Send(uint32_t node, uint16_t type, const std::vector<uint8_t>& body);
 
+  // Runs `fn` at TrueTime `at` (at once when that has passed).
+  void At(Duration at, std::function<void()> fn);
+
   // ---- faults; each one is logged ----
+  // One action of a drawn sim::Nemesis schedule, made real on the node processes: partitions and
+  // clogs as drop-rule layers, crash/restart/pause/resume as signals, clock faults through each
+  // process's ChaosClock; a strobe is one wall jump by its amplitude, reset after its length.
+  // Link faults and kHealAll are not applied here (the scenario heals with HealAll()).
+  void ApplyNemesisAction(const sim::FaultAction& a);
   void SetCuts(const std::string& layer, Cuts cuts, const std::string& description);
   void ClearCuts(const std::string& layer);
   void ClearAllCuts();

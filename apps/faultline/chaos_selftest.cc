@@ -80,10 +80,7 @@ class SelftestRun {
     TimerId timeout;
   };
 
-  void At(Duration at, std::function<void()> fn) {
-    h_.executor().ScheduleAfter(Duration::Nanos(std::max<int64_t>(at.nanos() - h_.Now(), 0)),
-                                std::move(fn));
-  }
+  void At(Duration at, std::function<void()> fn) { h_.At(at, std::move(fn)); }
 
   void Send(uint32_t node, uint64_t op, bool write) {
     std::vector<uint8_t> body;
@@ -152,44 +149,7 @@ class SelftestRun {
     c.op = 0;
   }
 
-  void Apply(const sim::FaultAction& a) {
-    const uint32_t node = a.node.value();
-    switch (a.kind) {
-      case sim::FaultKind::kPartition: {
-        Cuts cuts(kNodes, std::vector<bool>(kNodes, false));
-        for (uint32_t x = 0; x < kNodes; ++x) {
-          for (uint32_t y = 0; y < kNodes; ++y) cuts[x][y] = a.grudge.blocked(x, y);
-        }
-        h_.SetCuts("nemesis", std::move(cuts),
-                   std::string(sim::PartitionShapeName(a.shape)) + " " + a.grudge.Describe());
-        break;
-      }
-      case sim::FaultKind::kHeal: h_.ClearCuts("nemesis"); break;
-      case sim::FaultKind::kCrash: h_.Crash(node); break;
-      case sim::FaultKind::kRestart: h_.Restart(node); break;
-      case sim::FaultKind::kPause: h_.Pause(node); break;
-      case sim::FaultKind::kResume: h_.Resume(node); break;
-      case sim::FaultKind::kClockJump:
-      case sim::FaultKind::kClockStrobe:
-        h_.SetClock(node, h_.drift(node), h_.wall_offset(node) + a.amount, "wall jump");
-        break;
-      case sim::FaultKind::kClockDrift:
-        h_.SetClock(node, a.amount, h_.wall_offset(node), "drift");
-        break;
-      case sim::FaultKind::kClockReset: h_.SetClock(node, h_.drift(node), 0, "wall reset"); break;
-      case sim::FaultKind::kClog: {
-        Cuts cuts(kNodes, std::vector<bool>(kNodes, false));
-        for (uint32_t j = 0; j < kNodes; ++j) {
-          if (j != node) cuts[node][j] = cuts[j][node] = true;
-        }
-        const std::string layer = "clog-n" + std::to_string(node);
-        h_.SetCuts(layer, std::move(cuts), "every link of n" + std::to_string(node));
-        At(a.at + a.length, [this, layer] { h_.ClearCuts(layer); });
-        break;
-      }
-      default: break;
-    }
-  }
+  void Apply(const sim::FaultAction& a) { h_.ApplyNemesisAction(a); }
 
   Harness& h_;
   const ChaosArgsParsed& args_;

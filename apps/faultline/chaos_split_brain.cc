@@ -114,10 +114,7 @@ class SplitBrainRun {
     int64_t until = -1;
   };
 
-  void At(Duration at, std::function<void()> fn) {
-    const int64_t delay = at.nanos() - h_.Now();
-    h_.executor().ScheduleAfter(Duration::Nanos(std::max<int64_t>(delay, 0)), std::move(fn));
-  }
+  void At(Duration at, std::function<void()> fn) { h_.At(at, std::move(fn)); }
 
   void Mark(sb::NemesisMark mark) {
     mark.time_ns = h_.Now();
@@ -283,47 +280,7 @@ void SplitBrainRun::ScheduleNemesis() {
   }
 }
 
-void SplitBrainRun::ApplyGeneric(const sim::FaultAction& a) {
-  const uint32_t node = a.node.value();
-  switch (a.kind) {
-    case sim::FaultKind::kPartition: {
-      Cuts cuts = NoCuts();
-      for (uint32_t x = 0; x < a.grudge.node_count(); ++x) {
-        for (uint32_t y = 0; y < a.grudge.node_count(); ++y) cuts[x][y] = a.grudge.blocked(x, y);
-      }
-      h_.SetCuts("nemesis", std::move(cuts),
-                 std::string(sim::PartitionShapeName(a.shape)) + " " + a.grudge.Describe());
-      break;
-    }
-    case sim::FaultKind::kHeal: h_.ClearCuts("nemesis"); break;
-    case sim::FaultKind::kCrash: h_.Crash(node); break;
-    case sim::FaultKind::kRestart: h_.Restart(node); break;
-    case sim::FaultKind::kPause: h_.Pause(node); break;
-    case sim::FaultKind::kResume: h_.Resume(node); break;
-    case sim::FaultKind::kClockJump:
-      h_.SetClock(node, h_.drift(node), h_.wall_offset(node) + a.amount, "wall jump");
-      break;
-    case sim::FaultKind::kClockStrobe:
-      // A strobe on real processes: one jump by the amplitude, back after the strobe's length.
-      h_.SetClock(node, h_.drift(node), h_.wall_offset(node) + a.amount, "strobe (as one jump)");
-      At(a.at + a.length, [this, node] { h_.SetClock(node, h_.drift(node), 0, "strobe end"); });
-      break;
-    case sim::FaultKind::kClockDrift: h_.SetClock(node, a.amount, h_.wall_offset(node), "drift"); break;
-    case sim::FaultKind::kClockReset: h_.SetClock(node, h_.drift(node), 0, "wall reset"); break;
-    case sim::FaultKind::kClog: {
-      Cuts cuts = NoCuts();
-      for (uint32_t j = 0; j < sb::kNodes; ++j) {
-        if (j == node) continue;
-        cuts[node][j] = cuts[j][node] = true;
-      }
-      const std::string layer = "clog-n" + std::to_string(node);
-      h_.SetCuts(layer, std::move(cuts), "every link of n" + std::to_string(node));
-      At(a.at + a.length, [this, layer] { h_.ClearCuts(layer); });
-      break;
-    }
-    default: break;  // link faults are not drawn; kHealAll is the run's heal
-  }
-}
+void SplitBrainRun::ApplyGeneric(const sim::FaultAction& a) { h_.ApplyNemesisAction(a); }
 
 // The lab's four leader-aimed faults, made real. `kind`: 0 deaf, 1 pause, 2 isolated, 3 held write.
 void SplitBrainRun::ApplyAimed(uint32_t kind, Duration length, uint8_t waits_left) {

@@ -177,6 +177,8 @@ bool WriteHtml(const std::string& path, const lab::RunnerReport& report,
 // probes no scenario hit.
 void PrintProbeCoverage(const std::vector<lab::VariantSummary>& summaries);
 
+// Writes `content` to FILE atomically (a temporary file, then rename). False with a message.
+bool WriteFileAtomically(const std::string& path, const std::string& content, std::string* error);
 // True when `path` can be created or overwritten (checked before any run starts).
 bool CanWrite(const std::string& path, std::string* error);
 

@@ -1,9 +1,6 @@
 // faultline lab --html FILE: picks the runs the report draws, replays the failing ones for their
 // history, and writes the page of faultline/lab/html_report.h.
 #include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -76,23 +73,7 @@ bool WriteHtml(const std::string& path, const lab::RunnerReport& report,
     input.runs.push_back(std::move(run));
   }
   const std::string html = lab::RenderHtmlReport(input);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << html;
-    out.flush();
-    if (!out) {
-      *error = "cannot write '" + path + "': " + std::strerror(errno);
-      return false;
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    *error = "cannot write '" + path + "': " + ec.message();
-    return false;
-  }
-  return true;
+  return WriteFileAtomically(path, html, error);
 }
 
 }  // namespace faultline::app

@@ -175,10 +175,14 @@ bool WriteJson(const std::string& path, const lab::RunnerReport& report, uint64_
       {"results", results},
   };
   doc["probe_coverage"] = ProbeCoverageJson(report.summaries);
+  return WriteFileAtomically(path, doc.dump(2) + "\n", error);
+}
+
+bool WriteFileAtomically(const std::string& path, const std::string& content, std::string* error) {
   const std::string tmp = path + ".tmp";
   {
-    std::ofstream out(tmp);
-    out << doc.dump(2) << "\n";
+    std::ofstream out(tmp, std::ios::binary);
+    out << content;
     out.flush();
     if (!out) {
       *error = "cannot write '" + path + "': " + std::strerror(errno);
