@@ -447,3 +447,41 @@ TEST(TaskTest, ManyYieldsResumeFromTheEventLoop) {
 
 }  // namespace
 }  // namespace faultline
+namespace faultline {
+namespace {
+
+// GCC 12 builds a coroutine whose first statement is `if (!(co_await Sleep(...)).ok()) co_return;`
+// that never gets past it (see Sleep in env/task.h); the form every coroutine here uses holds the
+// status in a local first. This pins that form, as a coroutine's first statement, on a node.
+int first_statement_wakeups = 0;
+class FirstStatementSleeper final : public Node {
+ public:
+  explicit FirstStatementSleeper(Env& env) : env_(env) {}
+  void Start() override {
+    env_.Spawn(Fixed());
+    env_.Spawn(Drawn());
+  }
+
+ private:
+  Task<void> Fixed() {
+    const Status slept = co_await Sleep(env_.executor(), Duration::Millis(10));
+    if (!slept.ok()) co_return;
+    ++first_statement_wakeups;
+  }
+  Task<void> Drawn() {
+    const Status slept = co_await Sleep(env_.executor(), env_.random().Exponential(Duration::Millis(10)));
+    if (!slept.ok()) co_return;
+    ++first_statement_wakeups;
+  }
+  Env& env_;
+};
+
+TEST(TaskTest, SleepAsACoroutinesFirstStatementWakesIt) {
+  World w(1, WithNodes(1));
+  w.Boot(kN0, [](Env& e) { return std::make_unique<FirstStatementSleeper>(e); });
+  w.RunFor(Duration::Seconds(1));
+  EXPECT_EQ(first_statement_wakeups, 2);
+}
+
+}  // namespace
+}  // namespace faultline

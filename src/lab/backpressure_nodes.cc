@@ -156,7 +156,8 @@ class Client final : public Node {
   Task<void> Arrivals() {
     uint64_t id = 1;
     while (Duration::Nanos(true_time_->NowNs()) < kArrivalsEnd) {
-      if (!(co_await Sleep(env_.executor(), env_.random().Exponential(kArrivalMean))).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), env_.random().Exponential(kArrivalMean));
+      if (!slept.ok()) co_return;
       env_.Spawn(Request(id++));
     }
   }

@@ -134,7 +134,8 @@ class LwwReplica final : public Replica {
 
   Task<void> GossipLoop() {
     while (true) {
-      if (!(co_await Sleep(env_.executor(), kGossipInterval)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), kGossipInterval);
+      if (!slept.ok()) co_return;
       for (uint64_t k = 0; k < kKeys; ++k) {
         if (cells_[k].set) Broadcast(k, cells_[k]);
       }
@@ -293,13 +294,15 @@ class DvvReplica final : public Replica {
         interval_->Sync(WallTime::FromNanos(master_ns) + rtt / 2, rtt / 2 + Duration::Nanos(1))
             .IgnoreError();
       }
-      if (!(co_await Sleep(env_.executor(), kSyncInterval)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), kSyncInterval);
+      if (!slept.ok()) co_return;
     }
   }
 
   Task<void> GossipLoop() {
     while (true) {
-      if (!(co_await Sleep(env_.executor(), kGossipInterval)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), kGossipInterval);
+      if (!slept.ok()) co_return;
       for (uint64_t k = 0; k < kKeys; ++k) Broadcast(k);
     }
   }

@@ -265,7 +265,8 @@ class ServerNode final : public sim::Node {
       Result<Bytes> fetched = co_await rpc_.Call(NodeId(kBrokerNode), kBrokerFetch, {},
                                                  kBrokerTimeout);
       if (!fetched.ok() || fetched->empty() || (*fetched)[0] == 0) {
-        if (!(co_await Sleep(env_.executor(), kFetchIdle)).ok()) co_return;
+        const Status slept = co_await Sleep(env_.executor(), kFetchIdle);
+        if (!slept.ok()) co_return;
         continue;
       }
       Result<BrokerDelivery> d =

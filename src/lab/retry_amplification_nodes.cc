@@ -100,7 +100,8 @@ class Client final : public Node {
   Task<void> Arrivals() {
     uint64_t next_id = 1;
     while (Duration::Nanos(true_time_->NowNs()) < kArrivalsEnd) {
-      if (!(co_await Sleep(env_.executor(), env_.random().Exponential(kArrivalMean))).ok()) {
+      const Status slept = co_await Sleep(env_.executor(), env_.random().Exponential(kArrivalMean));
+      if (!slept.ok()) {
         co_return;
       }
       env_.Spawn(Request(next_id++));
@@ -155,7 +156,8 @@ class Client final : public Node {
       }
       const RetryState::Decision d = state.Decide(last, env_.clock().Now(), pushback);
       if (!d.retry()) co_return last;
-      if (!(co_await Sleep(env_.executor(), d.delay)).ok()) co_return CancelledError("shutdown");
+      const Status slept = co_await Sleep(env_.executor(), d.delay);
+      if (!slept.ok()) co_return CancelledError("shutdown");
     }
   }
 

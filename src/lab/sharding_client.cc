@@ -107,7 +107,8 @@ class Client final : public Node {
                                           kOpsPerSecond);
     Rng& rng = env_.random();
     while (true) {
-      if (!(co_await Sleep(env_.executor(), rng.Exponential(mean))).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), rng.Exponential(mean));
+      if (!slept.ok()) co_return;
       const Duration elapsed = env_.clock().Now() - start_;  // this node's own clock
       if (elapsed >= kWorkloadEnd) co_return;
       ClientOp op;
@@ -156,7 +157,8 @@ class Client final : public Node {
     uint32_t failures = 0;
     while (now_ns() < deadline) {
       if (design_ == Design::kHardened && router_ == nullptr) {
-        if (!(co_await Sleep(env_.executor(), kUnavailableWait)).ok()) co_return;
+        const Status slept = co_await Sleep(env_.executor(), kUnavailableWait);
+        if (!slept.ok()) co_return;
         continue;
       }
       const WireRoute route = RouteOf(obs_->ops[i].tenant);
@@ -188,7 +190,8 @@ class Client final : public Node {
         ++failures;
         wait = Duration::Millis(cap / 2 + static_cast<int64_t>(env_.random().Uniform(cap / 2 + 1)));
       }
-      if (!(co_await Sleep(env_.executor(), wait)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), wait);
+      if (!slept.ok()) co_return;
       // A cutover, or a server silent three times running (crashed, cut off, or the tenant moved
       // while the server's answers were lost): ask the directory.
       if (design_ == Design::kHardened &&
@@ -225,7 +228,8 @@ class Client final : public Node {
 
   Task<void> PollConfig() {
     const Duration phase = Duration::Millis(static_cast<int64_t>(env_.random().Uniform(3000)));
-    if (!(co_await Sleep(env_.executor(), phase)).ok()) co_return;
+    const Status phased = co_await Sleep(env_.executor(), phase);
+    if (!phased.ok()) co_return;
     while (true) {
       Result<Bytes> reply =
           co_await rpc_.Call(NodeId(kDirectoryNode), kMethodGetConfig, {}, Duration::Millis(150));
@@ -234,7 +238,8 @@ class Client final : public Node {
         uint32_t n = 0;
         if (r.U32(&n).ok() && n >= 1 && n <= kShards) shard_count_ = n;
       }
-      if (!(co_await Sleep(env_.executor(), kConfigPoll)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), kConfigPoll);
+      if (!slept.ok()) co_return;
     }
   }
 

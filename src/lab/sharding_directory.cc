@@ -142,7 +142,8 @@ class Directory final : public DirectoryNode {
     while (true) {
       Result<Bytes> reply = co_await rpc_.Call(NodeId(to), method, request, kCallTimeout);
       if (reply.ok() || now_ns() >= deadline_ns) co_return reply;
-      if (!(co_await Sleep(env_.executor(), kCallRetry)).ok()) co_return CancelledError("stop");
+      const Status slept = co_await Sleep(env_.executor(), kCallRetry);
+      if (!slept.ok()) co_return CancelledError("stop");
     }
   }
 
@@ -285,7 +286,8 @@ class Directory final : public DirectoryNode {
     const int64_t deadline = now_ns() + kPushDeadline.nanos();
     while (map_->version() == version && now_ns() < deadline) {
       if ((co_await rpc_.Call(NodeId(shard), kMethodInstallMap, encoded, kCallTimeout)).ok()) break;
-      if (!(co_await Sleep(env_.executor(), kCallRetry)).ok()) break;
+      const Status slept = co_await Sleep(env_.executor(), kCallRetry);
+      if (!slept.ok()) break;
     }
   }
 
@@ -488,7 +490,8 @@ class Directory final : public DirectoryNode {
   }
 
   Task<void> NaiveReshard() {
-    if (!(co_await Sleep(env_.executor(), kNaiveReshardAt)).ok()) co_return;
+    const Status slept = co_await Sleep(env_.executor(), kNaiveReshardAt);
+    if (!slept.ok()) co_return;
     ++obs_->counters.moves_started;
     const int64_t forever = INT64_MAX;
     for (uint32_t src = 0; src < kInitialShards; ++src) {

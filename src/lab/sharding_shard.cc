@@ -562,7 +562,8 @@ class ShardServer final : public ShardNode {
           break;
         }
       }
-      if (!(co_await Sleep(env_.executor(), kMapFetchRetry)).ok()) break;
+      const Status slept = co_await Sleep(env_.executor(), kMapFetchRetry);
+      if (!slept.ok()) break;
     }
     refreshing_ = false;
   }

@@ -205,7 +205,8 @@ Task<void> TxnFrontNode::SendDecision(std::string transfer, bool commit) {
     }
     if (acked[0] && acked[1]) break;
     ++ctx_.obs->counters.retries;
-    if (!(co_await Sleep(env_.executor(), kDecisionRetry)).ok()) co_return;
+    const Status slept = co_await Sleep(env_.executor(), kDecisionRetry);
+    if (!slept.ok()) co_return;
   }
   const Status s = RunInTransaction(*store_, [&](Transaction& txn) -> Status {
     FL_RETURN_IF_ERROR(txn.Delete(TxnKey(transfer)).status());

@@ -79,7 +79,8 @@ Task<void> TxnNodeBase::RelayLoop() {
   while (true) {
     Result<std::vector<outbox::OutboxRecord>> batch = relay_->Poll(kRelayBatch);
     if (!batch.ok() || batch->empty()) {
-      if (!(co_await Sleep(env_.executor(), kRelayIdle)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), kRelayIdle);
+      if (!slept.ok()) co_return;
       continue;
     }
     std::vector<outbox::Message> messages;
@@ -88,7 +89,8 @@ Task<void> TxnNodeBase::RelayLoop() {
                                                   EncodeBatch(messages), kBrokerTimeout);
     if (!published.ok()) {
       ctx_.obs->counters.relay_republished += static_cast<int64_t>(messages.size());
-      if (!(co_await Sleep(env_.executor(), kRelayIdle)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), kRelayIdle);
+      if (!slept.ok()) co_return;
       continue;  // republish the same batch: the broker de-duplicates by id
     }
     // The relay's crash point: published, not yet marked.
@@ -106,7 +108,8 @@ Task<void> TxnNodeBase::ConsumeLoop(std::string name,
     Result<std::vector<outbox::Delivery>> got =
         reply.ok() ? DecodeFetch(*reply) : Result<std::vector<outbox::Delivery>>(reply.status());
     if (!got.ok() || got->empty()) {
-      if (!(co_await Sleep(env_.executor(), kFetchIdle)).ok()) co_return;
+      const Status slept = co_await Sleep(env_.executor(), kFetchIdle);
+      if (!slept.ok()) co_return;
       continue;
     }
     const outbox::Delivery d = (*got)[0];

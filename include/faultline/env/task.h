@@ -235,6 +235,12 @@ std::coroutine_handle<> task_internal::PromiseBase::FinalAwaiter::await_suspend(
 
 // co_await Sleep(executor, d[, token]) -> Status: ok after d of node-monotonic time, kCancelled if
 // the token is cancelled first.
+//
+// Hold the result in a local: `const Status slept = co_await Sleep(...); if (!slept.ok()) ...`.
+// GCC 12 builds a coroutine whose first statement is `if (!(co_await Sleep(...)).ok()) co_return;`
+// that never gets past that statement (reproduced on a node spawned from Start(), -O0 and -O3 alike;
+// with any statement before it, or with the local, it resumes). Every coroutine in faultline uses
+// the local form; TaskTest.SleepAsACoroutinesFirstStatementWakesIt pins it.
 class [[nodiscard]] SleepAwaiter {
  public:
   SleepAwaiter(Executor& executor, Duration delay, CancelToken token)
