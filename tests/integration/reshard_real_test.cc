@@ -80,8 +80,13 @@ TEST_P(ReshardReal, LiveSplitWithFourWritersLosesAndDuplicatesNothing) {
   ASSERT_TRUE(mover.ok()) << mover.status().ToString();
   // Stepped, with the source held fenced for 100 ms before the final catch-up, so writers do meet
   // the fence (the cutover alone is too short for them to be sure to).
+  int conflicts = 0;
   while ((*mover)->phase() != ReshardPhase::kSwitched) {
-    ASSERT_TRUE((*mover)->Step().ok());
+    const Result<ReshardPhase> step = (*mover)->Step();
+    // kAborted: the step's transaction lost to the writers past the store's own retries (seen on
+    // PostgreSQL under load); the step is resumable, so it is taken again, a bounded number of times.
+    if (!step.ok() && step.status().code() == StatusCode::kAborted && ++conflicts <= 50) continue;
+    ASSERT_TRUE(step.ok()) << step.status().ToString();
     if ((*mover)->phase() == ReshardPhase::kFinalCatchUp) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }

@@ -140,6 +140,9 @@ class Reshard {
 
   // One bounded unit of work of the current phase, progress persisted; returns the phase after
   // it. In kSwitched: one batch of reverse replication. In kComplete / kReversed: nothing.
+  // kAborted: one of the step's transactions lost to concurrent writers past the store's own
+  // retries; what it committed before is consistent (a step resumes from any point, as after a
+  // crash), so call Step again.
   Result<ReshardPhase> Step();
   // Steps until kSwitched (or kComplete / kReversed), returning the first error.
   Status Run();
