@@ -7,7 +7,9 @@
 // start: Reshard::Start of the range on shard 1 from SPLIT upward to shard 2; resume: Resume NAME.
 // Then Steps until switched, printing "phase <name>" after every step (flushed). On reaching phase
 // PAUSE_AT it prints "paused <name>" and waits for a line on stdin before going on (the test kills
-// it there). Prints "switched <fence_seq>" at the end, or "error <status>" (exit 1).
+// it there). A step that fails kAborted (lost a serialization race to the writers) is called
+// again, up to 50 times in a row. Prints "switched <fence_seq>" at the end, or "error <status>"
+// (exit 1).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -61,6 +63,7 @@ int Run(const std::vector<std::string>& a) {
           : Reshard::Resume(**dir, resolver, a[6], options);
   if (!mover.ok()) return Fail(mover.status());
   bool paused = false;
+  int conflicts = 0;  // consecutive kAborted steps
   while ((*mover)->phase() != ReshardPhase::kSwitched) {
     const std::string name(ReshardPhaseName((*mover)->phase()));
     if (!paused && name == pause_at) {
@@ -71,7 +74,11 @@ int Run(const std::vector<std::string>& a) {
       std::getline(std::cin, line);
     }
     Result<ReshardPhase> p = (*mover)->Step();
+    // kAborted: the step's transaction lost to the concurrent writers past the store's own
+    // retries (a PostgreSQL serialization failure); Step's contract is "call again".
+    if (!p.ok() && p.status().code() == StatusCode::kAborted && ++conflicts <= 50) continue;
     if (!p.ok()) return Fail(p.status());
+    conflicts = 0;
     std::printf("phase %s\n", std::string(ReshardPhaseName(*p)).c_str());
     std::fflush(stdout);
   }
