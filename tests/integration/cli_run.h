@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/adapters/open_store.h"
 #include "tests/integration/idempotency_real_util.h"
 
 #ifndef FAULTLINE_BIN
@@ -72,6 +73,17 @@ inline void ExpectMisuse(const std::vector<std::string>& args) {
   EXPECT_EQ(run.err.rfind("faultline: error: ", 0), 0u) << shown << ": " << run.err;
   EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << shown << ": " << run.err;
   EXPECT_EQ(run.out, "") << shown;
+}
+
+// A benchmark command must leave `table` of the store at `uri` empty.
+inline void ExpectTableEmpty(const std::string& uri, const std::string& table) {
+  OpenStoreOptions options;
+  options.table = table;
+  Result<std::unique_ptr<LocalStore>> store = OpenStore(uri, options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Result<std::map<std::string, std::string>> dump = DumpStore(**store);
+  ASSERT_TRUE(dump.ok()) << dump.status().ToString();
+  EXPECT_EQ(dump->size(), 0u) << "the bench left rows behind";
 }
 
 }  // namespace faultline::testing

@@ -22,16 +22,6 @@ void ExpectBenchRan(const Run& run) {
   std::printf("%s", run.out.c_str());
 }
 
-void ExpectTableEmpty(const std::string& uri, const std::string& table) {
-  OpenStoreOptions options;
-  options.table = table;
-  Result<std::unique_ptr<LocalStore>> store = OpenStore(uri, options);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  Result<std::map<std::string, std::string>> dump = DumpStore(**store);
-  ASSERT_TRUE(dump.ok()) << dump.status().ToString();
-  EXPECT_EQ(dump->size(), 0u) << "the bench left rows behind";
-}
-
 TEST(IdempotencyBenchCli, RunsOnSqliteAndCleansUp) {
   TempDir dir;
   const std::string uri = "sqlite:" + dir.path() + "/bench.db?synchronous=normal";
