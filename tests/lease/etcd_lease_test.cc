@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -564,6 +566,74 @@ TEST(EtcdLeaseServiceTest, NamesAndTtlsAreCheckedBeforeAnyRequest) {
   ASSERT_TRUE(grant.has_value() && grant->ok()) << grant->status().ToString();
   EXPECT_LE(grant->value().valid_until, grant->value().sent_at + Duration::Millis(300));
   env->DestroySpawned();
+}
+
+// ---- EtcdCluster itself (the chaos harness drives members through it) ----
+
+uint32_t ProcessUid(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Uid:", 0) == 0) return static_cast<uint32_t>(std::stoul(line.substr(4)));
+  }
+  return UINT32_MAX;
+}
+
+TEST(EtcdClusterTest, MembersRunAsTheirUidsAndSurviveKillRestartAndPause) {
+  runtime::EtcdClusterOptions co;
+  co.members = 3;
+  co.uids = {0, 20001, 20002};
+  auto started = EtcdCluster::Start(co);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EtcdCluster& cluster = **started;
+  const std::string dir = cluster.dir();
+  EXPECT_EQ(ProcessUid(cluster.pid(0)), getuid());
+  EXPECT_EQ(ProcessUid(cluster.pid(1)), 20001u);
+  EXPECT_EQ(ProcessUid(cluster.pid(2)), 20002u);
+  EXPECT_EQ(cluster.uid(1), 20001u);
+  Result<size_t> leader = cluster.LeaderIndex();
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  const size_t follower = (*leader + 1) % 3;
+  ASSERT_TRUE(cluster.Kill(follower).ok());
+  EXPECT_FALSE(cluster.running(follower));
+  EXPECT_EQ(cluster.Kill(follower).code(), StatusCode::kFailedPrecondition);
+  const Status restarted = cluster.Restart(follower);
+  ASSERT_TRUE(restarted.ok()) << restarted.ToString();
+  EXPECT_EQ(ProcessUid(cluster.pid(follower)), cluster.uid(follower) == 0 ? getuid() : cluster.uid(follower));
+  EXPECT_EQ(cluster.Restart(follower).code(), StatusCode::kFailedPrecondition);
+  // The raft leader stopped: the other two elect one of themselves.
+  ASSERT_TRUE(cluster.Pause(*leader).ok());
+  EXPECT_TRUE(cluster.paused(*leader));
+  std::optional<size_t> next;
+  for (int i = 0; i < 100 && !next.has_value(); ++i) {
+    Result<size_t> l = cluster.LeaderIndex();
+    if (l.ok() && *l != *leader) next = *l;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(next.has_value()) << "no new raft leader while member " << *leader << " is stopped";
+  ASSERT_TRUE(cluster.Resume(*leader).ok());
+  EXPECT_TRUE(cluster.WaitHealthy(*leader, Duration::Seconds(10)).ok());
+  started->reset();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+TEST(EtcdClusterTest, BadOptionsAndAMissingBinaryAreClearErrors) {
+  runtime::EtcdClusterOptions co;
+  co.members = 0;
+  EXPECT_EQ(EtcdCluster::Start(co).status().code(), StatusCode::kInvalidArgument);
+  co.members = 8;
+  EXPECT_NE(co.Validate().message().find("members"), std::string::npos);
+  co.members = 3;
+  co.uids = {1, 2};
+  EXPECT_NE(co.Validate().message().find("uids"), std::string::npos);
+  co.uids.clear();
+  co.election_timeout = Duration::Millis(100);
+  EXPECT_NE(co.Validate().message().find("election_timeout"), std::string::npos);
+  co.election_timeout = Duration::Millis(500);
+  co.binary = "/nonexistent/etcd";
+  auto started = EtcdCluster::Start(co);
+  EXPECT_EQ(started.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(started.status().message().find("/nonexistent/etcd"), std::string::npos);
 }
 
 TEST(EtcdHttpTest, Base64RoundTripsAndRejectsGarbage) {
