@@ -223,6 +223,24 @@ TEST(EtcdBadInputTest, ACompactedWatchRevisionIsReadAgainNotTakenAsARelease) {
   env->DestroySpawned();
 }
 
+TEST(EtcdBadInputTest, ACancelledWaitEndsTheWatchAtOnce) {
+  FakeEtcd etcd;
+  auto env = OpenEnv(1);
+  auto holder = EtcdLeaseService::Open(*env, NodeId(1), Options({etcd.url()}, "/w/"));
+  auto waiter = EtcdLeaseService::Open(*env, NodeId(2), Options({etcd.url()}, "/w/"));
+  ASSERT_TRUE(holder.ok() && waiter.ok());
+  auto grant = RunOn(*env, (*holder)->Acquire("x", Duration::Seconds(1)));
+  ASSERT_TRUE(grant.has_value() && grant->ok());
+  CancelSource cancel;
+  env->executor().ScheduleAfter(Duration::Millis(50), [&cancel] { cancel.Cancel(); });
+  const MonoTime start = env->clock().Now();
+  auto waited = RunOn(*env, (*waiter)->WaitReleased("x", Duration::Seconds(5), cancel.token()));
+  ASSERT_TRUE(waited.has_value());
+  EXPECT_EQ(waited->code(), StatusCode::kCancelled) << waited->ToString();
+  EXPECT_LT(env->clock().Now() - start, Duration::Millis(1000));
+  env->DestroySpawned();
+}
+
 TEST(EtcdBadInputTest, ALeaseLostWhileAKeepAliveIsInFlightFencesTheHolder) {
   FakeEtcd etcd;
   auto env = OpenEnv(1);
