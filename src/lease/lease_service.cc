@@ -33,3 +33,14 @@ MonoTime LeaseValidUntil(MonoTime sent_at, Duration ttl, int64_t drift_ppm_max, 
 }
 
 }  // namespace faultline::lease
+
+namespace faultline::lease {
+
+Task<Status> LeaseService::WaitReleased(std::string name, Duration max, CancelToken cancel) {
+  (void)name;
+  (void)max;
+  (void)cancel;
+  co_return UnimplementedError("this lease service cannot watch a name");
+}
+
+}  // namespace faultline::lease

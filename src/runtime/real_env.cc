@@ -110,6 +110,11 @@ void RealEnv::Stop() {
   io_->stop();
 }
 
+void RealEnv::PostFromAnyThread(std::function<void()> fn) {
+  FL_ASSERT(fn != nullptr);
+  asio::post(*io_, std::move(fn));
+}
+
 TimerId RealEnv::ScheduleAfter(Duration delay, Callback callback) {
   FL_ASSERT_MSG(timers_.size() < pending_timers_max_, "pending_timers_max exceeded: a timer leak?");
   const uint64_t id = next_timer_id_++;

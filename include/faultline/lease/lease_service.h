@@ -28,6 +28,7 @@
 #include "faultline/core/ids.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
+#include "faultline/env/cancel.h"
 #include "faultline/env/task.h"
 
 namespace faultline::lease {
@@ -83,6 +84,15 @@ class LeaseService {
 
   // The live holder of `name`, or kNotFound when it is free.
   virtual Task<Result<LeaseInfo>> Read(std::string name) = 0;
+
+  // Waits until `name` is seen free (its holder released it or its lease expired), for at most
+  // `max` of this node's monotonic time, so that a candidate campaigns at once instead of on a
+  // polling period. Ok: the name was seen free (it may be taken again by the time the caller
+  // acquires). kDeadlineExceeded: `max` passed first. kCancelled: `cancel` fired. kUnavailable: the
+  // service could not be asked (the caller waits its usual retry delay). kUnimplemented: the
+  // service cannot watch — the default, returned at once without suspending; the caller then
+  // sleeps `max` itself (PaxosLease keeps the default, so simulator runs are unchanged).
+  virtual Task<Status> WaitReleased(std::string name, Duration max, CancelToken cancel);
 };
 
 }  // namespace faultline::lease

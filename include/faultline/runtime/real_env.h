@@ -38,6 +38,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -91,6 +92,13 @@ class RealEnv final : public Env, private Executor {
   // Makes Run()/RunFor() return after the current callback; a Stop() before Run() makes the next
   // Run() return at once. Thread-safe (e.g. from a signal-handling thread or another node's loop).
   void Stop();
+
+  // Runs `fn` on the loop's thread on a later turn; the one call, besides Stop(), that any thread
+  // may make. Blocking clients (EtcdLeaseService's HTTP worker) run on threads of their own and
+  // hand their results back through it. `fn` runs outside the timer queue (in the order asio
+  // dequeues handlers), only while Run()/RunFor() runs; it is dropped, never run, when the RealEnv
+  // is destroyed first. The caller must stop posting before the RealEnv is destroyed.
+  void PostFromAnyThread(std::function<void()> fn);
 
   // Destroys every spawned coroutine still suspended (see Lifetime above).
   void DestroySpawned();
