@@ -1,0 +1,129 @@
+// File: faultline/observe/traced_retry.h
+//
+// Retry() with its decisions recorded as spans, so that a trace shows a retry storm: which layer
+// retried, how many times, with what backoff, what the budget said, and where the deadline ran
+// out.
+//
+//   Result<Bytes> r = co_await TracedRetry(env, tracer, request.trace, "retry.b->c", policy,
+//       &budget, Deadline::At(request.deadline),
+//       [&](RetryAttempt& a, TraceContext attempt) -> Task<Result<Bytes>> {
+//         co_return co_await rpc.Call(c, kMethod, body, a.timeout, a.cancel, attempt);
+//       });
+//
+// Spans (each a child of the one above it):
+//   <name> (INTERNAL)  retry.layer, deadline.budget_ms (remaining at the start);
+//                      at the end retry.attempts, retry.stop_reason, retry.backoff_total_ms,
+//                      deadline.exceeded (the loop stopped on the deadline, or the last attempt
+//                      timed out), status.
+//   retry.attempt      one per attempt: retry.attempt (1-based), retry.attempt_timeout_ms,
+//                      deadline.remaining_ms at its start, retry.backoff_ms (slept before it),
+//                      retry.retry_after_honoured (the server's pushback set that backoff);
+//                      after it ended: retry.decision ("retry" / "stop"), retry.stop_reason,
+//                      retry.budget ("granted" / "denied" / "none"), retry.next_backoff_ms,
+//                      status. fn's calls made under `attempt` are its children.
+// The loop itself is Retry()'s (retry.h), step for step: same RetryState rules, same clock reads,
+// same jitter seed drawn from env.random() — so a traced run makes the same decisions as an
+// untraced one (the span ids draw from the same Rng only when a span is recorded).
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "faultline/env/env.h"
+#include "faultline/env/trace_context.h"
+#include "faultline/observe/tracer.h"
+#include "faultline/resilience/retry.h"
+
+namespace faultline::observe {
+
+namespace traced_retry_internal {
+template <typename Fn>
+using Result = typename retry_internal::TaskValue<
+    std::invoke_result_t<Fn&, RetryAttempt&, TraceContext>>::type;
+
+inline int64_t Ms(Duration d) { return d.is_infinite() ? -1 : d.nanos() / 1'000'000; }
+}  // namespace traced_retry_internal
+
+template <typename Fn>
+Task<traced_retry_internal::Result<Fn>> TracedRetry(Env& env, Tracer& tracer, TraceContext parent,
+                                                    std::string name, const RetryPolicy& policy,
+                                                    RetryBudget* budget, Deadline deadline, Fn fn,
+                                                    CancelToken cancel = {}) {
+  using traced_retry_internal::Ms;
+  const uint64_t jitter_seed = env.random().Next();  // drawn first, as Retry(env, ...) does
+  Tracer::Span loop = tracer.StartSpan(name, parent);
+  loop.SetString("retry.layer", name);
+  loop.SetInt("deadline.budget_ms", Ms(deadline.Remaining(env.clock().Now())));
+  RetryState state(policy, budget, deadline, jitter_seed);
+  Status last = DeadlineExceededError("retry: no attempt fit before the deadline");
+  Duration backoff;  // slept before the next attempt
+  Duration backoff_total;
+  bool pushback_honoured = false;
+  uint32_t attempts = 0;
+  auto finish = [&](StopReason reason, const Status& status) {
+    loop.SetInt("retry.attempts", attempts);
+    loop.SetString("retry.stop_reason", StopReasonName(reason));
+    loop.SetInt("retry.backoff_total_ms", Ms(backoff_total));
+    loop.SetBool("deadline.exceeded", reason == StopReason::kDeadline ||
+                                          status.code() == StatusCode::kDeadlineExceeded);
+    loop.End(status);
+  };
+  for (;;) {
+    if (cancel.cancelled()) {
+      state.Abandon();
+      const Status c = CancelledError("retry cancelled");
+      finish(StopReason::kCancelled, c);
+      co_return c;
+    }
+    const MonoTime now = env.clock().Now();
+    const RetryState::Attempt a = state.StartAttempt(now);
+    if (!a.start) {
+      loop.AddEvent("retry.deadline_exhausted",
+                    {IntAttr("deadline.remaining_ms", Ms(deadline.Remaining(now)))});
+      finish(state.stop_reason(), last);
+      co_return last;
+    }
+    attempts = a.number;
+    Tracer::Span span = tracer.StartSpan("retry.attempt", loop.context());
+    span.SetInt("retry.attempt", a.number)
+        .SetInt("retry.attempt_timeout_ms", Ms(a.timeout))
+        .SetInt("deadline.remaining_ms", Ms(deadline.Remaining(now)))
+        .SetInt("retry.backoff_ms", Ms(backoff))
+        .SetBool("retry.retry_after_honoured", pushback_honoured);
+    RetryAttempt attempt;
+    attempt.number = a.number;
+    attempt.timeout = a.timeout;
+    attempt.cancel = cancel;
+    auto result = co_await fn(attempt, span.context());
+    const RetryState::Decision d = state.Decide(result.status(), env.clock().Now(), attempt.pushback);
+    span.SetString("retry.decision", d.retry() ? "retry" : "stop");
+    if (!d.retry()) span.SetString("retry.stop_reason", StopReasonName(d.reason));
+    const bool budget_denied = d.reason == StopReason::kBudgetExhausted;
+    span.SetString("retry.budget", budget_denied       ? "denied"
+                                   : budget == nullptr ? "none"
+                                   : d.retry()         ? "granted"
+                                                       : "none");
+    if (d.retry()) span.SetInt("retry.next_backoff_ms", Ms(d.delay));
+    if (result.status().code() == StatusCode::kDeadlineExceeded) {
+      span.SetBool("deadline.exceeded", true);
+    }
+    span.End(result.status());
+    if (!d.retry()) {
+      finish(d.reason, result.status());
+      co_return std::move(result);
+    }
+    pushback_honoured = attempt.pushback.is_delay() && d.delay == attempt.pushback.delay;
+    backoff = d.delay;
+    backoff_total += d.delay;
+    last = std::move(result).TakeStatus();
+    const Status slept = co_await Sleep(env.executor(), d.delay, cancel);
+    if (!slept.ok()) {
+      state.Abandon();
+      const Status c = CancelledError("retry cancelled during backoff");
+      finish(StopReason::kCancelled, c);
+      co_return c;
+    }
+  }
+}
+
+}  // namespace faultline::observe

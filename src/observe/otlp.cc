@@ -1,0 +1,209 @@
+#include "faultline/observe/otlp.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "faultline/core/options.h"
+
+namespace faultline::observe {
+namespace {
+
+using Json = nlohmann::json;
+
+Json AttrValueJson(const AttributeValue& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return Json{{"stringValue", *s}};
+  if (const auto* i = std::get_if<int64_t>(&v)) return Json{{"intValue", std::to_string(*i)}};
+  if (const auto* d = std::get_if<double>(&v)) return Json{{"doubleValue", *d}};
+  return Json{{"boolValue", std::get<bool>(v)}};
+}
+
+Json AttributesJson(const std::vector<Attribute>& attrs) {
+  Json out = Json::array();
+  for (const Attribute& a : attrs) out.push_back(Json{{"key", a.key}, {"value", AttrValueJson(a.value)}});
+  return out;
+}
+
+Json SpanJson(const SpanData& s) {
+  Json j;
+  j["traceId"] = HexId(s.trace_id);
+  j["spanId"] = HexId(s.span_id);
+  if (s.parent_span_id != SpanId{}) j["parentSpanId"] = HexId(s.parent_span_id);
+  if (!s.trace_state.empty()) j["traceState"] = s.trace_state;
+  j["name"] = s.name;
+  j["kind"] = static_cast<int>(s.kind);
+  j["startTimeUnixNano"] = std::to_string(s.start_unix_nano);
+  j["endTimeUnixNano"] = std::to_string(s.end_unix_nano);
+  j["attributes"] = AttributesJson(s.attributes);
+  Json events = Json::array();
+  for (const SpanEvent& e : s.events) {
+    events.push_back(Json{{"timeUnixNano", std::to_string(e.time_unix_nano)},
+                          {"name", e.name},
+                          {"attributes", AttributesJson(e.attributes)}});
+  }
+  if (!events.empty()) j["events"] = std::move(events);
+  Json status{{"code", static_cast<int>(s.status_code)}};
+  if (!s.status_message.empty()) status["message"] = s.status_message;
+  j["status"] = std::move(status);
+  return j;
+}
+
+std::once_flag curl_init_once;
+
+size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
+
+}  // namespace
+
+std::string EncodeOtlpJson(const std::vector<SpanData>& spans) {
+  std::map<std::string, Json> by_service;  // ordered: stable output
+  for (const SpanData& s : spans) {
+    Json& list = by_service[s.service_name];
+    if (list.is_null()) list = Json::array();
+    list.push_back(SpanJson(s));
+  }
+  Json resource_spans = Json::array();
+  for (auto& [service, list] : by_service) {
+    Json resource{{"attributes", Json::array({Json{{"key", "service.name"},
+                                                    {"value", {{"stringValue", service}}}}})}};
+    Json scope{{"scope", {{"name", "faultline"}}}, {"spans", std::move(list)}};
+    resource_spans.push_back(
+        Json{{"resource", std::move(resource)}, {"scopeSpans", Json::array({std::move(scope)})}});
+  }
+  return Json{{"resourceSpans", std::move(resource_spans)}}.dump();
+}
+
+Status OtlpExporterOptions::Validate() const {
+  FL_CHECK_OPTION(endpoint.empty() != file_path.empty(),
+                  "exactly one of endpoint and file_path must be set");
+  FL_CHECK_OPTION(endpoint.empty() || endpoint.rfind("http://", 0) == 0 ||
+                      endpoint.rfind("https://", 0) == 0,
+                  "endpoint must be an http:// or https:// URL");
+  FL_CHECK_OPTION(queue_spans_max > 0, "queue_spans_max must be > 0");
+  FL_CHECK_OPTION(batch_spans_max > 0, "batch_spans_max must be > 0");
+  FL_CHECK_OPTION(flush_interval > Duration::Zero(), "flush_interval must be > 0");
+  FL_CHECK_OPTION(request_timeout > Duration::Zero(), "request_timeout must be > 0");
+  FL_CHECK_OPTION(connect_timeout > Duration::Zero(), "connect_timeout must be > 0");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<OtlpExporter>> OtlpExporter::Create(OtlpExporterOptions options) {
+  if (Status s = options.Validate(); !s.ok()) return s;
+  if (!options.file_path.empty()) {
+    std::FILE* f = std::fopen(options.file_path.c_str(), "a");
+    if (f == nullptr) return UnavailableError("cannot open trace file " + options.file_path);
+    std::fclose(f);
+  }
+  std::unique_ptr<OtlpExporter> e(new OtlpExporter(std::move(options)));
+  if (!e->options_.endpoint.empty()) {
+    std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    e->curl_ = curl_easy_init();
+    if (e->curl_ == nullptr) return UnavailableError("curl_easy_init failed");
+  }
+  e->thread_ = std::thread([p = e.get()] { p->Loop(); });
+  return e;
+}
+
+OtlpExporter::OtlpExporter(OtlpExporterOptions options) : options_(std::move(options)) {}
+
+OtlpExporter::~OtlpExporter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+void OtlpExporter::Export(SpanData span) noexcept {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= options_.queue_spans_max) {
+      ++stats_.dropped_queue_full;
+      return;
+    }
+    queue_.push_back(std::move(span));
+    ++enqueued_;
+    wake = queue_.size() >= options_.batch_spans_max;
+  }
+  if (wake) wake_.notify_one();
+}
+
+bool OtlpExporter::Flush(Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t target = enqueued_;
+  flush_target_ = std::max(flush_target_, target);
+  wake_.notify_one();
+  return progress_.wait_for(lock, std::chrono::nanoseconds(timeout.nanos()),
+                            [&] { return settled_ >= target; });
+}
+
+OtlpExporterStats OtlpExporter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void OtlpExporter::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait_for(lock, std::chrono::nanoseconds(options_.flush_interval.nanos()), [&] {
+      return stop_ || queue_.size() >= options_.batch_spans_max || settled_ < flush_target_;
+    });
+    if (queue_.empty()) {
+      if (stop_) return;
+      continue;
+    }
+    std::vector<SpanData> batch;
+    while (!queue_.empty() && batch.size() < options_.batch_spans_max) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.unlock();  // never hold the lock Export() takes while talking to the collector
+    const bool ok = Send(EncodeOtlpJson(batch));
+    lock.lock();
+    ++stats_.requests;
+    (ok ? stats_.exported : stats_.dropped_send_failed) += batch.size();
+    settled_ += batch.size();
+    if (!ok && stop_) {
+      // Shutting down and the collector is failing: do not hold the process one timeout per batch.
+      stats_.dropped_send_failed += queue_.size();
+      settled_ += queue_.size();
+      queue_.clear();
+    }
+    progress_.notify_all();
+  }
+}
+
+bool OtlpExporter::Send(const std::string& body) {
+  if (!options_.file_path.empty()) {
+    std::FILE* f = std::fopen(options_.file_path.c_str(), "a");
+    if (f == nullptr) return false;
+    const bool ok = std::fwrite(body.data(), 1, body.size(), f) == body.size() &&
+                    std::fputc('\n', f) != EOF;
+    return std::fclose(f) == 0 && ok;
+  }
+  CURL* c = static_cast<CURL*>(curl_);
+  curl_easy_reset(c);
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, options_.endpoint.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.nanos() / 1000000));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.nanos() / 1000000));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, DiscardBody);
+  const CURLcode rc = curl_easy_perform(c);
+  long http = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+  curl_slist_free_all(headers);
+  return rc == CURLE_OK && http >= 200 && http < 300;
+}
+
+}  // namespace faultline::observe
