@@ -3,6 +3,7 @@
 // simulator (traces deterministic for a seed); and a 3-layer retry storm exported to a file.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -202,6 +203,19 @@ TEST(TraceChainTest, ARetryStormIsVisibleInTheTrace) {
   // Every database request is one gateway attempt: the amplification is in the trace.
   EXPECT_EQ(static_cast<int>(storm.leaf_requests), attempts_by_layer["retry 1->2"]);
   EXPECT_GT(deadline_exceeded, 0) << "the trace shows where the deadline ran out";
+  // The RetryState's own decisions (the observer seam) are events of each loop span.
+  std::map<std::string, int> events;
+  for (const SpanData& s : storm.spans) {
+    if (s.name.rfind("retry ", 0) != 0) continue;
+    for (const SpanEvent& e : s.events) ++events[e.name];
+  }
+  EXPECT_EQ(events["faultline.retry_scheduled"],
+            attempts_by_layer["retry 0->1"] + attempts_by_layer["retry 1->2"] -
+                static_cast<int>(std::count_if(storm.spans.begin(), storm.spans.end(),
+                                               [](const SpanData& s) {
+                                                 return s.name.rfind("retry ", 0) == 0;
+                                               })));
+  EXPECT_GT(events["faultline.retry_exhausted"], 0);
 
   // Export it to a file (FAULTLINE_TRACE_STORM_OUT or a temp file) and print the tree.
   const char* env_out = std::getenv("FAULTLINE_TRACE_STORM_OUT");

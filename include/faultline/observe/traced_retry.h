@@ -21,7 +21,10 @@
 //                      after it ended: retry.decision ("retry" / "stop"), retry.stop_reason,
 //                      retry.budget ("granted" / "denied" / "none"), retry.next_backoff_ms,
 //                      status. fn's calls made under `attempt` are its children.
-// The loop itself is Retry()'s (retry.h), step for step: same RetryState rules, same clock reads,
+// The RetryState's own decision events (core/observer.h: retry_scheduled, retry_after_honoured,
+// retry_budget_denied, retry_exhausted, deadline_exceeded) become events of the loop span, and
+// are also passed to `metrics` when given (e.g. the Prometheus observer), so one retry loop
+// feeds both. The loop itself is Retry()'s (retry.h), step for step: same RetryState rules, same clock reads,
 // same jitter seed drawn from env.random() — so a traced run makes the same decisions as an
 // untraced one (the span ids draw from the same Rng only when a span is recorded).
 #pragma once
@@ -31,6 +34,7 @@
 
 #include "faultline/env/env.h"
 #include "faultline/env/trace_context.h"
+#include "faultline/observe/span_observer.h"
 #include "faultline/observe/tracer.h"
 #include "faultline/resilience/retry.h"
 
@@ -42,19 +46,40 @@ using Result = typename retry_internal::TaskValue<
     std::invoke_result_t<Fn&, RetryAttempt&, TraceContext>>::type;
 
 inline int64_t Ms(Duration d) { return d.is_infinite() ? -1 : d.nanos() / 1'000'000; }
+
+// Hands each event to the span observer and to an optional second observer.
+class Fanout final : public Observer {
+ public:
+  Fanout(Observer& first, Observer* second) : first_(first), second_(second) {}
+  void OnEvent(const Event& event) noexcept override {
+    first_.OnEvent(event);
+    if (second_ != nullptr) second_->OnEvent(event);
+  }
+
+ private:
+  Observer& first_;
+  Observer* second_;
+};
 }  // namespace traced_retry_internal
 
 template <typename Fn>
 Task<traced_retry_internal::Result<Fn>> TracedRetry(Env& env, Tracer& tracer, TraceContext parent,
                                                     std::string name, const RetryPolicy& policy,
                                                     RetryBudget* budget, Deadline deadline, Fn fn,
-                                                    CancelToken cancel = {}) {
+                                                    CancelToken cancel = {},
+                                                    Observer* metrics = nullptr) {
   using traced_retry_internal::Ms;
   const uint64_t jitter_seed = env.random().Next();  // drawn first, as Retry(env, ...) does
   Tracer::Span loop = tracer.StartSpan(name, parent);
   loop.SetString("retry.layer", name);
   loop.SetInt("deadline.budget_ms", Ms(deadline.Remaining(env.clock().Now())));
   RetryState state(policy, budget, deadline, jitter_seed);
+  SpanEventObserver events(tracer);
+  events.Bind(loop.id());
+  traced_retry_internal::Fanout fanout(events, metrics);
+  ObserverSlot slot;
+  slot.Attach(&fanout, name);
+  state.Observe(&slot);
   Status last = DeadlineExceededError("retry: no attempt fit before the deadline");
   Duration backoff;  // slept before the next attempt
   Duration backoff_total;
