@@ -16,6 +16,7 @@
 #include "faultline/env/env.h"
 #include "faultline/env/node.h"
 #include "faultline/env/rpc.h"
+#include "faultline/observe/traced_hedge.h"
 #include "faultline/observe/traced_retry.h"
 #include "faultline/observe/tracer.h"
 #include "faultline/resilience/retry.h"
@@ -29,6 +30,8 @@ struct ChainHop {
   std::optional<RetryOptions> retry = std::nullopt; // the outgoing call's retry policy (nullopt: one attempt)
   uint32_t leaf_failures = 0;          // leaf: requests answered UNAVAILABLE first
   Duration leaf_delay = Duration::Millis(5);
+  Duration leaf_first_delay = Duration::Zero();  // nonzero: the leaf's first request takes this
+  std::optional<HedgingOptions> hedge = std::nullopt;  // hedge the outgoing call (instead of retry)
 };
 
 class ChainNode final : public Node {
@@ -41,6 +44,7 @@ class ChainNode final : public Node {
         hop_(std::move(hop)) {
     rpc_.SetTraceHooks(&tracer_);
     if (hop_.retry) policy_.emplace(RetryPolicy::Create(*hop_.retry).value());
+    if (hop_.hedge) hedging_.emplace(HedgingPolicy::Create(*hop_.hedge).value());
     rpc_.HandleTraced(kWork, [this](RpcRequestContext c, Bytes body) {
       return Serve(std::move(c), std::move(body));
     });
@@ -67,7 +71,9 @@ class ChainNode final : public Node {
   Task<Result<Bytes>> Serve(RpcRequestContext c, Bytes body) {
     if (hop_.next) co_return co_await Forward(std::move(c), std::move(body));
     const uint32_t n = ++leaf_requests_;
-    const Status slept = co_await Sleep(env_.executor(), hop_.leaf_delay);
+    const Duration delay =
+        n == 1 && hop_.leaf_first_delay > Duration::Zero() ? hop_.leaf_first_delay : hop_.leaf_delay;
+    const Status slept = co_await Sleep(env_.executor(), delay);
     if (!slept.ok()) co_return slept;
     if (n <= hop_.leaf_failures) co_return UnavailableError("leaf: injected failure");
     body.push_back('!');
@@ -76,6 +82,17 @@ class ChainNode final : public Node {
 
   Task<Result<Bytes>> Forward(RpcRequestContext c, Bytes body) {
     const Deadline deadline = Deadline::At(c.deadline);
+    if (hedging_) {
+      const std::string layer = "hedge " + std::to_string(env_.self().value()) + "->" +
+                                std::to_string(hop_.next->value());
+      co_return co_await TracedHedge<Bytes>(
+          env_, tracer_, c.trace, layer, *hedging_, nullptr, deadline,
+          [this, &body, deadline](int, CancelToken cancel, Pushback&,
+                                  TraceContext attempt) -> Task<Result<Bytes>> {
+            const Duration left = deadline.Remaining(env_.clock().Now());
+            co_return co_await rpc_.Call(*hop_.next, kWork, body, left, cancel, attempt);
+          });
+    }
     if (!policy_) {
       const Duration left = deadline.Remaining(env_.clock().Now());
       co_return co_await rpc_.Call(*hop_.next, kWork, body, left, {}, c.trace);
@@ -94,6 +111,7 @@ class ChainNode final : public Node {
   Rpc rpc_;
   ChainHop hop_;
   std::optional<RetryPolicy> policy_;
+  std::optional<HedgingPolicy> hedging_;
   uint32_t leaf_requests_ = 0;
 };
 

@@ -241,5 +241,45 @@ TEST(TraceChainTest, ARetryStormIsVisibleInTheTrace) {
   if (env_out == nullptr) std::remove(path.c_str());
 }
 
+// client (0) hedges its call to the service (1): the first copy is slow (200 ms), so a second
+// copy goes out after the 20 ms hedge delay and wins; the first is torn down.
+TEST(TraceChainTest, HedgesAreSpansAndTheLoserIsMarkedCancelled) {
+  HedgingOptions h;
+  h.attempts_max = 2;
+  h.hedge_delay = Duration::Millis(20);
+  const SimChain run(5,
+                     {ChainHop{.next = NodeId(1), .hedge = h},
+                      ChainHop{.leaf_delay = Duration::Millis(5),
+                               .leaf_first_delay = Duration::Millis(200)}},
+                     Duration::Seconds(1), Duration::Seconds(3));
+  ASSERT_TRUE(run.result.has_value() && run.result->ok());
+  const SpanData* hedge = nullptr;
+  std::vector<const SpanData*> copies;
+  for (const SpanData& s : run.spans) {
+    if (s.name == "hedge 0->1") hedge = &s;
+    if (s.name == "hedge.attempt") copies.push_back(&s);
+  }
+  ASSERT_NE(hedge, nullptr);
+  ASSERT_EQ(copies.size(), 2u);
+  std::sort(copies.begin(), copies.end(), [](const SpanData* a, const SpanData* b) {
+    return std::get<int64_t>(a->attributes[0].value) < std::get<int64_t>(b->attributes[0].value);
+  });
+  auto attr = [](const SpanData& s, std::string_view key) -> const AttributeValue* {
+    for (const Attribute& a : s.attributes) {
+      if (a.key == key) return &a.value;
+    }
+    return nullptr;
+  };
+  for (const SpanData* c : copies) EXPECT_EQ(c->parent_span_id, hedge->span_id);
+  ASSERT_NE(attr(*copies[0], "hedge.cancelled"), nullptr);  // the slow original lost
+  EXPECT_TRUE(std::get<bool>(*attr(*copies[0], "hedge.cancelled")));
+  EXPECT_EQ(attr(*copies[1], "hedge.cancelled"), nullptr);
+  EXPECT_EQ(copies[1]->status_code, SpanStatusCode::kOk);
+  EXPECT_EQ(std::get<int64_t>(*attr(*copies[1], "hedge.sent_after_ms")), 20);
+  EXPECT_EQ(std::get<int64_t>(*attr(*hedge, "hedge.winner")), 1);
+  ASSERT_FALSE(hedge->events.empty());
+  EXPECT_EQ(hedge->events[0].name, "faultline.hedge_sent");
+}
+
 }  // namespace
 }  // namespace faultline::observe
