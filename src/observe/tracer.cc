@@ -110,12 +110,13 @@ uint64_t Tracer::Start(std::string_view name, const TraceContext& parent, SpanKi
   while (sid == 0) sid = random_.Next();
   for (int i = 0; i < 8; ++i) d.span_id[i] = static_cast<uint8_t>(sid >> (56 - 8 * i));
   d.name = std::string(name);
+  d.attributes.reserve(8);  // one allocation for the usual handful of attributes
   d.kind = kind;
   d.start_unix_nano = NowUnixNano();
   context->trace_id = d.trace_id;
   context->span_id = d.span_id;
   const uint64_t handle = next_handle_++;
-  open_.emplace(handle, std::move(d));
+  open_.emplace_back(handle, std::move(d));
   ++stats_.spans_started;
   return handle;
 }
@@ -127,10 +128,18 @@ Tracer::Span Tracer::StartSpan(std::string_view name, const TraceContext& parent
   return s;
 }
 
+SpanData* Tracer::Find(uint64_t span) {
+  // Open spans are few (the nesting depth, plus calls in flight): a scan from the newest wins.
+  for (size_t i = open_.size(); i > 0; --i) {
+    if (open_[i - 1].first == span) return &open_[i - 1].second;
+  }
+  return nullptr;
+}
+
 void Tracer::SetAttribute(uint64_t span, std::string_view key, AttributeValue value) {
-  auto it = open_.find(span);
-  if (it == open_.end()) return;
-  std::vector<Attribute>& attrs = it->second.attributes;
+  SpanData* d = Find(span);
+  if (d == nullptr) return;
+  std::vector<Attribute>& attrs = d->attributes;
   for (Attribute& a : attrs) {
     if (a.key == key) {
       a.value = std::move(value);
@@ -145,33 +154,35 @@ void Tracer::SetAttribute(uint64_t span, std::string_view key, AttributeValue va
 }
 
 void Tracer::AddEvent(uint64_t span, std::string_view name, std::vector<Attribute> attributes) {
-  auto it = open_.find(span);
-  if (it == open_.end()) return;
-  if (it->second.events.size() >= options_.events_per_span_max) {
+  SpanData* d = Find(span);
+  if (d == nullptr) return;
+  if (d->events.size() >= options_.events_per_span_max) {
     ++stats_.events_dropped;
     return;
   }
-  it->second.events.push_back(SpanEvent{std::string(name), NowUnixNano(), std::move(attributes)});
+  d->events.push_back(SpanEvent{std::string(name), NowUnixNano(), std::move(attributes)});
 }
 
 void Tracer::SetStatus(uint64_t span, const Status& status) {
-  auto it = open_.find(span);
-  if (it == open_.end()) return;
+  SpanData* d = Find(span);
+  if (d == nullptr) return;
   if (status.ok()) {
-    it->second.status_code = SpanStatusCode::kOk;
-    it->second.status_message.clear();
+    d->status_code = SpanStatusCode::kOk;
+    d->status_message.clear();
     return;
   }
-  it->second.status_code = SpanStatusCode::kError;
-  it->second.status_message = status.ToString();
+  d->status_code = SpanStatusCode::kError;
+  d->status_message = status.ToString();
   SetAttribute(span, "faultline.status_code", static_cast<int64_t>(status.code()));
 }
 
 void Tracer::EndSpan(uint64_t span) {
-  auto it = open_.find(span);
-  if (it == open_.end()) return;
-  SpanData d = std::move(it->second);
-  open_.erase(it);
+  size_t i = open_.size();
+  while (i > 0 && open_[i - 1].first != span) --i;
+  if (i == 0) return;
+  SpanData d = std::move(open_[i - 1].second);
+  if (i != open_.size()) open_[i - 1] = std::move(open_.back());
+  open_.pop_back();
   d.end_unix_nano = std::max(NowUnixNano(), d.start_unix_nano);
   ++stats_.spans_ended;
   if (sink_ != nullptr) sink_->Export(std::move(d));

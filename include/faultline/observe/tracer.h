@@ -26,7 +26,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -188,6 +188,7 @@ class Tracer final : public RpcTraceHooks {
   uint64_t Start(std::string_view name, const TraceContext& parent, SpanKind kind,
                  TraceContext* context);
   int64_t NowUnixNano() { return clock_.WallNow().nanos(); }
+  SpanData* Find(uint64_t span);
 
   Clock& clock_;
   Rng& random_;
@@ -195,7 +196,7 @@ class Tracer final : public RpcTraceHooks {
   TracerOptions options_;
   TracerStats stats_;
   uint64_t next_handle_ = 1;
-  std::unordered_map<uint64_t, SpanData> open_;
+  std::vector<std::pair<uint64_t, SpanData>> open_;  // by handle, unordered
 };
 
 // Attribute helpers.
