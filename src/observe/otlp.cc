@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -88,6 +89,27 @@ Status OtlpExporterOptions::Validate() const {
   FL_CHECK_OPTION(request_timeout > Duration::Zero(), "request_timeout must be > 0");
   FL_CHECK_OPTION(connect_timeout > Duration::Zero(), "connect_timeout must be > 0");
   return Status::Ok();
+}
+
+Result<OtlpExporterOptions> OtlpExporterOptionsFromEnv(
+    const std::function<const char*(const char*)>& getenv) {
+  auto get = [&](const char* name) -> std::string {
+    const char* v = getenv ? getenv(name) : std::getenv(name);
+    return v != nullptr ? std::string(v) : std::string();
+  };
+  OtlpExporterOptions o;
+  if (std::string url = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); !url.empty()) {
+    o.endpoint = std::move(url);
+  } else if (std::string base = get("OTEL_EXPORTER_OTLP_ENDPOINT"); !base.empty()) {
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    o.endpoint = base + "/v1/traces";
+  } else if (std::string file = get("FAULTLINE_OTLP_FILE"); !file.empty()) {
+    o.file_path = std::move(file);
+  } else {
+    return NotFoundError("no OTLP endpoint or file configured");
+  }
+  if (Status s = o.Validate(); !s.ok()) return s;
+  return o;
 }
 
 Result<std::unique_ptr<OtlpExporter>> OtlpExporter::Create(OtlpExporterOptions options) {

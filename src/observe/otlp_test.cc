@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "src/observe/otlp_test_util.h"
@@ -141,6 +142,32 @@ TEST(OtlpExporterTest, WritesOneRequestPerLineToAFile) {
   EXPECT_EQ(spans, 5u);
   EXPECT_GE(lines, 3u);  // batches of at most 2
   std::remove(path);
+}
+
+TEST(OtlpExporterTest, OptionsFromTheOpenTelemetryEnvironment) {
+  auto env = [](std::map<std::string, std::string> vars) {
+    return [vars = std::move(vars)](const char* name) -> const char* {
+      static thread_local std::string value;
+      auto it = vars.find(name);
+      if (it == vars.end()) return nullptr;
+      value = it->second;
+      return value.c_str();
+    };
+  };
+  EXPECT_EQ(OtlpExporterOptionsFromEnv(env({})).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(OtlpExporterOptionsFromEnv(env({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/"}}))
+                ->endpoint,
+            "http://c:4318/v1/traces");
+  EXPECT_EQ(OtlpExporterOptionsFromEnv(env({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"},
+                                            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t/x"}}))
+                ->endpoint,
+            "http://t/x");
+  EXPECT_EQ(OtlpExporterOptionsFromEnv(env({{"FAULTLINE_OTLP_FILE", "/tmp/t.json"}}))->file_path,
+            "/tmp/t.json");
+  EXPECT_EQ(OtlpExporterOptionsFromEnv(env({{"OTEL_EXPORTER_OTLP_ENDPOINT", "c:4318"}}))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(OtlpExporterTest, BadOptionsAreRefused) {

@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,6 +60,13 @@ struct OtlpExporterOptions {
   Duration connect_timeout = Duration::Millis(500);
   Status Validate() const;
 };
+
+// Options from the environment, by OpenTelemetry's conventions: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+// (the URL as given), else OTEL_EXPORTER_OTLP_ENDPOINT (a base URL: "/v1/traces" is appended),
+// else FAULTLINE_OTLP_FILE (a file path). kNotFound when none is set: tracing stays off.
+// `getenv` is std::getenv unless a test supplies its own.
+Result<OtlpExporterOptions> OtlpExporterOptionsFromEnv(
+    const std::function<const char*(const char*)>& getenv = {});
 
 struct OtlpExporterStats {
   uint64_t exported = 0;            // spans the collector accepted / written to the file
