@@ -126,4 +126,29 @@ BENCHMARK(BM_FormatTraceparent);
 
 }  // namespace
 }  // namespace faultline
+namespace faultline {
+namespace {
+
+// The exporter thread's cost: OTLP JSON for a batch of 512 recorded spans (like the traced call's
+// attempt span), reported per span.
+void BM_EncodeOtlpJsonPerSpan(benchmark::State& state) {
+  ManualClock clock;
+  Rng rng(1);
+  observe::InMemorySpanSink sink;
+  observe::Tracer tracer(clock, rng, &sink, {.service_name = "bench"});
+  for (int i = 0; i < 512; ++i) {
+    observe::Tracer::Span a = tracer.StartSpan("retry.attempt", {});
+    a.SetInt("retry.attempt", 1).SetInt("retry.attempt_timeout_ms", 1000);
+    a.SetInt("deadline.remaining_ms", 1000).SetInt("retry.backoff_ms", 0);
+    a.End(Status::Ok());
+  }
+  const std::vector<observe::SpanData> spans = sink.spans();
+  for (auto _ : state) benchmark::DoNotOptimize(observe::EncodeOtlpJson(spans));
+  state.SetItemsProcessed(state.iterations() * 512);
+}
+BENCHMARK(BM_EncodeOtlpJsonPerSpan);
+
+}  // namespace
+}  // namespace faultline
+
 BENCHMARK_MAIN();

@@ -4,53 +4,108 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "faultline/core/options.h"
 
 namespace faultline::observe {
 namespace {
 
-using Json = nlohmann::json;
-
-Json AttrValueJson(const AttributeValue& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) return Json{{"stringValue", *s}};
-  if (const auto* i = std::get_if<int64_t>(&v)) return Json{{"intValue", std::to_string(*i)}};
-  if (const auto* d = std::get_if<double>(&v)) return Json{{"doubleValue", *d}};
-  return Json{{"boolValue", std::get<bool>(v)}};
-}
-
-Json AttributesJson(const std::vector<Attribute>& attrs) {
-  Json out = Json::array();
-  for (const Attribute& a : attrs) out.push_back(Json{{"key", a.key}, {"value", AttrValueJson(a.value)}});
-  return out;
-}
-
-Json SpanJson(const SpanData& s) {
-  Json j;
-  j["traceId"] = HexId(s.trace_id);
-  j["spanId"] = HexId(s.span_id);
-  if (s.parent_span_id != SpanId{}) j["parentSpanId"] = HexId(s.parent_span_id);
-  if (!s.trace_state.empty()) j["traceState"] = s.trace_state;
-  j["name"] = s.name;
-  j["kind"] = static_cast<int>(s.kind);
-  j["startTimeUnixNano"] = std::to_string(s.start_unix_nano);
-  j["endTimeUnixNano"] = std::to_string(s.end_unix_nano);
-  j["attributes"] = AttributesJson(s.attributes);
-  Json events = Json::array();
-  for (const SpanEvent& e : s.events) {
-    events.push_back(Json{{"timeUnixNano", std::to_string(e.time_unix_nano)},
-                          {"name", e.name},
-                          {"attributes", AttributesJson(e.attributes)}});
+// A direct writer (no JSON DOM): the exporter thread encodes every span, and building an
+// nlohmann::json tree per span cost about 7 us.
+void AppendEscaped(std::string_view v, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          *out += "\\u00";
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xF]);
+        } else {
+          out->push_back(ch);  // UTF-8 passes through; invalid bytes are the caller's
+        }
+    }
   }
-  if (!events.empty()) j["events"] = std::move(events);
-  Json status{{"code", static_cast<int>(s.status_code)}};
-  if (!s.status_message.empty()) status["message"] = s.status_message;
-  j["status"] = std::move(status);
-  return j;
+  out->push_back('"');
+}
+
+void AppendAttrValue(const AttributeValue& v, std::string* out) {
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    *out += "{\"stringValue\":";
+    AppendEscaped(*s, out);
+    out->push_back('}');
+  } else if (const auto* i = std::get_if<int64_t>(&v)) {
+    *out += "{\"intValue\":\"" + std::to_string(*i) + "\"}";
+  } else if (const auto* d = std::get_if<double>(&v)) {
+    if (std::isfinite(*d)) {
+      char buf[40];
+      std::snprintf(buf, sizeof(buf), "%.17g", *d);
+      *out += std::string("{\"doubleValue\":") + buf + "}";
+    } else {  // OTLP/JSON spells non-finite doubles as strings
+      *out += std::isnan(*d) ? "{\"doubleValue\":\"NaN\"}"
+              : *d > 0       ? "{\"doubleValue\":\"Infinity\"}"
+                             : "{\"doubleValue\":\"-Infinity\"}";
+    }
+  } else {
+    *out += std::get<bool>(v) ? "{\"boolValue\":true}" : "{\"boolValue\":false}";
+  }
+}
+
+void AppendAttributes(const std::vector<Attribute>& attrs, std::string* out) {
+  *out += "\"attributes\":[";
+  for (size_t i = 0; i < attrs.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    *out += "{\"key\":";
+    AppendEscaped(attrs[i].key, out);
+    *out += ",\"value\":";
+    AppendAttrValue(attrs[i].value, out);
+    out->push_back('}');
+  }
+  out->push_back(']');
+}
+
+void AppendSpan(const SpanData& s, std::string* out) {
+  *out += "{\"traceId\":\"" + HexId(s.trace_id) + "\",\"spanId\":\"" + HexId(s.span_id) + "\"";
+  if (s.parent_span_id != SpanId{}) *out += ",\"parentSpanId\":\"" + HexId(s.parent_span_id) + "\"";
+  if (!s.trace_state.empty()) {
+    *out += ",\"traceState\":";
+    AppendEscaped(s.trace_state, out);
+  }
+  *out += ",\"name\":";
+  AppendEscaped(s.name, out);
+  *out += ",\"kind\":" + std::to_string(static_cast<int>(s.kind));
+  *out += ",\"startTimeUnixNano\":\"" + std::to_string(s.start_unix_nano) + "\"";
+  *out += ",\"endTimeUnixNano\":\"" + std::to_string(s.end_unix_nano) + "\",";
+  AppendAttributes(s.attributes, out);
+  if (!s.events.empty()) {
+    *out += ",\"events\":[";
+    for (size_t i = 0; i < s.events.size(); ++i) {
+      if (i > 0) out->push_back(',');
+      *out += "{\"timeUnixNano\":\"" + std::to_string(s.events[i].time_unix_nano) + "\",\"name\":";
+      AppendEscaped(s.events[i].name, out);
+      out->push_back(',');
+      AppendAttributes(s.events[i].attributes, out);
+      out->push_back('}');
+    }
+    out->push_back(']');
+  }
+  *out += ",\"status\":{\"code\":" + std::to_string(static_cast<int>(s.status_code));
+  if (!s.status_message.empty()) {
+    *out += ",\"message\":";
+    AppendEscaped(s.status_message, out);
+  }
+  *out += "}}";
 }
 
 std::once_flag curl_init_once;
@@ -60,21 +115,26 @@ size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
 }  // namespace
 
 std::string EncodeOtlpJson(const std::vector<SpanData>& spans) {
-  std::map<std::string, Json> by_service;  // ordered: stable output
-  for (const SpanData& s : spans) {
-    Json& list = by_service[s.service_name];
-    if (list.is_null()) list = Json::array();
-    list.push_back(SpanJson(s));
+  std::map<std::string_view, std::vector<const SpanData*>> by_service;  // ordered: stable output
+  for (const SpanData& s : spans) by_service[s.service_name].push_back(&s);
+  std::string out;
+  out.reserve(64 + spans.size() * 512);
+  out += "{\"resourceSpans\":[";
+  bool first_resource = true;
+  for (const auto& [service, list] : by_service) {
+    if (!first_resource) out.push_back(',');
+    first_resource = false;
+    out += "{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":";
+    AppendEscaped(service, &out);
+    out += "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"faultline\"},\"spans\":[";
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      AppendSpan(*list[i], &out);
+    }
+    out += "]}]}";
   }
-  Json resource_spans = Json::array();
-  for (auto& [service, list] : by_service) {
-    Json resource{{"attributes", Json::array({Json{{"key", "service.name"},
-                                                    {"value", {{"stringValue", service}}}}})}};
-    Json scope{{"scope", {{"name", "faultline"}}}, {"spans", std::move(list)}};
-    resource_spans.push_back(
-        Json{{"resource", std::move(resource)}, {"scopeSpans", Json::array({std::move(scope)})}});
-  }
-  return Json{{"resourceSpans", std::move(resource_spans)}}.dump();
+  out += "]}";
+  return out;
 }
 
 Status OtlpExporterOptions::Validate() const {

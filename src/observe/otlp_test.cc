@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -63,6 +64,27 @@ TEST(OtlpJsonTest, EncodingFollowsTheOtlpJsonRules) {
   EXPECT_EQ(child["parentSpanId"], "00f067aa0ba90201");
   EXPECT_EQ(child["status"]["code"], 2);
   EXPECT_EQ(child["status"]["message"], "UNAVAILABLE: down");
+}
+
+TEST(OtlpJsonTest, StringsAreEscapedAndNumbersExact) {
+  SpanData s = SampleSpan(0);
+  const std::string tricky = std::string("q\"b\\n\nt\tc\x01\x1f ") + "\xc3\xa9";
+  s.name = tricky;
+  s.status_message = tricky;
+  s.attributes = {StringAttr(tricky, tricky), DoubleAttr("third", 1.0 / 3.0),
+                  DoubleAttr("nan", std::nan("")), DoubleAttr("inf", -HUGE_VAL),
+                  IntAttr("min", INT64_MIN)};
+  const auto doc = nlohmann::json::parse(EncodeOtlpJson({s}));
+  EXPECT_TRUE(OtlpJsonProblems(doc).empty()) << OtlpJsonProblems(doc)[0];
+  const auto& span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+  EXPECT_EQ(span["name"], tricky);
+  EXPECT_EQ(span["status"]["message"], tricky);
+  EXPECT_EQ(span["attributes"][0]["key"], tricky);
+  EXPECT_EQ(span["attributes"][0]["value"]["stringValue"], tricky);
+  EXPECT_EQ(span["attributes"][1]["value"]["doubleValue"].get<double>(), 1.0 / 3.0);
+  EXPECT_EQ(span["attributes"][2]["value"]["doubleValue"], "NaN");
+  EXPECT_EQ(span["attributes"][3]["value"]["doubleValue"], "-Infinity");
+  EXPECT_EQ(span["attributes"][4]["value"]["intValue"], "-9223372036854775808");
 }
 
 TEST(OtlpJsonTest, TheCheckerCatchesViolations) {

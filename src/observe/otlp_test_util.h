@@ -173,7 +173,12 @@ inline std::vector<std::string> OtlpJsonProblems(const nlohmann::json& doc) {
           bad.push_back(where + ": intValue must be a decimal string");
         }
       } else if (v.contains("doubleValue")) {
-        if (!v["doubleValue"].is_number()) bad.push_back(where + ": doubleValue");
+        // A number, or the protobuf JSON spellings of non-finite doubles.
+        const auto& d = v["doubleValue"];
+        if (!d.is_number() && !(d.is_string() && (d == "NaN" || d == "Infinity" ||
+                                                  d == "-Infinity"))) {
+          bad.push_back(where + ": doubleValue");
+        }
       } else if (v.contains("boolValue")) {
         if (!v["boolValue"].is_boolean()) bad.push_back(where + ": boolValue");
       } else {
