@@ -137,6 +137,26 @@ TEST(OtlpExporterTest, PostsToTheCollector) {
   EXPECT_EQ(spans, 5u);
 }
 
+// Export() is called from every node's thread at once (run under TSan by ./run sanitize).
+TEST(OtlpExporterTest, ConcurrentExportFromManyThreadsDeliversEverySpan) {
+  HttpReceiver receiver;
+  OtlpExporterOptions o = ToUrl(receiver.url());
+  o.queue_spans_max = 4 * 250;
+  auto exporter = OtlpExporter::Create(o).value();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&exporter] {
+      for (int i = 0; i < 250; ++i) exporter->Export(SampleSpan(i % 3));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(exporter->Flush(Duration::Seconds(10)));
+  EXPECT_EQ(exporter->stats().exported, 1000u);
+  size_t spans = 0;
+  for (const auto& r : receiver.requests()) spans += testing::FlattenOtlp(nlohmann::json::parse(r.body)).size();
+  EXPECT_EQ(spans, 1000u);
+}
+
 TEST(OtlpExporterTest, WritesOneRequestPerLineToAFile) {
   char path[] = "/tmp/faultline-otlp-XXXXXX";
   const int fd = ::mkstemp(path);
