@@ -60,6 +60,30 @@ class Fanout final : public Observer {
   Observer& first_;
   Observer* second_;
 };
+
+// The attempt span's decision attributes, once RetryState decided after the attempt.
+inline void RecordDecision(Tracer::Span& span, const RetryState::Decision& d, bool has_budget,
+                           const Status& status) {
+  span.SetString("retry.decision", d.retry() ? "retry" : "stop");
+  if (!d.retry()) span.SetString("retry.stop_reason", StopReasonName(d.reason));
+  span.SetString("retry.budget", d.reason == StopReason::kBudgetExhausted ? "denied"
+                                 : has_budget && d.retry()               ? "granted"
+                                                                         : "none");
+  if (d.retry()) span.SetInt("retry.next_backoff_ms", Ms(d.delay));
+  if (status.code() == StatusCode::kDeadlineExceeded) span.SetBool("deadline.exceeded", true);
+  span.End(status);
+}
+
+// The loop span's closing attributes.
+inline void FinishLoop(Tracer::Span& loop, uint32_t attempts, StopReason reason,
+                       Duration backoff_total, const Status& status) {
+  loop.SetInt("retry.attempts", attempts);
+  loop.SetString("retry.stop_reason", StopReasonName(reason));
+  loop.SetInt("retry.backoff_total_ms", Ms(backoff_total));
+  loop.SetBool("deadline.exceeded", reason == StopReason::kDeadline ||
+                                        status.code() == StatusCode::kDeadlineExceeded);
+  loop.End(status);
+}
 }  // namespace traced_retry_internal
 
 template <typename Fn>
@@ -86,12 +110,7 @@ Task<traced_retry_internal::Result<Fn>> TracedRetry(Env& env, Tracer& tracer, Tr
   bool pushback_honoured = false;
   uint32_t attempts = 0;
   auto finish = [&](StopReason reason, const Status& status) {
-    loop.SetInt("retry.attempts", attempts);
-    loop.SetString("retry.stop_reason", StopReasonName(reason));
-    loop.SetInt("retry.backoff_total_ms", Ms(backoff_total));
-    loop.SetBool("deadline.exceeded", reason == StopReason::kDeadline ||
-                                          status.code() == StatusCode::kDeadlineExceeded);
-    loop.End(status);
+    traced_retry_internal::FinishLoop(loop, attempts, reason, backoff_total, status);
   };
   for (;;) {
     if (cancel.cancelled()) {
@@ -121,18 +140,7 @@ Task<traced_retry_internal::Result<Fn>> TracedRetry(Env& env, Tracer& tracer, Tr
     attempt.cancel = cancel;
     auto result = co_await fn(attempt, span.context());
     const RetryState::Decision d = state.Decide(result.status(), env.clock().Now(), attempt.pushback);
-    span.SetString("retry.decision", d.retry() ? "retry" : "stop");
-    if (!d.retry()) span.SetString("retry.stop_reason", StopReasonName(d.reason));
-    const bool budget_denied = d.reason == StopReason::kBudgetExhausted;
-    span.SetString("retry.budget", budget_denied       ? "denied"
-                                   : budget == nullptr ? "none"
-                                   : d.retry()         ? "granted"
-                                                       : "none");
-    if (d.retry()) span.SetInt("retry.next_backoff_ms", Ms(d.delay));
-    if (result.status().code() == StatusCode::kDeadlineExceeded) {
-      span.SetBool("deadline.exceeded", true);
-    }
-    span.End(result.status());
+    traced_retry_internal::RecordDecision(span, d, budget != nullptr, result.status());
     if (!d.retry()) {
       finish(d.reason, result.status());
       co_return std::move(result);
