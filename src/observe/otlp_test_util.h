@@ -12,7 +12,8 @@
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <cctype>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,46 @@
 #include "faultline/core/assert.h"
 
 namespace faultline::observe::testing {
+
+// No std::regex here: libstdc++ 12's regex trips -Wmaybe-uninitialized in the ASan build.
+
+// The value of header `name` (case-insensitive) in `head`, or "".
+inline std::string HeaderValue(const std::string& head, std::string_view name) {
+  size_t pos = 0;
+  while ((pos = head.find("\r\n", pos)) != std::string::npos) {
+    pos += 2;
+    if (head.size() - pos < name.size() + 1) break;
+    bool match = true;
+    for (size_t i = 0; i < name.size() && match; ++i) {
+      match = std::tolower(static_cast<unsigned char>(head[pos + i])) ==
+              std::tolower(static_cast<unsigned char>(name[i]));
+    }
+    if (!match || head[pos + name.size()] != ':') continue;
+    size_t v = pos + name.size() + 1;
+    while (v < head.size() && head[v] == ' ') ++v;
+    const size_t end = head.find("\r\n", v);
+    return head.substr(v, end == std::string::npos ? std::string::npos : end - v);
+  }
+  return "";
+}
+
+inline bool AllOf(const std::string& s, size_t min, size_t max, const std::function<bool(char)>& ok) {
+  if (s.size() < min || s.size() > max) return false;
+  for (char c : s) {
+    if (!ok(c)) return false;
+  }
+  return true;
+}
+inline bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+inline bool IsDigitChar(char c) { return c >= '0' && c <= '9'; }
+inline bool IsDecimal(const std::string& s) { return AllOf(s, 1, 20, IsDigitChar); }
+inline bool IsSignedDecimal(const std::string& s) {
+  return !s.empty() && IsDecimal(s[0] == '-' ? s.substr(1) : s);
+}
+inline bool IsLowerCamel(const std::string& s) {
+  return !s.empty() && s[0] >= 'a' && s[0] <= 'z' &&
+         AllOf(s, 1, 64, [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+}
 
 struct HttpRequest {
   std::string method;
@@ -87,10 +128,8 @@ class HttpReceiver {
       if (header_end == std::string::npos) {
         header_end = data.find("\r\n\r\n");
         if (header_end != std::string::npos) {
-          std::smatch m;
-          const std::string head = data.substr(0, header_end);
-          static const std::regex kLen("[Cc]ontent-[Ll]ength: *([0-9]+)");
-          if (std::regex_search(head, m, kLen)) content_length = std::stoul(m[1]);
+          const std::string len = HeaderValue(data.substr(0, header_end), "content-length");
+          if (IsDecimal(len)) content_length = std::stoul(len);
         }
       }
       if (header_end != std::string::npos && data.size() >= header_end + 4 + content_length) break;
@@ -105,9 +144,7 @@ class HttpReceiver {
     const size_t sp2 = head.find(' ', sp1 + 1);
     r.method = head.substr(0, sp1);
     r.path = head.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::smatch m;
-    static const std::regex kType("[Cc]ontent-[Tt]ype: *([^\r\n]+)");
-    if (std::regex_search(head, m, kType)) r.content_type = m[1];
+    r.content_type = HeaderValue(head, "content-type");
     r.body = data.substr(header_end + 4, content_length);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -139,16 +176,11 @@ class HttpReceiver {
 // Every violation of the OTLP/JSON rules in `doc` (empty: conforms).
 inline std::vector<std::string> OtlpJsonProblems(const nlohmann::json& doc) {
   std::vector<std::string> bad;
-  static const std::regex kTraceId("^[0-9a-f]{32}$");
-  static const std::regex kSpanId("^[0-9a-f]{16}$");
-  static const std::regex kDecimal("^[0-9]+$");
-  static const std::regex kSignedDecimal("^-?[0-9]+$");
-  static const std::regex kCamel("^[a-z][a-zA-Z0-9]*$");
   // Field names: lowerCamelCase everywhere (attribute keys are values, not field names).
   std::function<void(const nlohmann::json&)> names = [&](const nlohmann::json& j) {
     if (j.is_object()) {
       for (auto it = j.begin(); it != j.end(); ++it) {
-        if (!std::regex_match(it.key(), kCamel)) bad.push_back("field name " + it.key());
+        if (!IsLowerCamel(it.key())) bad.push_back("field name " + it.key());
         names(it.value());
       }
     } else if (j.is_array()) {
@@ -169,7 +201,7 @@ inline std::vector<std::string> OtlpJsonProblems(const nlohmann::json& doc) {
         if (!v["stringValue"].is_string()) bad.push_back(where + ": stringValue");
       } else if (v.contains("intValue")) {
         if (!v["intValue"].is_string() ||
-            !std::regex_match(v["intValue"].get<std::string>(), kSignedDecimal)) {
+            !IsSignedDecimal(v["intValue"].get<std::string>())) {
           bad.push_back(where + ": intValue must be a decimal string");
         }
       } else if (v.contains("doubleValue")) {
@@ -204,19 +236,20 @@ inline std::vector<std::string> OtlpJsonProblems(const nlohmann::json& doc) {
       }
       for (const auto& s : ss["spans"]) {
         const std::string name = s.value("name", std::string("?"));
-        auto id = [&](const char* field, const std::regex& re, bool required) {
+        auto id = [&](const char* field, size_t hex_digits, bool required) {
           if (!s.contains(field)) {
             if (required) bad.push_back(name + ": missing " + field);
             return;
           }
-          if (!s[field].is_string() || !std::regex_match(s[field].get<std::string>(), re) ||
+          if (!s[field].is_string() ||
+              !AllOf(s[field].get<std::string>(), hex_digits, hex_digits, IsLowerHex) ||
               s[field].get<std::string>().find_first_not_of('0') == std::string::npos) {
             bad.push_back(name + ": " + field + " must be nonzero lowercase hex");
           }
         };
-        id("traceId", kTraceId, true);
-        id("spanId", kSpanId, true);
-        id("parentSpanId", kSpanId, false);
+        id("traceId", 32, true);
+        id("spanId", 16, true);
+        id("parentSpanId", 16, false);
         if (!s.contains("name") || !s["name"].is_string()) bad.push_back("span without name");
         if (!s.contains("kind") || !s["kind"].is_number_integer() || s["kind"] < 0 ||
             s["kind"] > 5) {
@@ -224,7 +257,7 @@ inline std::vector<std::string> OtlpJsonProblems(const nlohmann::json& doc) {
         }
         for (const char* t : {"startTimeUnixNano", "endTimeUnixNano"}) {
           if (!s.contains(t) || !s[t].is_string() ||
-              !std::regex_match(s[t].get<std::string>(), kDecimal)) {
+              !IsDecimal(s[t].get<std::string>())) {
             bad.push_back(name + ": " + t + " must be a decimal string");
           }
         }
