@@ -276,8 +276,9 @@ TEST(RpcTraceTest, MalformedOrOverLongTraceparentStartsANewTraceAndIsStillServed
     world.node_as<RawSender>(kN0)->SendTraced(42, bad, std::string(5000, 'x'));
     world.RunFor(Duration::Seconds(1));
     EXPECT_EQ(world.node_as<RawSender>(kN0)->replies, 1) << bad.substr(0, 60);
-    ASSERT_EQ(sink.spans().size(), 1u);
-    const SpanData& server = sink.spans()[0];
+    const std::vector<SpanData> spans = sink.spans();  // a copy: keep it alive
+    ASSERT_EQ(spans.size(), 1u);
+    const SpanData& server = spans[0];
     EXPECT_EQ(server.parent_span_id, SpanId{});  // a new trace: a root server span
     EXPECT_NE(HexId(server.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
     EXPECT_TRUE(server.trace_state.empty());
