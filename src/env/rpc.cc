@@ -5,7 +5,8 @@
 
 namespace faultline {
 
-// Request payload: varint call_id, u16 method, varint remaining_ns, bytes body.
+// Request payload: varint call_id, u16 method, varint remaining_ns, bytes body;
+//   schema 2 adds: bytes traceparent, bytes tracestate.
 // Reply payload:   varint call_id, u8 status code, bytes body-or-message.
 
 Status RpcOptions::Validate() const {
@@ -33,6 +34,12 @@ void Rpc::Handle(uint16_t method, SyncHandler handler) {
 }
 
 void Rpc::HandleAsync(uint16_t method, AsyncHandler handler) {
+  HandleTraced(method, [h = std::move(handler)](RpcRequestContext c, Bytes request) {
+    return h(c.from, std::move(request), c.deadline);
+  });
+}
+
+void Rpc::HandleTraced(uint16_t method, TracedHandler handler) {
   FL_ASSERT(sync_handlers_.count(method) == 0);
   async_handlers_[method] = std::move(handler);
 }
@@ -41,10 +48,14 @@ void Rpc::OnFrame(NodeId from, const FrameView& frame) {
   if (frame.type == kRpcRequestType || frame.type == kRpcResponseType) {
     // A message of a newer schema than we speak is dropped, like any malformed one: the caller's
     // deadline turns it into kDeadlineExceeded.
-    if (frame.schema_version != kRpcSchemaVersion) return;
     if (frame.type == kRpcRequestType) {
-      OnRequest(from, frame.payload);
+      if (frame.schema_version != kRpcSchemaVersion &&
+          frame.schema_version != kRpcTracedSchemaVersion) {
+        return;
+      }
+      OnRequest(from, frame.schema_version, frame.payload);
     } else {
+      if (frame.schema_version != kRpcSchemaVersion) return;
       OnResponse(frame.payload);
     }
     return;
@@ -52,40 +63,71 @@ void Rpc::OnFrame(NodeId from, const FrameView& frame) {
   if (one_way_) one_way_(from, frame);
 }
 
-void Rpc::OnRequest(NodeId from, std::span<const uint8_t> payload) {
+void Rpc::OnRequest(NodeId from, uint16_t schema, std::span<const uint8_t> payload) {
   ByteReader r(payload);
   uint64_t call_id = 0;
   uint16_t method = 0;
   uint64_t remaining_ns = 0;
   std::string body;
+  std::string traceparent;
+  std::string tracestate;
   if (!r.Varint(&call_id).ok() || !r.U16(&method).ok() || !r.Varint(&remaining_ns).ok() ||
-      !r.Bytes(&body, options_.body_bytes_max).ok() || !r.empty()) {
+      !r.Bytes(&body, options_.body_bytes_max).ok()) {
     return;  // malformed: drop
   }
-  if (remaining_ns == 0) {
-    Reply(from, call_id, DeadlineExceededError("deadline passed before the request arrived"));
+  if (schema == kRpcTracedSchemaVersion &&
+      (!r.Bytes(&traceparent, options_.body_bytes_max).ok() ||
+       !r.Bytes(&tracestate, options_.body_bytes_max).ok())) {
     return;
   }
-  const MonoTime deadline =
-      env_.clock().Now() + Duration::Nanos(static_cast<int64_t>(
-                               remaining_ns > INT64_MAX ? INT64_MAX : remaining_ns));
+  if (!r.empty()) return;
+  const Duration remaining =
+      Duration::Nanos(static_cast<int64_t>(remaining_ns > INT64_MAX ? INT64_MAX : remaining_ns));
+  RpcRequestContext context;
+  context.from = from;
+  context.method = method;
+  context.deadline = env_.clock().Now() + remaining;
+  // Malformed trace headers are ignored (W3C): the context stays invalid and a new trace starts.
+  if (schema == kRpcTracedSchemaVersion) {
+    context.trace = ExtractTraceContext(traceparent, tracestate);
+  }
+  uint64_t span = 0;
+  if (hooks_ != nullptr) {
+    TraceContext server;
+    span = hooks_->StartServerSpan(context.trace, from, method, remaining, &server);
+    context.trace = std::move(server);
+  }
+  if (remaining_ns == 0) {
+    const Status late = DeadlineExceededError("deadline passed before the request arrived");
+    Reply(from, call_id, late);
+    EndServerSpan(span, late);
+    return;
+  }
   std::span<const uint8_t> req(reinterpret_cast<const uint8_t*>(body.data()), body.size());
   if (auto it = sync_handlers_.find(method); it != sync_handlers_.end()) {
-    Reply(from, call_id, it->second(from, req));
+    const Result<Bytes> result = it->second(from, req);
+    Reply(from, call_id, result);
+    EndServerSpan(span, result.status());
     return;
   }
   if (auto it = async_handlers_.find(method); it != async_handlers_.end()) {
-    env_.Spawn(RunAsync(it->second, from, call_id, Bytes(req.begin(), req.end()), deadline));
+    env_.Spawn(RunAsync(it->second, std::move(context), call_id, Bytes(req.begin(), req.end()),
+                        span));
     return;
   }
-  Reply(from, call_id, UnimplementedError("no handler for method"));
+  const Status missing = UnimplementedError("no handler for method");
+  Reply(from, call_id, missing);
+  EndServerSpan(span, missing);
 }
 
-Task<void> Rpc::RunAsync(AsyncHandler& handler, NodeId from, uint64_t call_id, Bytes request,
-                         MonoTime deadline) {
-  Result<Bytes> result = co_await handler(from, std::move(request), deadline);
+Task<void> Rpc::RunAsync(TracedHandler& handler, RpcRequestContext context, uint64_t call_id,
+                         Bytes request, uint64_t span) {
+  const NodeId from = context.from;
+  const MonoTime deadline = context.deadline;
+  Result<Bytes> result = co_await handler(std::move(context), std::move(request));
   // A reply after the caller's deadline is useless to it; skip the send.
   if (env_.clock().Now() < deadline) Reply(from, call_id, result);
+  EndServerSpan(span, result.status());
 }
 
 void Rpc::Reply(NodeId to, uint64_t call_id, const Result<Bytes>& result) {
@@ -125,15 +167,20 @@ void Rpc::OnResponse(std::span<const uint8_t> payload) {
 
 Rpc::CallAwaiter::CallAwaiter(Rpc& rpc, NodeId to, uint16_t method,
                               std::span<const uint8_t> request, Duration timeout,
-                              CancelToken token)
+                              CancelToken token, TraceContext parent)
     : rpc_(rpc),
       to_(to),
       method_(method),
       request_(request.begin(), request.end()),
       timeout_(timeout),
-      token_(std::move(token)) {}
+      token_(std::move(token)),
+      parent_(std::move(parent)) {}
 
 Rpc::CallAwaiter::~CallAwaiter() {
+  // Destroyed while suspended (its coroutine was torn down): the span still ends.
+  if (span_ != 0 && rpc_.hooks_ != nullptr) {
+    rpc_.hooks_->EndClientSpan(span_, CancelledError("call abandoned"));
+  }
   if (call_id_ != 0) rpc_.pending_.erase(call_id_);
   if (timer_) rpc_.env_.executor().Cancel(timer_);
   token_.Unregister(registration_);
@@ -155,17 +202,39 @@ bool Rpc::CallAwaiter::await_ready() {
   return false;
 }
 
+Result<Bytes> Rpc::CallAwaiter::await_resume() {
+  if (span_ != 0) {
+    if (rpc_.hooks_ != nullptr) rpc_.hooks_->EndClientSpan(span_, result_.status());
+    span_ = 0;
+  }
+  return std::move(result_);
+}
+
 void Rpc::CallAwaiter::await_suspend(std::coroutine_handle<> h) {
   handle_ = h;
   call_id_ = rpc_.next_call_id_++;
   rpc_.pending_.emplace(call_id_, this);
+  // Without hooks the caller's context travels as it is; with them, the client span's.
+  TraceContext propagate;
+  if (rpc_.hooks_ != nullptr) {
+    span_ = rpc_.hooks_->StartClientSpan(parent_, to_, method_, timeout_, &propagate);
+  } else {
+    propagate = std::move(parent_);
+  }
+  const bool traced = propagate.valid();
   Bytes payload;
   ByteWriter w(&payload);
   w.Varint(call_id_);
   w.U16(method_);
   w.Varint(static_cast<uint64_t>(timeout_.nanos()));
   w.Bytes(std::string_view(reinterpret_cast<const char*>(request_.data()), request_.size()));
-  Status sent = rpc_.env_.transport().Send(to_, kRpcRequestType, kRpcSchemaVersion, payload);
+  if (traced) {
+    const auto [traceparent, tracestate] = InjectTraceContext(propagate);
+    w.Bytes(traceparent);
+    w.Bytes(tracestate);
+  }
+  Status sent = rpc_.env_.transport().Send(
+      to_, kRpcRequestType, traced ? kRpcTracedSchemaVersion : kRpcSchemaVersion, payload);
   if (!sent.ok()) {
     rpc_.pending_.erase(call_id_);
     call_id_ = 0;

@@ -169,6 +169,16 @@ Result<Claim> IdempotencyKeys::Acquire(std::string_view scope, std::string_view 
       },
       options_.commit_attempts_max);
   if (!status.ok()) return status;
+  if (observer_.attached()) {
+    const auto attempt = static_cast<int64_t>(claim.attempt);
+    if (claim.state == ClaimState::kCompleted) {
+      observer_.Emit(EventKind::kIdempotencyReplayed, MonoTime(), attempt);
+    } else if (claim.state == ClaimState::kClaimed) {
+      observer_.Emit(claim.takeover ? EventKind::kIdempotencyTakeover
+                                    : EventKind::kIdempotencyClaimed,
+                     MonoTime(), attempt);
+    }
+  }
   return claim;
 }
 
@@ -221,7 +231,9 @@ Result<Claim> IdempotencyKeys::Acquire(Transaction& txn, std::string_view scope,
       break;
   }
   FL_RETURN_IF_ERROR(Replace(txn, options_, record_key, *loaded, next));
-  return Claimed(next.attempt, next.recovery_point);
+  Claim claim = Claimed(next.attempt, next.recovery_point);
+  claim.takeover = state == RecordState::kInProgress;
+  return claim;
 }
 
 Status IdempotencyKeys::Checkpoint(Transaction& txn, std::string_view scope, std::string_view key,

@@ -98,6 +98,8 @@ Status FenceGuard::Admit(FencingToken token) {
   if (t == seen) return Status::Ok();
   // `seen` is the mark that refused the token: report it, not a later (possibly higher) reload.
   FL_ASSERT(t < seen);
+  observer_.Emit(EventKind::kFencingRejected, MonoTime(), static_cast<int64_t>(t),
+                 static_cast<int64_t>(seen));
   return StaleTokenError(token, FencingToken(seen));
 }
 
@@ -123,30 +125,40 @@ Status FencedStore::CheckAndRaise(Transaction& txn, std::string_view resource, F
 
 Status FencedStore::Put(FencingToken token, std::string_view key, std::string_view value) {
   FL_RETURN_IF_ERROR(CheckUserKey(key));
-  return RunInTransaction(
+  Status s = RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
         FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token));
         return txn.Put(key, value);
       },
       kCommitAttemptsMax);
+  return Reported(std::move(s), token);
 }
 
 Status FencedStore::Delete(FencingToken token, std::string_view key) {
   FL_RETURN_IF_ERROR(CheckUserKey(key));
-  return RunInTransaction(
+  Status s = RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
         FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token));
         return txn.Delete(key).status();
       },
       kCommitAttemptsMax);
+  return Reported(std::move(s), token);
 }
 
 Status FencedStore::Raise(FencingToken token) {
-  return RunInTransaction(
+  Status s = RunInTransaction(
       store_, [&](Transaction& txn) { return CheckAndRaise(txn, resource_, token); },
       kCommitAttemptsMax);
+  return Reported(std::move(s), token);
+}
+
+Status FencedStore::Reported(Status s, FencingToken token) const {
+  if (s.code() == StatusCode::kFencedOut) {
+    observer_.Emit(EventKind::kFencingRejected, MonoTime(), static_cast<int64_t>(token.value()));
+  }
+  return s;
 }
 
 // Reads commit rather than roll back: under PostgreSQL's SERIALIZABLE a transaction that is rolled

@@ -135,6 +135,7 @@ Task<void> LeaderElector::Campaign(CancelToken cancel) {
       grant_ = std::move(reply).value();
       ArmFence(now);
       Transition(LeaderState::kLeader);
+      observer_.Emit(EventKind::kLeaseAcquired, now, static_cast<int64_t>(grant_->token.value()));
       co_await Lead(*stop);
       if (state_ == LeaderState::kLost) co_return;
       break;
@@ -194,6 +195,7 @@ void LeaderElector::OnKeepAliveReply(Result<LeaseGrant> reply) {
   if (!reply.ok()) {
     ++stats_.renewal_failures;
     if (!IsTransient(reply.status().code())) {
+      observer_.Emit(EventKind::kLeaseLost, now, static_cast<int64_t>(grant_->token.value()), 1);
       Transition(LeaderState::kLost);
     } else if (state_ == LeaderState::kLeader) {
       Transition(LeaderState::kSuspended);
@@ -204,11 +206,13 @@ void LeaderElector::OnKeepAliveReply(Result<LeaseGrant> reply) {
   FL_ASSERT(reply->name == grant_->name);
   if (!reply->Valid(now)) {
     ++stats_.renewal_failures;
+    observer_.Emit(EventKind::kLeaseLost, now, static_cast<int64_t>(grant_->token.value()), 0);
     Transition(LeaderState::kLost);
     return;
   }
   grant_ = std::move(reply).value();
   ++stats_.renewals;
+  observer_.Emit(EventKind::kLeaseRenewed, now, static_cast<int64_t>(grant_->token.value()));
   ArmFence(now);
   if (state_ == LeaderState::kSuspended) Transition(LeaderState::kLeader);
   FL_ASSERT(state_ == LeaderState::kLeader && fence_timer_);
@@ -248,10 +252,19 @@ Task<void> LeaderElector::StepDown() {
 bool LeaderElector::CheckValidity() {
   if (!Holding()) return false;
   FL_ASSERT(grant_.has_value());
-  if (grant_->Valid(env_.clock().Now())) return true;
+  const MonoTime now = env_.clock().Now();
+  if (grant_->Valid(now)) return true;
   // The fence timer is due but has not run (the node was paused past valid_until): fence now.
-  Transition(LeaderState::kLost);
+  SelfFence(now);
   return false;
+}
+
+void LeaderElector::SelfFence(MonoTime now) {
+  FL_ASSERT(grant_.has_value());
+  const auto token = static_cast<int64_t>(grant_->token.value());
+  observer_.Emit(EventKind::kSelfFenced, now, token);
+  observer_.Emit(EventKind::kLeaseLost, now, token, 0);
+  Transition(LeaderState::kLost);
 }
 
 Duration LeaderElector::RetryDelay() {
@@ -311,7 +324,7 @@ void LeaderElector::OnFence() {
     ArmFence(now);  // an executor whose timer ran early by its clock: wait for the rest
     return;
   }
-  Transition(LeaderState::kLost);
+  SelfFence(now);
 }
 
 }  // namespace faultline::lease

@@ -257,6 +257,7 @@ Status FailureDetector::Heartbeat(NodeId peer, MonoTime now) {
              .first;
   }
   it->second->Heartbeat(now);
+  it->second->suspicion_reported_ = false;
   FL_ASSERT(detectors_.size() <= options_.peers_max);
   return Status::Ok();
 }
@@ -268,7 +269,14 @@ double FailureDetector::Phi(NodeId peer, MonoTime now) const {
 
 bool FailureDetector::Suspect(NodeId peer, MonoTime now) const {
   const PhiAccrualDetector* d = detector(peer);
-  return d != nullptr && d->Suspect(now) && guard_.MayConvict(now);
+  const bool suspect = d != nullptr && d->Suspect(now) && guard_.MayConvict(now);
+  if (suspect && observer_.attached() && !d->suspicion_reported_) {
+    d->suspicion_reported_ = true;
+    const double phi = std::min(d->Phi(now), 1e12);
+    observer_.Emit(EventKind::kPhiSuspect, now, static_cast<int64_t>(peer.value()),
+                   static_cast<int64_t>(phi * 1000.0));
+  }
+  return suspect;
 }
 
 bool FailureDetector::Remove(NodeId peer) { return detectors_.erase(peer) > 0; }

@@ -164,6 +164,7 @@ Status Relay::MarkPublished(std::span<const OutboxRecord> published) {
 Result<size_t> Relay::RunOnce(Publisher& publisher) {
   FL_RETURN_IF_ERROR(CurrentToken().status());
   FL_ASSIGN_OR_RETURN(std::vector<OutboxRecord> records, Poll(options_.batch_max));
+  observer_.Emit(EventKind::kOutboxLag, MonoTime(), static_cast<int64_t>(records.size()));
   if (records.empty()) return size_t{0};
   std::vector<Message> batch;
   batch.reserve(records.size());

@@ -227,7 +227,7 @@ AdaptiveConcurrencyLimiter::~AdaptiveConcurrencyLimiter() {
                 "AdaptiveConcurrencyLimiter destroyed with calls in flight");
 }
 
-void AdaptiveConcurrencyLimiter::Publish(double estimate) {
+void AdaptiveConcurrencyLimiter::Publish(double estimate, MonoTime at) {
   const double lo = static_cast<double>(options_.limit_min);
   const double hi = static_cast<double>(options_.limit_max);
   // NaN from a custom algorithm keeps the old estimate rather than poisoning the limit.
@@ -235,7 +235,8 @@ void AdaptiveConcurrencyLimiter::Publish(double estimate) {
   estimate_ = std::clamp(estimate, lo, hi);
   const uint32_t published = static_cast<uint32_t>(std::floor(estimate_));
   FL_ASSERT(published >= options_.limit_min && published <= options_.limit_max);
-  limit_.store(published, std::memory_order_relaxed);
+  const uint32_t previous = limit_.exchange(published, std::memory_order_relaxed);
+  if (previous != published) observer_.Emit(EventKind::kAdaptiveLimit, at, published);
 }
 
 void AdaptiveConcurrencyLimiter::Complete(const Token& token, Duration rtt, Outcome outcome) {
@@ -264,7 +265,7 @@ void AdaptiveConcurrencyLimiter::Complete(const Token& token, Duration rtt, Outc
     return;
   }
   const LimitUpdate update = algorithm_->Update(estimate_, sample);
-  Publish(update.limit);
+  Publish(update.limit, token.start() + rtt);
   if (update.new_epoch) {
     epoch_.fetch_add(1, std::memory_order_acq_rel);
     epochs_.fetch_add(1, std::memory_order_relaxed);

@@ -101,6 +101,8 @@ bool Bulkhead::AcquireAwaiter::await_ready() {
   }
   if (bulkhead_.waiters_.load(std::memory_order_relaxed) >= bulkhead_.options_.queue_depth_max) {
     bulkhead_.queue_full_.fetch_add(1, std::memory_order_relaxed);
+    bulkhead_.observer_.Emit(EventKind::kBulkheadRejected, MonoTime(),
+                             bulkhead_.in_use_.load(std::memory_order_relaxed));
     failure_ = StatusCode::kResourceExhausted;
     return true;
   }

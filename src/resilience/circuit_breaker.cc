@@ -248,11 +248,13 @@ BreakerPermit CircuitBreaker::AcquireSlow(MonoTime now) {
         return BreakerPermit::Admit(now, epoch, s);
       case BreakerState::kForcedOpen:
         Bump(kRejectedCounter);
+        observer_.Emit(EventKind::kBreakerRejected, now);
         return BreakerPermit::Reject(Duration::Infinite(), epoch, s);
       case BreakerState::kOpen: {
         const int64_t until = open_until_ns_.load(std::memory_order_relaxed);
         if (now.nanos() < until) {
           Bump(kRejectedCounter);
+          observer_.Emit(EventKind::kBreakerRejected, now);
           return BreakerPermit::Reject(Duration::Nanos(until - now.nanos()), epoch, s);
         }
         if (Transition(w, BreakerState::kHalfOpen, TransitionReason::kOpenDurationElapsed, now,
@@ -279,12 +281,14 @@ BreakerPermit CircuitBreaker::AcquireSlow(MonoTime now) {
           continue;  // w was reloaded by the failed CAS
         }
         Bump(kRejectedCounter);
+        observer_.Emit(EventKind::kBreakerRejected, now);
         return BreakerPermit::Reject(Duration::Nanos(deadline - now.nanos()), epoch, s);
       }
     }
     w = state_.load(std::memory_order_acquire);
   }
   Bump(kRejectedCounter);
+  observer_.Emit(EventKind::kBreakerRejected, now);
   return BreakerPermit::Reject(Duration::Zero(), WordEpoch(w), WordState(w));
 }
 
@@ -415,6 +419,8 @@ bool CircuitBreaker::Transition(uint64_t from, BreakerState to, TransitionReason
       break;
   }
   if (listener_) listener_(event);
+  observer_.Emit(EventKind::kBreakerTransition, now, static_cast<int64_t>(event.from),
+                 static_cast<int64_t>(to));
   state_.store(MakeWord(to, epoch, /*pending=*/false) | (uint64_t{issued} << kIssuedShift),
                std::memory_order_release);
   return true;

@@ -67,7 +67,8 @@ RetryState::Attempt RetryState::StartAttempt(MonoTime now) {
   return attempt;
 }
 
-RetryState::Decision RetryState::Decide(Outcome outcome, MonoTime now, Pushback pushback) {
+RetryState::Decision RetryState::DecideImpl(Outcome outcome, MonoTime now, Pushback pushback,
+                                            StatusCode code) {
   FL_ASSERT_MSG(phase_ == Phase::kInAttempt, "Decide without an attempt in progress");
   FL_ASSERT(!permit_.granted);
   switch (outcome) {
@@ -85,6 +86,7 @@ RetryState::Decision RetryState::Decide(Outcome outcome, MonoTime now, Pushback 
   }
   if (pushback.is_stop()) return Stop(StopReason::kPushbackStop);
   if (attempts_started_ >= policy_.options().attempts_max) {
+    Report(EventKind::kRetryExhausted, now, attempts_started_, static_cast<int64_t>(code));
     return Stop(StopReason::kAttemptsExhausted);
   }
 
@@ -99,6 +101,7 @@ RetryState::Decision RetryState::Decide(Outcome outcome, MonoTime now, Pushback 
   const Duration remaining_at_start = deadline_.Remaining(now + delay);
   if (remaining_at_start < policy_.options().attempt_duration_min) {
     FL_PROBE("retry.deadline_stop");
+    Report(EventKind::kDeadlineExceeded, now, attempts_started_);
     return Stop(StopReason::kDeadline);
   }
   // Acquire before sleeping: a retry waiting in backoff already counts against the budget.
@@ -106,6 +109,7 @@ RetryState::Decision RetryState::Decide(Outcome outcome, MonoTime now, Pushback 
     permit_ = budget_->TryAcquireRetry();
     if (!permit_.granted) {
       FL_PROBE("retry.budget_exhausted");
+      Report(EventKind::kRetryBudgetDenied, now, attempts_started_ + 1);
       return Stop(StopReason::kBudgetExhausted);
     }
   } else {
@@ -113,6 +117,12 @@ RetryState::Decision RetryState::Decide(Outcome outcome, MonoTime now, Pushback 
   }
   last_backoff_ = backoff;
   phase_ = Phase::kWaiting;
+  if (observer_ != nullptr) [[unlikely]] {
+    if (pushback.is_delay() && delay == pushback.delay && pushback.delay > backoff) {
+      observer_->Emit(EventKind::kRetryAfterHonoured, now, attempts_started_ + 1, 0, delay);
+    }
+    observer_->Emit(EventKind::kRetryScheduled, now, attempts_started_ + 1, 0, delay);
+  }
 
   Decision d;
   d.kind = Decision::Kind::kRetryAfter;

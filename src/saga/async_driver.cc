@@ -75,12 +75,18 @@ Task<Result<SagaOutcome>> AsyncOrchestrator::Drive(std::string saga_id, CancelTo
     const StepCall call{saga_id,         definition.type,   data, action.step, action.attempt,
                         action.step_key, action.forward_key};
     Status recorded;
-    if (action.kind == Action::kForward) {
-      const Status outcome = co_await step.forward(call);
+    const bool forward = action.kind == Action::kForward;
+    Status outcome;
+    if (forward) {
+      outcome = co_await step.forward(call);
       recorded = log_.RecordForward(saga_id, action.step, outcome);
     } else {
-      const Status outcome = co_await step.compensate(call);
+      outcome = co_await step.compensate(call);
       recorded = log_.RecordCompensation(saga_id, action.step, outcome);
+    }
+    if (recorded.ok()) {
+      observer_.Emit(forward ? EventKind::kSagaStep : EventKind::kSagaCompensation, MonoTime(),
+                     action.step, outcome.ok() ? 1 : 0);
     }
     if (recorded.code() == StatusCode::kDataLoss) {
       const Status parked = log_.Park(saga_id, "saga row is corrupt: " + recorded.ToString());

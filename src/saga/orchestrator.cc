@@ -104,10 +104,16 @@ Result<SagaOutcome> Orchestrator::Drive(std::string_view saga_id) {
     const StepCall call{saga_id,         definition->type,  data, action.step, action.attempt,
                         action.step_key, action.forward_key};
     Status recorded;
-    if (action.kind == Action::kForward) {
-      recorded = log_.RecordForward(saga_id, action.step, step.forward(call));
+    const bool forward = action.kind == Action::kForward;
+    const Status outcome = forward ? step.forward(call) : step.compensate(call);
+    if (forward) {
+      recorded = log_.RecordForward(saga_id, action.step, outcome);
     } else {
-      recorded = log_.RecordCompensation(saga_id, action.step, step.compensate(call));
+      recorded = log_.RecordCompensation(saga_id, action.step, outcome);
+    }
+    if (recorded.ok()) {
+      observer_.Emit(forward ? EventKind::kSagaStep : EventKind::kSagaCompensation, MonoTime(),
+                     action.step, outcome.ok() ? 1 : 0);
     }
     if (recorded.code() == StatusCode::kDataLoss) {
       FL_RETURN_IF_ERROR(log_.Park(saga_id, "saga row is corrupt: " + recorded.ToString()));

@@ -363,6 +363,7 @@ Result<ReshardPhase> Reshard::Step() {
     case P::kReversed:
       break;
   }
+  observer_.Emit(EventKind::kReshardProgress, MonoTime(), static_cast<int64_t>(state_.phase));
   return state_.phase;
 }
 

@@ -46,6 +46,10 @@ Status OffsetMonitor::Record(NodeId peer, const OffsetMeasurement& m) {
   if (m.measured_at > clock_.Now()) {
     return InvalidArgumentError("measurement taken in the future of the local monotonic clock");
   }
+  if (observer_.attached() && !IsWithin(m, tolerated_offset())) {
+    observer_.Emit(EventKind::kHlcOffsetAlarm, m.measured_at, static_cast<int64_t>(peer.value()),
+                   0, m.offset);
+  }
   auto it = peers_.find(peer);
   if (it == peers_.end()) {
     if (peers_.size() >= options_.peers_max) {

@@ -34,32 +34,33 @@ enum class EventKind : uint16_t {
   kBreakerRejected,        // a call refused while open / half-open full
   kRetryScheduled,         // a = attempt number about to run (2 = first retry), d = backoff chosen
   kRetryBudgetDenied,      // a = attempt number that was refused
-  kRetryAfterHonoured,     // d = the server's pushback that replaced the backoff
-  kRetryExhausted,         // a = attempts made; the last status's code in b
+  kRetryAfterHonoured,     // a = attempt about to run, d = the pushback that replaced the backoff
+  kRetryExhausted,         // a = attempts made; b = the last StatusCode (0 if not known)
   kLimiterRejected,        // rate limiter refused (d = wait it would have needed, if known)
   kBulkheadRejected,       // a = in-flight at the time
   kAdaptiveLimit,          // a = new concurrency limit (emitted when it changes)
   kAdaptiveRejected,       // a = in-flight, b = limit
-  kDeadlineExceeded,       // d = how late (0 if unknown)
+  kDeadlineExceeded,       // a = attempts made, d = how late (0 if unknown)
   kDeadlinePropagated,     // d = remaining budget handed to the callee
   kHedgeSent,              // a = hedge number (1 = first extra request), d = delay since first
-  kCallCompleted,          // a = StatusCode, d = latency (the pipeline's whole call)
+  kCallCompleted,          // a = StatusCode; b = 1 when d is the measured latency of the whole
+                           // call, 0 when no completion reading existed (d = 0 then)
   // ---- leases and fencing ----
-  kLeaseAcquired = 100,  // a = token, d = acquire latency
+  kLeaseAcquired = 100,  // a = token, d = acquire latency (0 if not measured)
   kLeaseRenewed,         // a = token
   kLeaseLost,            // a = token; b = 1 when the service said so, 0 when validity ran out
   kSelfFenced,           // a = token: the holder stopped acting at its valid_until
-  kFencingRejected,      // a = token offered, b = highest seen
+  kFencingRejected,      // a = token offered, b = highest seen (0 if not known)
   kPhiSuspect,           // a = peer node id, b = phi × 1000
   kHlcOffsetAlarm,       // a = peer node id, d = offset observed
   // ---- idempotency, outbox, sagas, resharding ----
-  kIdempotencyClaimed = 200,  // a new key claimed
+  kIdempotencyClaimed = 200,  // a new key claimed (a = attempt)
   kIdempotencyReplayed,       // a stored result returned
-  kIdempotencyTakeover,       // an abandoned claim taken over
-  kOutboxLag,                 // a = rows pending, d = age of the oldest
+  kIdempotencyTakeover,       // an abandoned claim taken over (a = the new attempt)
+  kOutboxLag,                 // a = rows pending, d = age of the oldest (0 if not known)
   kSagaStep,                  // a = step index, b = 1 ok / 0 failed
-  kSagaCompensation,          // a = step index compensated
-  kReshardProgress,           // a = phase (ReshardPhase), b = rows copied so far
+  kSagaCompensation,          // a = step index compensated, b = 1 ok / 0 failed
+  kReshardProgress,           // a = phase (ReshardPhase), b = rows copied so far (0 if not known)
 };
 
 // Stable snake_case name of a kind ("breaker_transition", ...): used as the metric/span name stem.

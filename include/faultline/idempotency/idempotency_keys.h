@@ -82,6 +82,7 @@
 #include <string>
 #include <string_view>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
@@ -130,6 +131,8 @@ struct Claim {
   Duration retry_after;
   // kCompleted: the stored response, byte-identical.
   std::string response;
+  // kClaimed: an in-progress claim whose lease ran out was taken over (attempt > 1).
+  bool takeover = false;
 };
 
 class IdempotencyKeys {
@@ -166,6 +169,11 @@ class IdempotencyKeys {
   Result<size_t> Expire();
 
   const KeyOptions& options() const { return options_; }
+  // Acquire (the overload that runs its own transaction, after it committed) reports
+  // kIdempotencyClaimed (a = attempt), kIdempotencyTakeover (a = the new attempt) or
+  // kIdempotencyReplayed (a = the record's attempt). The overload inside a caller's transaction
+  // reports nothing: only the caller knows whether it commits. No clock: `at` is MonoTime().
+  ObserverSlot& observe() { return observer_; }
 
  private:
   IdempotencyKeys(LocalStore& store, Clock& clock, KeyOptions options)
@@ -173,6 +181,7 @@ class IdempotencyKeys {
   LocalStore& store_;
   Clock& clock_;
   KeyOptions options_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline::idempotency

@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "faultline/core/ids.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/store/local_store.h"
 
@@ -48,12 +49,19 @@ class FenceGuard {
         return true;
       }
     }
-    return t == seen;
+    if (t == seen) return true;
+    observer_.Emit(EventKind::kFencingRejected, MonoTime(), static_cast<int64_t>(t),
+                   static_cast<int64_t>(seen));
+    return false;
   }
   FencingToken highest() const { return FencingToken(highest_.load(std::memory_order_acquire)); }
+  // Every refused token is reported as kFencingRejected (a = token, b = the mark that refused it;
+  // no clock: `at` is MonoTime()). Attach before sharing.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   std::atomic<uint64_t> highest_{0};
+  ObserverSlot observer_;
 };
 
 // The fencing rule inside a LocalStore transaction. The high-water mark of `resource` lives at key
@@ -90,9 +98,16 @@ class FencedStore {
   // kAborted from its own Commit (RunInTransaction does).
   static Status CheckAndRaise(Transaction& txn, std::string_view resource, FencingToken token);
 
+  // Put/Delete/Raise refused with kFencedOut are reported as kFencingRejected (a = token,
+  // b = 0: the mark is read inside the transaction). CheckAndRaise, being static, reports nothing.
+  ObserverSlot& observe() { return observer_; }
+
  private:
+  Status Reported(Status s, FencingToken token) const;
+
   LocalStore& store_;
   std::string resource_;
+  ObserverSlot observer_;
 };
 
 // An in-memory fenced key-value map (single-threaded).
@@ -104,6 +119,8 @@ class FencedKv {
   std::optional<std::string> Get(const std::string& key) const;
   FencingToken highest() const { return guard_.highest(); }
   uint64_t rejected() const { return rejected_; }
+  // kFencingRejected for every refused write or read (see FenceGuard::observe()).
+  ObserverSlot& observe() { return guard_.observe(); }
 
  private:
   FenceGuard guard_;

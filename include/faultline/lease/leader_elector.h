@@ -42,6 +42,7 @@
 #include <optional>
 #include <string>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/cancel.h"
@@ -112,6 +113,11 @@ class LeaderElector {
   // Called on every state change, after it happened; grant is null in kFollower / kLost.
   void SetListener(Listener listener) { listener_ = std::move(listener); }
   const ElectorStats& stats() const { return stats_; }
+  // Reports kLeaseAcquired (a = token; d = 0: no extra clock read), kLeaseRenewed, kLeaseLost
+  // (b = 1 when the service refused the renewal, 0 when the validity ran out) and kSelfFenced
+  // (the fence at valid_until stopped this leader), each timed by a reading the elector already
+  // took. Attach before campaigning.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   LeaderElector(Env& env, LeaseService& service, const ElectorOptions& options);
@@ -123,6 +129,8 @@ class LeaderElector {
   Task<void> StepDown();
   // Moves to kLost when the grant's validity has passed; returns whether the lease is still held.
   bool CheckValidity();
+  // The fence fired (or was found due at `now`): kSelfFenced, kLeaseLost, then kLost.
+  void SelfFence(MonoTime now);
   bool Holding() const {
     return state_ == LeaderState::kLeader || state_ == LeaderState::kSuspended;
   }
@@ -145,6 +153,7 @@ class LeaderElector {
   Listener listener_;
   std::function<bool()> gate_;
   ElectorStats stats_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline::lease

@@ -51,6 +51,7 @@
 #include <unordered_map>
 
 #include "faultline/core/ids.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 
@@ -141,6 +142,8 @@ class PhiAccrualDetector {
   MonoTime last_heartbeat_;
   MonoTime suspect_after_ = MonoTime::Max();
   PhiAccrualStats stats_;
+  // FailureDetector's observer: the current suspicion was reported (cleared by a heartbeat).
+  mutable bool suspicion_reported_ = false;
 };
 
 // Vetoes convictions while this node's own loop is, or just was, stalled. The loop calls Tick with
@@ -216,6 +219,10 @@ class FailureDetector {
   size_t peers() const { return detectors_.size(); }
   const LocalPauseGuard& guard() const { return guard_; }
   const FailureDetectorOptions& options() const { return options_; }
+  // Reports kPhiSuspect (a = peer, b = phi × 1000 at `now`) the first time Suspect(peer, now)
+  // returns true after the peer's latest heartbeat: one event per suspicion, however often it is
+  // asked. Phi is computed only when an observer is attached, and never decides anything.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   FailureDetector(const FailureDetectorOptions& options, double suspicion_y);
@@ -224,6 +231,7 @@ class FailureDetector {
   const double suspicion_y_;
   LocalPauseGuard guard_;
   std::unordered_map<NodeId, std::unique_ptr<PhiAccrualDetector>> detectors_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline::lease

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "faultline/core/ids.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/outbox/broker.h"
 #include "faultline/outbox/outbox.h"
@@ -122,6 +123,9 @@ class Relay {
 
   const RelayOptions& options() const { return options_; }
   const RelayStats& stats() const { return stats_; }
+  // RunOnce reports kOutboxLag after each poll: a = events found pending (at most batch_max, so a
+  // full batch means "at least"), d = 0 (records carry no timestamp and the relay no clock).
+  ObserverSlot& observe() { return observer_; }
 
  private:
   Relay(std::unique_ptr<OutboxSource> source, RelayOptions options, TokenSource token)
@@ -134,6 +138,7 @@ class Relay {
   TokenSource token_;
   std::vector<uint64_t> last_poll_;  // seqs of the last Poll, for MarkPublished's prefix check
   RelayStats stats_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline::outbox

@@ -45,6 +45,7 @@
 #include <mutex>
 #include <string_view>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
@@ -236,6 +237,7 @@ class AdaptiveConcurrencyLimiter {
       lim = limit_.load(std::memory_order_relaxed);
       if (n >= lim) {
         rejected_.fetch_add(1, std::memory_order_relaxed);
+        observer_.Emit(EventKind::kAdaptiveRejected, now != nullptr ? *now : MonoTime(), n, lim);
         return Token();
       }
     } while (!inflight_.compare_exchange_weak(n, n + 1, std::memory_order_acquire,
@@ -263,14 +265,17 @@ class AdaptiveConcurrencyLimiter {
   std::string_view algorithm_name() const { return algorithm_->name(); }
   AdaptiveConcurrencyCounters counters() const;
   const AdaptiveConcurrencyOptions& options() const { return options_; }
+  // Reports kAdaptiveRejected (a = in flight, b = limit) and kAdaptiveLimit (a = the new limit)
+  // whenever the published limit changes. Attach before sharing.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   enum class Outcome : uint8_t { kSuccess, kDropped, kIgnored };
   AdaptiveConcurrencyLimiter(Clock& clock, const AdaptiveConcurrencyOptions& options,
                              std::unique_ptr<LimitAlgorithm> algorithm);
   void Complete(const Token& token, Duration rtt, Outcome outcome);
-  // Clamps and publishes `estimate`; mu_ held.
-  void Publish(double estimate);
+  // Clamps and publishes `estimate`; mu_ held. `at`: the completion instant, when known.
+  void Publish(double estimate, MonoTime at = MonoTime());
 
   Clock& clock_;
   const AdaptiveConcurrencyOptions options_;
@@ -289,6 +294,7 @@ class AdaptiveConcurrencyLimiter {
   alignas(64) mutable std::mutex mu_;
   std::unique_ptr<LimitAlgorithm> algorithm_;  // guarded by mu_
   double estimate_ = 0;                        // guarded by mu_
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline

@@ -39,6 +39,7 @@
 #include <utility>
 
 #include "faultline/core/assert.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/cancel.h"
@@ -114,6 +115,7 @@ class Bulkhead {
     do {
       if (n >= concurrency_max_) {
         Bump(kRejectedCounter);
+        observer_.Emit(EventKind::kBulkheadRejected, MonoTime(), n);
         return BulkheadPermit();
       }
     } while (!in_use_.compare_exchange_weak(n, n + 1, std::memory_order_acquire,
@@ -129,6 +131,9 @@ class Bulkhead {
   uint32_t queued() const { return waiters_.load(std::memory_order_relaxed); }
   BulkheadCounters counters() const;
   const BulkheadOptions& options() const { return options_; }
+  // Refusals (TryAcquire with no free slot, Acquire with the queue full) are reported as
+  // kBulkheadRejected (a = in flight; no clock: `at` is MonoTime()). Attach before sharing.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   friend class BulkheadPermit;
@@ -163,6 +168,7 @@ class Bulkhead {
   std::atomic<uint64_t> timed_out_{0};
   std::atomic<uint64_t> cancelled_{0};
   resilience_internal::StripedCounters<kCounterCount> stripes_;
+  ObserverSlot observer_;
 };
 
 // The awaitable of Bulkhead::Acquire. Neither copyable nor movable: once suspended, the bulkhead

@@ -80,6 +80,7 @@
 #include "faultline/core/assert.h"
 #include "faultline/core/ids.h"
 #include "faultline/core/inline_function.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/random.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
@@ -257,6 +258,7 @@ class CircuitBreaker {
       const int64_t until = open_until_ns_.load(std::memory_order_relaxed);
       if (now.nanos() < until) {
         Bump(kRejectedCounter);
+        observer_.Emit(EventKind::kBreakerRejected, now);
         return BreakerPermit::Reject(Duration::Nanos(until - now.nanos()), WordEpoch(w),
                                      BreakerState::kOpen);
       }
@@ -291,6 +293,10 @@ class CircuitBreaker {
   void ForceOpen();
   void Disable();
   void Reset();
+
+  // Reports kBreakerTransition (a = from, b = to: BreakerState values) after each transition,
+  // next to the listener, and kBreakerRejected for every refused call. Attach before sharing.
+  ObserverSlot& observe() { return observer_; }
 
   // The current state (a transition in progress reports its target state). Transitions out of
   // Open and HalfOpen happen lazily, inside TryAcquire.
@@ -439,6 +445,7 @@ class CircuitBreaker {
   std::unique_ptr<breaker_internal::CountWindow> count_window_;
   std::unique_ptr<breaker_internal::TimeWindow> time_window_;
   std::unique_ptr<resilience_internal::StripedCounters<kCounterCount>> stripes_;
+  ObserverSlot observer_;  // read only on a rejection or a transition
 };
 
 // RAII for one call: records on Record(), Releases the permit (as abandoned) if destroyed

@@ -43,6 +43,7 @@
 #include <optional>
 #include <utility>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/cancel.h"
@@ -101,11 +102,14 @@ using HedgeFnWithPushback =
     std::function<Task<Result<T>>(int attempt, CancelToken cancel, Pushback& pushback)>;
 
 // Runs a hedged call; see the file comment. `executor`, `clock` and `budget` (nullptr: no budget)
-// must outlive the returned task; the policy is copied into it (it is small).
+// must outlive the returned task; the policy is copied into it (it is small). `observer`
+// (optional, must outlive the task) receives kHedgeSent (a = hedge number, d = since the start),
+// kRetryBudgetDenied (a hedge the budget refused) and kDeadlineExceeded (d = how late).
 template <typename T>
 Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
                       RetryBudget* budget, Deadline deadline, HedgeFnWithPushback<T> fn,
-                      CancelToken cancel = {}, HedgeReport* report = nullptr) {
+                      CancelToken cancel = {}, HedgeReport* report = nullptr,
+                      const ObserverSlot* observer = nullptr) {
   using Shared = hedging_internal::Shared<T, kHedgeAttemptsMax>;
   HedgeReport local;
   HedgeReport& rep = report != nullptr ? *report : local;
@@ -125,7 +129,11 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
   StopReason stop_cause = StopReason::kAttemptsExhausted;
   // One clock read per pass: the first pass uses the reading that starts the hedge.
   MonoTime now = clock.Now();
+  const MonoTime start = now;
   MonoTime next_at = now;
+  auto report_event = [observer](EventKind kind, MonoTime at, int64_t a, Duration d) {
+    if (observer != nullptr) observer->Emit(kind, at, a, 0, d);
+  };
   if (budget != nullptr) budget->RecordRequest();
 
   for (bool first = true;; first = false) {
@@ -169,6 +177,7 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
     if (deadline.Expired(now)) {
       rep.reason = StopReason::kDeadline;
       attempts_cancel.Cancel();
+      report_event(EventKind::kDeadlineExceeded, now, started, now - deadline.at());
       co_return DeadlineExceededError("hedge: deadline exceeded");
     }
     // 2. Send the next attempt when it is due.
@@ -178,6 +187,7 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
         stop_cause = StopReason::kDeadline;
       } else if (started > 0 && budget != nullptr && !budget->TryAcquireRetry()) {
         ++rep.budget_denied;
+        report_event(EventKind::kRetryBudgetDenied, now, started + 1, Duration());
         stop_sending = true;
         stop_cause = StopReason::kBudgetExhausted;
       } else {
@@ -185,6 +195,7 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
         ++in_flight;
         rep.attempts_started = started;
         next_at = now + opt.hedge_delay;
+        if (k > 0) report_event(EventKind::kHedgeSent, now, k, now - start);
         // Runs until its first suspension (or to completion) before Spawn returns.
         attempts.Spawn(hedging_internal::RunAttempt(&shared, &fn, static_cast<int>(k),
                                                        attempts_cancel.token()));
@@ -209,13 +220,14 @@ Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
 template <typename T>
 Task<Result<T>> Hedge(Executor& executor, Clock& clock, HedgingPolicy policy,
                       RetryBudget* budget, Deadline deadline, HedgeFn<T> fn,
-                      CancelToken cancel = {}, HedgeReport* report = nullptr) {
+                      CancelToken cancel = {}, HedgeReport* report = nullptr,
+                      const ObserverSlot* observer = nullptr) {
   return Hedge<T>(executor, clock, policy, budget, deadline,
                   HedgeFnWithPushback<T>([f = std::move(fn)](int attempt, CancelToken token,
                                                               Pushback&) {
                     return f(attempt, std::move(token));
                   }),
-                  std::move(cancel), report);
+                  std::move(cancel), report, observer);
 }
 
 }  // namespace faultline

@@ -28,7 +28,15 @@
 //   // or, in a coroutine on an Executor (under the simulator):
 //   Status s = co_await p.ExecuteAsync(executor, deadline, [&](Duration t) -> Task<Status> {...});
 //
-// Thread safety: a Pipeline is immutable after construction and may be shared; the stages it
+// Observer (observe()): the retry decisions (see RetryState::Observe) and, per Execute,
+// kCallCompleted (a = the StatusCode returned, b = 1 when d is the measured latency of the whole
+// call). The latency is measured only where the pipeline already holds a completion reading (a
+// breaker's, or a failed attempt's); a success without a breaker takes no completion reading, so
+// it reports b = 0, d = 0: attaching an observer never adds a clock read. Stages report their own
+// events through their own observe().
+//
+// Thread safety: a Pipeline is immutable after construction (attach the observer before sharing)
+// and may be shared; the stages it
 // points to are thread-safe (see their headers). Execute allocates nothing and throws nothing
 // beyond what `fn` does.
 #pragma once
@@ -37,6 +45,7 @@
 #include <optional>
 #include <utility>
 
+#include "faultline/core/observer.h"
 #include "faultline/env/clock.h"
 #include "faultline/env/task.h"
 #include "faultline/resilience/bulkhead.h"
@@ -88,35 +97,46 @@ class Pipeline {
   Task<Status> ExecuteAsync(Executor& executor, Deadline deadline, Fn fn,
                             uint64_t jitter_seed = 0) {
     MonoTime now = clock_.Now();
+    const MonoTime start = now;
     const uint32_t attempts_max = stages_.retry == nullptr ? 1 : UINT32_MAX;
     RetryState* state = nullptr;
     std::optional<RetryState> storage;
     if (stages_.retry != nullptr) {
       state = &storage.emplace(*stages_.retry, stages_.budget, deadline, jitter_seed);
+      state->Observe(&observer_);
     }
     Status last = DeadlineExceededError("no attempt fit in the deadline");
     for (uint32_t n = 0; n < attempts_max; ++n) {
       Duration timeout = deadline.Remaining(now);
       if (state != nullptr) {
         const RetryState::Attempt a = state->StartAttempt(now);
-        if (!a.start) co_return last;
+        if (!a.start) break;
         timeout = a.timeout;
       } else if (deadline.Expired(now)) {
-        co_return last;
+        break;
       }
       Completion done;
       last = co_await AttemptAsync(now, timeout, fn, &done);
-      if (state == nullptr) co_return last;
-      const RetryState::Decision d = state->Decide(last, CompletionTime(last, now, done));
-      if (!d.retry()) co_return last;
+      if (state == nullptr) {
+        ReportCall(last, start, now, done);
+        co_return last;
+      }
+      const MonoTime end = CompletionTime(last, now, done);
+      const RetryState::Decision d = state->Decide(last, end);
+      if (!d.retry()) {
+        ReportCall(last, start, end, Completion{end, done.read || !last.ok()});
+        co_return last;
+      }
       Status slept = co_await faultline::Sleep(executor, d.delay);
       if (!slept.ok()) co_return CancelledError("cancelled");
       now = clock_.Now();
     }
+    ReportCall(last, start, now, Completion{now, true});
     co_return last;
   }
 
   const PipelineStages& stages() const { return stages_; }
+  ObserverSlot& observe() { return observer_; }
 
  private:
   static CallOutcome BreakerOutcome(const Status& s) {
@@ -137,23 +157,50 @@ class Pipeline {
   // The retry loop from the first entry reading `now`.
   template <typename Fn, typename Sleeper>
   Status Run(MonoTime now, Deadline deadline, Fn& fn, Sleeper& sleep, uint64_t jitter_seed) {
+    const MonoTime start = now;
     if (stages_.retry == nullptr) {
-      if (deadline.Expired(now)) return DeadlineExceededError("deadline passed");
-      return Attempt(now, deadline.Remaining(now), fn);
+      if (deadline.Expired(now)) {
+        Status s = DeadlineExceededError("deadline passed");
+        ReportCall(s, start, now, Completion{now, true});
+        return s;
+      }
+      Completion done;
+      Status s = AttemptImpl(now, deadline.Remaining(now), fn, &done);
+      ReportCall(s, start, now, done);
+      return s;
     }
     RetryState state(*stages_.retry, stages_.budget, deadline, jitter_seed);
+    state.Observe(&observer_);
     Status last;  // ok until an attempt fails: an error Status allocates, the success path must not
     while (true) {
       const RetryState::Attempt a = state.StartAttempt(now);
       if (!a.start) {
-        return last.ok() ? DeadlineExceededError("no attempt fit in the deadline") : last;
+        if (last.ok()) last = DeadlineExceededError("no attempt fit in the deadline");
+        ReportCall(last, start, now, Completion{now, true});
+        return last;
       }
       Completion done;
       last = AttemptImpl(now, a.timeout, fn, &done);
-      const RetryState::Decision d = state.Decide(last, CompletionTime(last, now, done));
-      if (!d.retry()) return last;
+      const MonoTime end = CompletionTime(last, now, done);
+      const RetryState::Decision d = state.Decide(last, end);
+      if (!d.retry()) {
+        ReportCall(last, start, end, Completion{end, done.read || !last.ok()});
+        return last;
+      }
       sleep(d.delay);
       now = clock_.Now();
+    }
+  }
+
+  // kCallCompleted for a call that started at `start`. `done.read`: `done.end` is a completion
+  // reading (the latency is measured); otherwise `now` (an entry reading) times the event.
+  void ReportCall(const Status& s, MonoTime start, MonoTime now, const Completion& done) const {
+    if (!observer_.attached()) [[likely]] return;
+    if (done.read) {
+      observer_.Emit(EventKind::kCallCompleted, done.end, static_cast<int64_t>(s.code()), 1,
+                     done.end - start);
+    } else {
+      observer_.Emit(EventKind::kCallCompleted, now, static_cast<int64_t>(s.code()), 0);
     }
   }
 
@@ -221,6 +268,7 @@ class Pipeline {
 
   Clock& clock_;
   PipelineStages stages_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline

@@ -50,6 +50,7 @@
 #include <string_view>
 
 #include "faultline/core/assert.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
@@ -142,6 +143,7 @@ class TokenBucket {
       const int64_t next = base + need;
       if (next > now.nanos()) {
         counters_.Bump(limiter_internal::StripedCounters::kRejected);
+        observer_.Emit(EventKind::kLimiterRejected, now, 0, 0, Duration::Nanos(next - now.nanos()));
         return RateLimitResult::Rejected(next - now.nanos());
       }
       if (empty_at_ns_.compare_exchange_weak(empty_at, next, std::memory_order_relaxed,
@@ -158,6 +160,8 @@ class TokenBucket {
   Duration emission_interval() const { return Duration::Nanos(interval_ns_); }
   uint64_t capacity() const { return capacity_; }
   RateLimiterCounters counters() const;
+  // Rejections are reported as kLimiterRejected (d = the wait). Attach before sharing.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   TokenBucket(Clock& clock, const TokenBucketOptions& options);
@@ -169,6 +173,7 @@ class TokenBucket {
   // The instant at which the bucket was (or will be) empty under continuous refill.
   alignas(64) std::atomic<int64_t> empty_at_ns_;
   limiter_internal::StripedCounters counters_;
+  ObserverSlot observer_;
 };
 
 struct GcraOptions {
@@ -203,6 +208,7 @@ class Gcra {
       const int64_t wait = limiter_internal::GcraDecide(&next, now.nanos(), inc, tau_ns_);
       if (wait > 0) {
         counters_.Bump(limiter_internal::StripedCounters::kRejected);
+        observer_.Emit(EventKind::kLimiterRejected, now, 0, 0, Duration::Nanos(wait));
         return RateLimitResult::Rejected(wait);
       }
       if (tat_ns_.compare_exchange_weak(tat, next, std::memory_order_relaxed,
@@ -221,6 +227,8 @@ class Gcra {
   Duration emission_interval() const { return Duration::Nanos(interval_ns_); }
   Duration burst_tolerance() const { return Duration::Nanos(tau_ns_); }
   RateLimiterCounters counters() const;
+  // Rejections are reported as kLimiterRejected (d = the wait). Attach before sharing.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   Gcra(Clock& clock, const GcraOptions& options);
@@ -232,6 +240,7 @@ class Gcra {
   // Theoretical arrival time of the next request at the sustained rate.
   alignas(64) std::atomic<int64_t> tat_ns_;
   limiter_internal::StripedCounters counters_;
+  ObserverSlot observer_;
 };
 
 struct KeyedRateLimiterOptions {

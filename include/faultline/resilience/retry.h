@@ -55,6 +55,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/random.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
@@ -174,10 +175,20 @@ class RetryState {
     bool retry() const { return kind == Kind::kRetryAfter; }
   };
   // Call after every attempt with its outcome; see the file comment for the rules.
-  Decision Decide(Outcome outcome, MonoTime now, Pushback pushback = Pushback::None());
-  Decision Decide(const Status& status, MonoTime now, Pushback pushback = Pushback::None()) {
-    return Decide(policy_.Classify(status), now, pushback);
+  Decision Decide(Outcome outcome, MonoTime now, Pushback pushback = Pushback::None()) {
+    return DecideImpl(outcome, now, pushback, StatusCode::kOk);
   }
+  Decision Decide(const Status& status, MonoTime now, Pushback pushback = Pushback::None()) {
+    return DecideImpl(policy_.Classify(status), now, pushback, status.code());
+  }
+
+  // Reports the retry decisions to `slot` (nullptr: none; must outlive the state), all timed at
+  // Decide's `now`: kRetryScheduled (a = the attempt about to run, d = the delay),
+  // kRetryAfterHonoured (d = the pushback that replaced a shorter backoff), kRetryBudgetDenied
+  // (a = the refused attempt), kRetryExhausted (a = attempts made, b = the last StatusCode when
+  // Decide was given a Status), kDeadlineExceeded (no retry fits before the deadline). Nothing
+  // is reported for a success.
+  void Observe(const ObserverSlot* slot) { observer_ = slot; }
 
   // The decided retry will not be sent (cancelled during backoff, shutdown): releases its budget
   // permit and stops. Idempotent; a no-op once stopped for another reason.
@@ -192,8 +203,12 @@ class RetryState {
 
  private:
   enum class Phase : uint8_t { kReady, kInAttempt, kWaiting, kStopped };
+  Decision DecideImpl(Outcome outcome, MonoTime now, Pushback pushback, StatusCode code);
   Decision Stop(StopReason reason);
   void ReleasePermit();
+  void Report(EventKind kind, MonoTime now, int64_t a, int64_t b = 0, Duration d = Duration()) {
+    if (observer_ != nullptr) [[unlikely]] observer_->Emit(kind, now, a, b, d);
+  }
 
   const RetryPolicy& policy_;
   RetryBudget* budget_;
@@ -204,6 +219,7 @@ class RetryState {
   uint32_t attempts_started_ = 0;
   Duration last_backoff_;
   RetryPermit permit_;
+  const ObserverSlot* observer_ = nullptr;
 };
 
 // ---- Coroutine helper ---------------------------------------------------------------------------
@@ -239,13 +255,16 @@ using AttemptResult = typename TaskValue<std::invoke_result_t<Fn&, RetryAttempt&
 // attempt's error (kDeadlineExceeded if no attempt fit before the deadline, kCancelled if `cancel`
 // fired during a backoff sleep). `fn` must honour attempt.timeout (Retry does not race it against
 // a timer). `executor`, `clock`, `policy` and `budget` must outlive the returned task.
+// `observer` (optional, must outlive the task) receives the retry decisions (RetryState::Observe).
 template <typename Fn>
 Task<retry_internal::AttemptResult<Fn>> Retry(Executor& executor, Clock& clock,
                                               const RetryPolicy& policy, RetryBudget* budget,
                                               Deadline deadline, uint64_t jitter_seed, Fn fn,
                                               CancelToken cancel = {},
-                                              RetryReport* report = nullptr) {
+                                              RetryReport* report = nullptr,
+                                              const ObserverSlot* observer = nullptr) {
   RetryState state(policy, budget, deadline, jitter_seed);
+  state.Observe(observer);
   RetryReport local;
   RetryReport& rep = report != nullptr ? *report : local;
   rep = RetryReport{};
@@ -289,9 +308,10 @@ template <typename Fn>
 Task<retry_internal::AttemptResult<Fn>> Retry(Env& env, const RetryPolicy& policy,
                                               RetryBudget* budget, Deadline deadline, Fn fn,
                                               CancelToken cancel = {},
-                                              RetryReport* report = nullptr) {
+                                              RetryReport* report = nullptr,
+                                              const ObserverSlot* observer = nullptr) {
   return Retry(env.executor(), env.clock(), policy, budget, deadline, env.random().Next(),
-               std::move(fn), std::move(cancel), report);
+               std::move(fn), std::move(cancel), report, observer);
 }
 
 }  // namespace faultline

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/env/cancel.h"
 #include "faultline/env/clock.h"
@@ -72,6 +73,11 @@ class AsyncOrchestrator {
   // next). To drive them concurrently, spawn Drive for each id of SagaLog::Unfinished().
   Task<Result<RecoveryReport>> RecoverAll(CancelToken cancel = {});
 
+  // Reports, once the log recorded it, kSagaStep (a = step index, b = 1 ok / 0 failed) for every
+  // forward attempt and kSagaCompensation (a = step index, b = 1 ok / 0 failed) for every
+  // compensation attempt. No clock reading: `at` is MonoTime(). Attach before driving.
+  ObserverSlot& observe() { return observer_; }
+
  private:
   AsyncOrchestrator(SagaLog& log, Executor& executor, Clock& clock,
                     AsyncOrchestratorOptions options)
@@ -82,6 +88,7 @@ class AsyncOrchestrator {
   Clock& clock_;
   AsyncOrchestratorOptions options_;
   std::map<std::string, AsyncSagaDefinition, std::less<>> types_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline::saga

@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/saga/saga_log.h"
 
@@ -103,6 +104,11 @@ class Orchestrator {
   // Drives every saga in the running set once (each until it finishes, parks or must wait).
   Result<RecoveryReport> RecoverAll();
 
+  // Reports, once the log recorded it, kSagaStep (a = step index, b = 1 ok / 0 failed) for every
+  // forward attempt and kSagaCompensation (a = step index, b = 1 ok / 0 failed) for every
+  // compensation attempt. No clock reading: `at` is MonoTime(). Attach before driving.
+  ObserverSlot& observe() { return observer_; }
+
  private:
   Orchestrator(SagaLog& log, Clock& clock, OrchestratorOptions options)
       : log_(log), clock_(clock), options_(std::move(options)) {}
@@ -113,6 +119,7 @@ class Orchestrator {
   Clock& clock_;
   OrchestratorOptions options_;
   std::map<std::string, SagaDefinition, std::less<>> types_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline::saga

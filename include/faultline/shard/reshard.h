@@ -59,6 +59,7 @@
 #include <string>
 #include <string_view>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
@@ -153,6 +154,9 @@ class Reshard {
 
   const ReshardState& state() const { return state_; }
   ReshardPhase phase() const { return state_.phase; }
+  // Step reports kReshardProgress after every successful step: a = the phase after it
+  // (ReshardPhase), b = 0 (the copy cursor lives in the target store; rows are not tallied here).
+  ObserverSlot& observe() { return observer_; }
 
  private:
   Reshard(LocalStore& directory_store, ShardResolver resolver, ReshardOptions options)
@@ -186,6 +190,7 @@ class Reshard {
   ShardResolver resolver_;
   ReshardOptions options_;
   ReshardState state_;
+  ObserverSlot observer_;
   ShardStore* source_ = nullptr;
   ShardStore* target_ = nullptr;
 };

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "faultline/core/ids.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/options.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
@@ -106,6 +107,9 @@ class OffsetMonitor {
 
   Duration tolerated_offset() const { return options_.max_offset * 4 / 5; }
   const OffsetMonitorOptions& options() const { return options_; }
+  // Reports kHlcOffsetAlarm (a = peer, d = the offset, at = measured_at) for every recorded
+  // measurement that is not within tolerated_offset().
+  ObserverSlot& observe() { return observer_; }
 
  private:
   OffsetMonitor(Clock& clock, OffsetMonitorOptions options) : clock_(clock), options_(options) {}
@@ -114,6 +118,7 @@ class OffsetMonitor {
   Clock& clock_;
   const OffsetMonitorOptions options_;
   std::map<NodeId, OffsetMeasurement> peers_;  // ordered: deterministic iteration
+  ObserverSlot observer_;
 };
 
 // ---- ClockPinger ----
