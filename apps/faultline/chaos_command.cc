@@ -201,8 +201,11 @@ int RunChaos(const ChaosArgs& args) {
   }
   infra.reset();  // etcd and PostgreSQL stopped, their directories and the nftables table removed
   if (!run.completed) {
-    std::fprintf(stderr, "faultline chaos: interrupted; node processes killed, %s removed\n",
-                 dir->path().c_str());
+    std::fprintf(stderr, "faultline chaos: interrupted; node processes killed, %s removed%s\n",
+                 dir->path().c_str(),
+                 parsed.etcd || parsed.postgresql
+                     ? "; etcd, PostgreSQL and their directories, and the nftables table, gone"
+                     : "");
     return 130;
   }
   std::printf("faults applied (TrueTime since the run's start):\n");

@@ -158,7 +158,8 @@ std::vector<std::string> Infra::Describe() const {
     }
     lines.push_back("lease service: etcd, " + std::to_string(etcd_->size()) +
                     " members on 127.0.0.1 (heartbeat " + Ms(kEtcdHeartbeat) +
-                    ", election timeout " + Ms(kEtcdElectionTimeout) + "): " + members);
+                    ", election timeout " + Ms(kEtcdElectionTimeout) + ", " + etcd_->dir() +
+                    "): " + members);
     lines.push_back("etcd partitions: nftables, table inet " + table_ +
                     " (drop rules by uid and port on oif lo; deleted at heal and exit)");
   }

@@ -3,7 +3,7 @@
 // each a direct child of the harness, reaped, and gone after the run (Ctrl-C and errors included).
 //
 // Faults (each logged with its TrueTime and counted):
-//   etcd-leader-SIGSTOP   the raft leader (EtcdCluster::LeaderIndex) stopped for kEtcdPause, four
+//   etcd-leader-SIGSTOP   the raft leader (EtcdCluster::LeaderIndex) stopped for kEtcdPause, three
 //                         times etcd's election timeout: the others elect a new leader meanwhile
 //   etcd-SIGKILL          a member killed, restarted on its data directory kEtcdDown later
 //   etcd-partition        a member cut off by nftables for kEtcdCut (below)
@@ -43,9 +43,9 @@ namespace faultline::app::chaos {
 // etcd's raft timing in a chaos run (EtcdClusterOptions), and the fault lengths derived from it.
 inline constexpr Duration kEtcdHeartbeat = Duration::Millis(50);
 inline constexpr Duration kEtcdElectionTimeout = Duration::Millis(500);
-inline constexpr Duration kEtcdPause = Duration::Millis(2000);
-inline constexpr Duration kEtcdDown = Duration::Millis(1500);
-inline constexpr Duration kEtcdCut = Duration::Millis(2000);
+inline constexpr Duration kEtcdPause = Duration::Millis(1500);
+inline constexpr Duration kEtcdDown = Duration::Millis(1000);
+inline constexpr Duration kEtcdCut = Duration::Millis(1500);
 inline constexpr Duration kPostgresDown = Duration::Millis(300);
 
 // The failover bound with --lease etcd: from the SIGKILL of the only acting leader to another node
