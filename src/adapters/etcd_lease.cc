@@ -179,15 +179,19 @@ int64_t EtcdLeaseService::LeaseIdOf(const LeaseGrant& grant) const {
 Status EtcdLeaseServiceInternals::ErrorFromAnswer(const Json& answer, const std::string& where,
                                                   bool* retry) {
   *retry = false;
+  // The gateway's unary errors are flat ({"error", "message", "code"}); its stream errors nest
+  // them ({"error": {"grpc_code", "message", ...}}).
+  const Json* nested = Object(answer, "error");
+  const Json& fields = nested != nullptr ? *nested : answer;
   std::string message = "etcd error";
   for (const char* field : {"message", "error"}) {
-    const auto it = answer.find(field);
-    if (it != answer.end() && it->is_string()) {
+    const auto it = fields.find(field);
+    if (it != fields.end() && it->is_string()) {
       message = it->get<std::string>();
       break;
     }
   }
-  Result<int64_t> code = ParseInt(answer, "code", 2);
+  Result<int64_t> code = ParseInt(fields, nested != nullptr ? "grpc_code" : "code", 2);
   const int64_t c = code.ok() ? *code : 2;
   const std::string text = where + ": " + message;
   switch (c) {

@@ -139,7 +139,17 @@ Task<void> LeaderElector::Campaign(CancelToken cancel) {
       if (state_ == LeaderState::kLost) co_return;
       break;
     }
-    const Status slept = co_await Sleep(env_.executor(), RetryDelay(), stop->token());
+    const Duration delay = RetryDelay();
+    if (!reply.ok() && reply.status().code() == StatusCode::kAlreadyExists) {
+      // Held by someone else: a service that can watch wakes us as soon as the name is free.
+      const Status woke = co_await service_.WaitReleased(options_.name, delay, stop->token());
+      if (woke.ok() || woke.code() == StatusCode::kDeadlineExceeded ||
+          woke.code() == StatusCode::kCancelled) {
+        continue;
+      }
+      // kUnimplemented (no watch) or the watch failed: wait the plain retry delay.
+    }
+    const Status slept = co_await Sleep(env_.executor(), delay, stop->token());
     slept.IgnoreError();  // cancelled: the loop condition ends the campaign
   }
   co_await StepDown();

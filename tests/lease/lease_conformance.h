@@ -47,6 +47,8 @@ class LeaseWorld {
   // grant/renewal of a lease of `ttl` was sent (expiry is late, never early).
   virtual Duration Ttl() const = 0;
   virtual Duration ExpiryBound(Duration ttl) const = 0;
+  // A reply delay the service still answers through (below its round/request timeouts).
+  virtual Duration SlowReply() const = 0;
   // Upper bound on one uncontended call (the limit RunTask gets).
   virtual Duration CallLimit() const = 0;
 };

@@ -28,6 +28,10 @@
 //
 // Campaign attempts are spaced by a random delay in [retry_min, 2·retry_min) — randomised over
 // [T, 2T) as Raft requires (etcd #10483) — so candidates do not collide in lockstep.
+// After an attempt that found the name held (kAlreadyExists), the candidate waits through
+// LeaseService::WaitReleased for at most that delay: a service that watches (EtcdLeaseService)
+// wakes it as soon as the holder's key goes, so it campaigns at once; one that cannot (the
+// default, PaxosLease) answers kUnimplemented and the candidate sleeps the delay as before.
 //
 // Single-threaded, on the node's executor. The elector must outlive its Campaign task.
 #pragma once
