@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "apps/faultline/chaos_infra.h"
@@ -61,6 +63,31 @@ bool StartInfra(Infra& infra, Status* status) {
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
   return g_start_interrupted == 0;
+}
+
+// Starts the etcd cluster / PostgreSQL server of --lease etcd / --store postgresql into *infra
+// (left null when neither is asked for). nullopt: go on; else the exit code (2: could not start,
+// 130: interrupted), everything started so far stopped and removed.
+std::optional<int> LaunchInfra(const ChaosArgsParsed& parsed, const std::string& run_dir,
+                               std::unique_ptr<Infra>* infra) {
+  if (!parsed.etcd && !parsed.postgresql) return std::nullopt;
+  InfraOptions options;
+  options.etcd = parsed.etcd;
+  options.postgresql = parsed.postgresql;
+  *infra = std::make_unique<Infra>(options);
+  Status started;
+  if (!StartInfra(**infra, &started)) {
+    infra->reset();
+    std::fprintf(stderr, "faultline chaos: interrupted; etcd, PostgreSQL and the nftables table "
+                         "removed, %s removed\n", run_dir.c_str());
+    return 130;
+  }
+  if (!started.ok()) {
+    infra->reset();
+    std::fprintf(stderr, "faultline: error: %s\n", started.ToString().c_str());
+    return 2;
+  }
+  return std::nullopt;
 }
 
 // The lease service and store figures of a run on real infrastructure.
@@ -148,25 +175,8 @@ int RunChaos(const ChaosArgs& args) {
   std::vector<std::string> fault_log;
   std::map<std::string, int> counts;
   std::unique_ptr<Infra> infra;
-  if (parsed.etcd || parsed.postgresql) {
-    InfraOptions infra_options;
-    infra_options.etcd = parsed.etcd;
-    infra_options.postgresql = parsed.postgresql;
-    infra = std::make_unique<Infra>(infra_options);
-    Status started;
-    if (!StartInfra(*infra, &started)) {
-      infra.reset();
-      std::fprintf(stderr, "faultline chaos: interrupted; etcd, PostgreSQL and nftables rules "
-                           "removed, %s removed\n", dir->path().c_str());
-      return 130;
-    }
-    if (!started.ok()) {
-      infra.reset();
-      std::fprintf(stderr, "faultline: error: %s\n", started.ToString().c_str());
-      return 2;
-    }
-    options.node_args = infra->NodeArgs();
-  }
+  if (std::optional<int> exit_code = LaunchInfra(parsed, dir->path(), &infra)) return *exit_code;
+  if (infra != nullptr) options.node_args = infra->NodeArgs();
   {
     Harness harness(options, dir->path());
     if (infra != nullptr) infra->Attach(&harness);
