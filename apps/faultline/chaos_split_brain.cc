@@ -13,10 +13,10 @@
 // With --lease etcd / --store postgresql (chaos_infra.h) the infrastructure is faulted too, in
 // [1.5 s, D - 14.5 s): etcd's leader SIGSTOPped, a member SIGKILLed and restarted, a member cut
 // off by nftables, PostgreSQL restarted (D >= 22 s fits one of each). With --store postgresql one
-// held write is also aimed at the leader 5 s before the heal, after the infrastructure faults
-// (every etcd leader change extends the leases, which would delay the successor past the heal),
-// so that a deposed leader's write reaches PostgreSQL after its successor's load raised the mark.
-// The heal ends these faults too.
+// held write is also aimed at the leader at 1.2 s, and released only once a successor acts (its
+// load raised the mark; every etcd leader change extends the leases, so that can take seconds),
+// so that a deposed leader's writes reach PostgreSQL after its successor's. The heal ends these
+// faults too.
 //
 // "Two leaders at the same instant": each node process polls its node every millisecond and logs
 // when ActingLeader() or the bound of its acting interval changes: the bound is the instant its
@@ -88,7 +88,7 @@ class SplitBrainRun {
       Rng rng(args_.seed, 7);  // its own stream: the node faults' draws are today's
       infra_->Schedule(Duration::Millis(1500), heal_ - Duration::Millis(5500), rng);
       if (args_.postgresql) {
-        At(heal_ - Duration::Seconds(5), [this] {
+        At(kFaultStart + Duration::Millis(200), [this] {
           ++faults_;
           ApplyAimed(3, sb::kTtl + Duration::Seconds(1), 16);  // waits up to 4 s for a leader
         });
