@@ -24,6 +24,8 @@ namespace {
 constexpr size_t kEtcdMembers = 3;
 constexpr Duration kGap = Duration::Millis(500);  // between two infrastructure faults
 constexpr Duration kCycleMin = Duration::Seconds(3);  // one of each kind at most every 3 s
+constexpr Duration kLeaderRetry = Duration::Millis(100);
+constexpr int kLeaderTries = 20;  // 2 s of asking for the raft leader
 
 // A uid per member no account uses: 40000 + 3·(pid mod 5000) + i. Rules also name this run's
 // ports, so a uid shared with another run's member would not let one run's rules touch the other.
@@ -175,9 +177,16 @@ void Infra::Fail(const std::string& what, const Status& s) {
   if (harness_ != nullptr) harness_->Log(what + " failed: " + s.ToString());
 }
 
-void Infra::PauseEtcdLeader(Duration length) {
+void Infra::PauseEtcdLeader(Duration length, int tries_left) {
   if (etcd_ == nullptr) return;
   Result<size_t> leader = etcd_->LeaderIndex();
+  if (!leader.ok() && tries_left > 0) {
+    // No leader while the members elect one (after a partition heals, say): ask again shortly.
+    harness_->executor().ScheduleAfter(kLeaderRetry, [this, length, tries_left] {
+      PauseEtcdLeader(length, tries_left - 1);
+    });
+    return;
+  }
   if (!leader.ok()) return Fail("finding the etcd leader", leader.status());
   const size_t m = *leader;
   const Status s = etcd_->Pause(m);
@@ -283,7 +292,7 @@ void Infra::Schedule(Duration from, Duration to, Rng& rng) {
                                               : kPostgresDown;
       if (at + length > to) return;
       switch (kind) {
-        case kPause: harness_->At(at, [this] { PauseEtcdLeader(kEtcdPause); }); break;
+        case kPause: harness_->At(at, [this] { PauseEtcdLeader(kEtcdPause, kLeaderTries); }); break;
         case kKill: harness_->At(at, [this, member] { KillEtcdMember(member, kEtcdDown); }); break;
         case kCut: harness_->At(at, [this, member] { IsolateEtcdMember(member, kEtcdCut); }); break;
         case kPg: harness_->At(at, [this, sigkill] { RestartPostgres(sigkill, kPostgresDown); }); break;

@@ -94,7 +94,9 @@ class Infra {
   // Ends every infrastructure fault: resumes, restarts, deletes every rule, PostgreSQL up.
   void HealAll();
 
-  void PauseEtcdLeader(Duration length);
+  // Asks EtcdCluster::LeaderIndex again every 100 ms, `tries_left` times, while no member reports
+  // a leader (an election in progress).
+  void PauseEtcdLeader(Duration length, int tries_left);
   void KillEtcdMember(size_t member, Duration down);
   void IsolateEtcdMember(size_t member, Duration length);
   void RestartPostgres(bool sigkill, Duration down);
