@@ -128,7 +128,7 @@ case "$WHAT" in
   etcd-hardened)
     # Every run must hold with every fault applied. Whether the held write's successor is elected
     # before the heal depends on etcd's elections (each one extends the leases), so a refusal by
-    # PostgreSQL's fence is required of one of seeds 1 and 2 (seen on 7 of 8 seeds 1-7, 900001).
+    # PostgreSQL's fence is required of one of seeds 1 and 2 (seen on 6 of 8 seeds 1-7, 900001).
     refused=0
     for seed in 1 2; do
       "$FL" chaos split-brain --variant hardened --lease etcd --store postgresql --time 22s \
