@@ -202,8 +202,17 @@ void Infra::PauseEtcdLeader(Duration length, int tries_left) {
   });
 }
 
-void Infra::KillEtcdMember(size_t m, Duration down) {
-  if (etcd_ == nullptr || !etcd_->running(m) || etcd_->paused(m)) return;
+void Infra::KillEtcdMember(size_t drawn, Duration down) {
+  if (etcd_ == nullptr) return;
+  // The drawn member, or the next one that runs unpaused (the leader's pause may still last).
+  size_t m = drawn;
+  for (size_t k = 0; k < etcd_->size(); ++k) {
+    m = (drawn + k) % etcd_->size();
+    if (etcd_->running(m) && !etcd_->paused(m)) break;
+  }
+  if (!etcd_->running(m) || etcd_->paused(m)) {
+    return Fail("SIGKILL of an etcd member", UnavailableError("no member runs unpaused"));
+  }
   const pid_t pid = etcd_->pid(m);
   const Status s = etcd_->Kill(m);
   if (!s.ok()) return Fail("SIGKILL etcd m" + std::to_string(m), s);
