@@ -26,6 +26,9 @@ struct NodeArgs {
   std::string t0;     // the run's start, CLOCK_MONOTONIC ns
   std::string incarnation = "0";
   std::string seed = "1";
+  std::string lease = "paxos";   // split-brain: paxos | etcd
+  std::string etcd_endpoints;    // --lease etcd: "http://127.0.0.1:P,..."
+  std::string store_uri;         // split-brain's store: empty (memory) or a PostgreSQL conninfo
 };
 int RunNode(const NodeArgs& args);
 
@@ -74,6 +77,11 @@ struct HostContext {
   std::function<int64_t(MonoTime)> to_true;
   // The process clock's current drift in ppm (a change moves every mapped bound).
   std::function<int64_t()> drift;
+  std::string lease = "paxos";
+  std::string etcd_endpoints;
+  std::string store_uri;
+  // Runs a callback on the process's loop from any thread (RealEnv::PostFromAnyThread).
+  std::function<void(std::function<void()>)> post;
 };
 
 // chaos_scenarios.cc: the node of `scenario`/`variant` with id `ctx.id`, or nullptr with *error.

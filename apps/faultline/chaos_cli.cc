@@ -27,6 +27,16 @@ void AddChaosCommands(CLI::App& app, ChaosCli& cli) {
   chaos_cmd->add_option("--history", c.history_path, "write the clients' history as JSON lines")
       ->type_name("FILE");
   chaos_cmd->add_flag("--verbose,-v", c.verbose, "print each fault as it is applied");
+  chaos_cmd
+      ->add_option("--lease", c.lease,
+                   "split-brain: the lease service the nodes elect through: paxos (PaxosLease "
+                   "among the nodes, default) or etcd (a 3-member etcd cluster the harness starts)")
+      ->type_name("S");
+  chaos_cmd
+      ->add_option("--store", c.store,
+                   "split-brain: the shared store: memory (default) or postgresql (a PostgreSQL "
+                   "server the harness starts; fencing checked in each write's transaction)")
+      ->type_name("S");
   chaos_cmd->footer(
       "Exit 0 when the variant's verdict passes (as in faultline lab: hardened 0 violations, a "
       "baseline fails as expected or is inconclusive), 1 when it does not, 2 misuse or the nodes "
@@ -49,6 +59,11 @@ void AddChaosCommands(CLI::App& app, ChaosCli& cli) {
   node_cmd->add_option("--incarnation", n.incarnation, "restarts so far (default 0)")
       ->type_name("K");
   node_cmd->add_option("--seed", n.seed, "seed (default 1)")->type_name("S");
+  node_cmd->add_option("--lease", n.lease, "split-brain: paxos (default) or etcd")->type_name("S");
+  node_cmd->add_option("--etcd", n.etcd_endpoints, "--lease etcd: the endpoints, comma-separated")
+      ->type_name("URLS");
+  node_cmd->add_option("--store-uri", n.store_uri, "split-brain's store node: a PostgreSQL conninfo")
+      ->type_name("URI");
   cli.node_cmd = node_cmd;
 }
 

@@ -3,13 +3,17 @@
 // chaos_harness.h for the mechanics and chaos_split_brain.cc / chaos_selftest.cc for the runs.
 #include "apps/faultline/chaos_command.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "apps/faultline/chaos_infra.h"
 #include "apps/faultline/commands.h"
 #include "faultline/lab/runner.h"
 #include "faultline/lab/scenario.h"
@@ -41,6 +45,66 @@ double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   const size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
   return v[std::min(i, v.size() - 1)];
+}
+
+// SIGINT/SIGTERM while the infrastructure starts (before the harness's own handler exists): noted,
+// so that the run stops and cleans up once Start returns.
+volatile sig_atomic_t g_start_interrupted = 0;
+void OnStartSignal(int) { g_start_interrupted = 1; }
+
+// Starts the infrastructure with SIGINT/SIGTERM noted rather than fatal; false: interrupted.
+bool StartInfra(Infra& infra, Status* status) {
+  struct sigaction on{}, old_int{}, old_term{};
+  on.sa_handler = OnStartSignal;
+  sigemptyset(&on.sa_mask);
+  ::sigaction(SIGINT, &on, &old_int);
+  ::sigaction(SIGTERM, &on, &old_term);
+  *status = infra.Start();
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  return g_start_interrupted == 0;
+}
+
+// Starts the etcd cluster / PostgreSQL server of --lease etcd / --store postgresql into *infra
+// (left null when neither is asked for). nullopt: go on; else the exit code (2: could not start,
+// 130: interrupted), everything started so far stopped and removed.
+std::optional<int> LaunchInfra(const ChaosArgsParsed& parsed, const std::string& run_dir,
+                               std::unique_ptr<Infra>* infra) {
+  if (!parsed.etcd && !parsed.postgresql) return std::nullopt;
+  InfraOptions options;
+  options.etcd = parsed.etcd;
+  options.postgresql = parsed.postgresql;
+  *infra = std::make_unique<Infra>(options);
+  Status started;
+  if (!StartInfra(**infra, &started)) {
+    infra->reset();
+    std::fprintf(stderr, "faultline chaos: interrupted; etcd, PostgreSQL and the nftables table "
+                         "removed, %s removed\n", run_dir.c_str());
+    return 130;
+  }
+  if (!started.ok()) {
+    infra->reset();
+    std::fprintf(stderr, "faultline: error: %s\n", started.ToString().c_str());
+    return 2;
+  }
+  return std::nullopt;
+}
+
+// The lease service and store figures of a run on real infrastructure.
+void PrintLeaseFigures(const lab::RunResult& result) {
+  auto metric = [&](const char* name) {
+    auto it = result.metrics.find(name);
+    return it == result.metrics.end() ? -1.0 : it->second;
+  };
+  if (metric("lease_ops") > 0) {
+    std::printf("lease service: %.0f granted acquires, acquire latency p50 %.2f ms, p99 %.2f ms; "
+                "%.0f lease calls (%.1f/s over the run)\n",
+                metric("acquires_granted"), metric("acquire_p50_ms"), metric("acquire_p99_ms"),
+                metric("lease_ops"), metric("lease_ops_per_s"));
+  }
+  std::printf("store: %.0f writes accepted, %.0f refused by the fence (stale tokens), %.0f stale "
+              "writes accepted\n",
+              metric("store_writes"), metric("fenced_rejections"), metric("stale_writes"));
 }
 
 void PrintFailovers(const std::vector<double>& ms) {
@@ -83,6 +147,17 @@ int RunChaos(const ChaosArgs& args) {
   std::string error;
   if (!args.json_path.empty() && !CanWrite(args.json_path, &error)) throw UsageError(error);
   if (!args.history_path.empty() && !CanWrite(args.history_path, &error)) throw UsageError(error);
+  if (args.lease != "paxos" && args.lease != "etcd") {
+    throw UsageError("--lease: '" + args.lease + "' is not paxos or etcd");
+  }
+  if (args.store != "memory" && args.store != "postgresql") {
+    throw UsageError("--store: '" + args.store + "' is not memory or postgresql");
+  }
+  parsed.etcd = args.lease == "etcd";
+  parsed.postgresql = args.store == "postgresql";
+  if ((parsed.etcd || parsed.postgresql) && args.scenario != "split-brain") {
+    throw UsageError("--lease and --store apply to split-brain only");
+  }
 
   Result<TempDir> dir = TempDir::Create();
   if (!dir.ok()) {
@@ -99,8 +174,12 @@ int RunChaos(const ChaosArgs& args) {
   ScenarioRun run;
   std::vector<std::string> fault_log;
   std::map<std::string, int> counts;
+  std::unique_ptr<Infra> infra;
+  if (std::optional<int> exit_code = LaunchInfra(parsed, dir->path(), &infra)) return *exit_code;
+  if (infra != nullptr) options.node_args = infra->NodeArgs();
   {
     Harness harness(options, dir->path());
+    if (infra != nullptr) infra->Attach(&harness);
     Status launched = harness.Launch();
     if (!launched.ok()) {
       if (harness.interrupted()) {
@@ -117,18 +196,26 @@ int RunChaos(const ChaosArgs& args) {
                 static_cast<unsigned long long>(parsed.seed), nodes, dir->path().c_str());
     std::printf("partitions: in-transport drop rules (LoopbackTransport Block/Unblock via the "
                 "control channel; not nftables)\n");
+    if (infra != nullptr) {
+      for (const std::string& line : infra->Describe()) std::printf("%s\n", line.c_str());
+    }
     std::fflush(stdout);
-    run = args.scenario == "split-brain" ? RunSplitBrain(harness, parsed)
+    run = args.scenario == "split-brain" ? RunSplitBrain(harness, parsed, infra.get())
                                          : RunSelftest(harness, parsed);
     fault_log = harness.fault_log();
     counts = harness.fault_counts();
     if (!run.completed) {
       // ~Harness kills and reaps every node process; the TempDir goes with this scope.
     }
+    if (infra != nullptr) infra->Attach(nullptr);
   }
+  infra.reset();  // etcd and PostgreSQL stopped, their directories and the nftables table removed
   if (!run.completed) {
-    std::fprintf(stderr, "faultline chaos: interrupted; node processes killed, %s removed\n",
-                 dir->path().c_str());
+    std::fprintf(stderr, "faultline chaos: interrupted; node processes killed, %s removed%s\n",
+                 dir->path().c_str(),
+                 parsed.etcd || parsed.postgresql
+                     ? "; etcd, PostgreSQL and their directories, and the nftables table, gone"
+                     : "");
     return 130;
   }
   std::printf("faults applied (TrueTime since the run's start):\n");
@@ -137,6 +224,7 @@ int RunChaos(const ChaosArgs& args) {
   for (const auto& [kind, n] : counts) std::printf(" %s %d,", kind.c_str(), n);
   std::printf(" link loss/duplication/reordering not injected\n");
   PrintFailovers(run.failover_ms);
+  if (parsed.etcd || parsed.postgresql) PrintLeaseFigures(run.result);
 
   lab::RunnerReport report;
   report.summaries.push_back(lab::Summarize(*scenario, *variant, {parsed.seed}, {run.result}));

@@ -23,6 +23,8 @@ struct ChaosArgs {
   std::string json_path;
   std::string history_path;
   bool verbose = false;
+  std::string lease = "paxos";  // split-brain: paxos | etcd
+  std::string store = "memory";  // split-brain: memory | postgresql
 };
 
 struct ChaosArgsParsed {
@@ -31,6 +33,8 @@ struct ChaosArgsParsed {
   Duration time;
   uint64_t seed = 1;
   uint32_t failovers = 1;
+  bool etcd = false;        // --lease etcd
+  bool postgresql = false;  // --store postgresql
 };
 
 // One scenario's run on real processes.
@@ -41,7 +45,9 @@ struct ScenarioRun {
   std::vector<double> failover_ms;  // split-brain: every failover crash's failover time
 };
 
-ScenarioRun RunSplitBrain(Harness& harness, const ChaosArgsParsed& args);
+class Infra;  // chaos_infra.h
+// `infra`: the etcd cluster / PostgreSQL server of --lease etcd / --store postgresql, or null.
+ScenarioRun RunSplitBrain(Harness& harness, const ChaosArgsParsed& args, Infra* infra);
 ScenarioRun RunSelftest(Harness& harness, const ChaosArgsParsed& args);
 
 // 0 the verdict passed, 1 it failed, 2 misuse; 130 interrupted (everything cleaned up).

@@ -56,7 +56,7 @@ std::vector<std::string> Harness::NodeArgv(uint32_t node) const {
     if (!peers.empty()) peers += ",";
     peers += std::to_string(id) + ":" + std::to_string(ports_[i]);
   }
-  return {options_.exe,
+  std::vector<std::string> argv = {options_.exe,
           "node",
           options_.scenario,
           "--variant",
@@ -73,6 +73,8 @@ std::vector<std::string> Harness::NodeArgv(uint32_t node) const {
           std::to_string(incarnation_[node]),
           "--seed",
           std::to_string(options_.seed)};
+  argv.insert(argv.end(), options_.node_args.begin(), options_.node_args.end());
+  return argv;
 }
 
 Status Harness::Launch() {

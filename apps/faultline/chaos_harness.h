@@ -33,6 +33,7 @@ struct HarnessOptions {
   uint64_t seed = 1;
   std::string exe;     // this binary (/proc/self/exe)
   bool verbose = false;
+  std::vector<std::string> node_args;  // appended to every node's command line
 };
 
 // A matrix of cut links over the node processes.
@@ -85,6 +86,11 @@ class Harness {
   // Ends every fault: resumes, restarts, heals, resets clocks, releases holds.
   void HealAll();
   void Log(const std::string& line);
+  // Counts a fault of `kind` and logs `line` (faults applied outside the node processes).
+  void Note(const std::string& kind, const std::string& line) {
+    Count(kind);
+    Log(line);
+  }
   const std::vector<std::string>& fault_log() const { return fault_log_; }
   // Counts by fault kind ("SIGKILL", "SIGSTOP", "partition", "clock", ...).
   const std::map<std::string, int>& fault_counts() const { return fault_counts_; }

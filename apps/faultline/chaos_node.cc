@@ -253,6 +253,12 @@ int RunNode(const NodeArgs& args) {
   Result<std::vector<runtime::Peer>> peers = ParsePeers(args.peers);
   if (!peers.ok()) throw UsageError(std::string(peers.status().message()));
   if (args.data.empty()) throw UsageError("--data is required");
+  if (args.lease != "paxos" && args.lease != "etcd") {
+    throw UsageError("--lease: '" + args.lease + "' is not paxos or etcd");
+  }
+  if (args.lease == "etcd" && args.etcd_endpoints.empty()) {
+    throw UsageError("--lease etcd needs --etcd ENDPOINTS");
+  }
 
   runtime::RealEnvOptions options;
   options.self = NodeId(id);
@@ -281,7 +287,11 @@ int RunNode(const NodeArgs& args) {
   ctx.id = id;
   ctx.incarnation = incarnation;
   ctx.t0 = t0;
+  ctx.lease = args.lease;
+  ctx.etcd_endpoints = args.etcd_endpoints;
+  ctx.store_uri = args.store_uri;
   runtime::RealEnv* raw_env = env.get();
+  ctx.post = [raw_env](std::function<void()> fn) { raw_env->PostFromAnyThread(std::move(fn)); };
   ctx.to_true = [raw_env, t0](MonoTime at) {
     const Duration left = at - raw_env->clock().Now();
     runtime::ChaosClock* clock = raw_env->chaos_clock();

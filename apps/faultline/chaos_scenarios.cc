@@ -1,8 +1,15 @@
 // The node side of `faultline node`: which scenario node a process hosts, and what it observes.
 //
-//   split-brain  ids 0-4: a ClusterNode of the variant's design (split_brain_nodes.cc); id 5: the
-//                store (split_brain_store.cc), fenced in the hardened variant, keeping its
-//                registers in memory as in the lab (the nemesis never faults it).
+//   split-brain  ids 0-4: a ClusterNode of the variant's design (split_brain_nodes.cc), electing
+//                through PaxosLease among themselves or (--lease etcd) through EtcdLeaseService;
+//                id 5: the store, fenced in the hardened variant, keeping its registers in memory
+//                as in the lab (split_brain_store.cc) or (--store-uri) in a PostgreSQL table, every
+//                decision one transaction of the database (split_brain_table_store.cc).
+//
+// A lease node's lease service is wrapped in MeteredLease, which times every call and logs it:
+//   {"k":"lease","n":N,"t":T,"op":"acquire|keepalive|revoke|read","ok":0|1,"ns":LATENCY}
+// (T = TrueTime of the reply; the harness computes the acquire latency and the lease operation
+// rate from these lines).
 //   selftest     ids 0-4: the variant's counter node (selftest_nodes.cc).
 //
 // Observations (chaos_proto.h): a cluster node's acting state and bound, polled every millisecond;
@@ -16,6 +23,8 @@
 #include "apps/faultline/chaos_proto.h"
 #include "faultline/core/bytes.h"
 #include "faultline/env/node.h"
+#include "faultline/adapters/etcd_lease.h"
+#include "faultline/adapters/postgres_store.h"
 #include "faultline/env/rpc.h"
 #include "src/lab/selftest_nodes.h"
 #include "src/lab/split_brain.h"
@@ -35,10 +44,81 @@ class ProcessTrueTime final : public TrueTime {
   int64_t t0_;
 };
 
+}  // namespace
+
+// Forwards every call to `inner` and times it on TrueTime; the lines wait in `lines` for Poll.
+// GCC 12 reports a false -Wfree-nonheap-object where it inlines the destruction of a coroutine
+// frame holding a Result (the pointer it frees is the one operator new returned).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+class MeteredLease final : public lease::LeaseService {
+ public:
+  MeteredLease(lease::LeaseService& inner, const HostContext& ctx) : inner_(inner), ctx_(ctx) {}
+
+  Task<Result<lease::LeaseGrant>> Acquire(std::string name, Duration ttl) override {
+    return Timed(inner_.Acquire(std::move(name), ttl), "acquire");
+  }
+  Task<Result<lease::LeaseGrant>> KeepAlive(lease::LeaseGrant grant) override {
+    return Timed(inner_.KeepAlive(std::move(grant)), "keepalive");
+  }
+  Task<Status> Revoke(lease::LeaseGrant grant) override {
+    return Timed(inner_.Revoke(std::move(grant)), "revoke");
+  }
+  Task<Result<lease::LeaseInfo>> Read(std::string name) override {
+    return Timed(inner_.Read(std::move(name)), "read");
+  }
+  Task<Status> WaitReleased(std::string name, Duration max, CancelToken cancel) override {
+    return inner_.WaitReleased(std::move(name), max, std::move(cancel));
+  }
+
+  std::vector<std::string>& lines() { return lines_; }
+
+ private:
+  // Tasks are lazy: `call` starts when awaited here, so the time measured is the call's own.
+  template <typename T>
+  Task<T> Timed(Task<T> call, const char* op) {
+    const int64_t from = TrueNanos(ctx_.t0);
+    co_return Noted(co_await std::move(call), op, from);
+  }
+  template <typename T>
+  T Noted(T result, const char* op, int64_t from) {
+    Note(op, result.ok(), from);
+    return result;
+  }
+
+  void Note(const char* op, bool ok, int64_t from) {
+    const int64_t now = TrueNanos(ctx_.t0);
+    lines_.push_back("{\"k\":\"lease\",\"n\":" + std::to_string(ctx_.id) + ",\"t\":" +
+                     std::to_string(now) + ",\"op\":\"" + op + "\",\"ok\":" + (ok ? "1" : "0") +
+                     ",\"ns\":" + std::to_string(now - from) + "}");
+  }
+
+  lease::LeaseService& inner_;
+  HostContext ctx_;
+  std::vector<std::string> lines_;
+};
+
+#pragma GCC diagnostic pop
+
+namespace {
+
 class ClusterHosted final : public HostedNode {
  public:
-  ClusterHosted(Env& env, const HostContext& ctx, sb::Design design)
-      : env_(env), ctx_(ctx), node_(sb::MakeClusterNode(env, design, ctx.incarnation)) {}
+  // `service`: the external lease service (etcd), or null for PaxosLease among the nodes.
+  ClusterHosted(Env& env, const HostContext& ctx, sb::Design design,
+                std::unique_ptr<lease::LeaseService> service)
+      : env_(env), ctx_(ctx), service_(std::move(service)) {
+    node_ = sb::MakeClusterNode(env, design, ctx.incarnation, service_.get(),
+                                [this](lease::LeaseService& inner) -> lease::LeaseService& {
+                                  meter_ = std::make_unique<MeteredLease>(inner, ctx_);
+                                  return *meter_;
+                                });
+  }
+  ~ClusterHosted() override {
+    node_.reset();  // before the services it elects through
+    meter_.reset();
+    service_.reset();
+  }
 
   void Start() override { node_->Start(); }
 
@@ -54,6 +134,10 @@ class ClusterHosted final : public HostedNode {
 
   // Logs a change of ActingLeader() or of its bound (a renewed lease, a new drift).
   void Poll(int64_t now_true, ObsWriter& out) override {
+    if (meter_ != nullptr) {
+      for (const std::string& line : meter_->lines()) out.Line(line);
+      meter_->lines().clear();
+    }
     const bool acting = node_->ActingLeader();
     const std::optional<MonoTime> until = acting ? node_->ActingUntil() : std::nullopt;
     if (acting == acting_ && until == until_ && drift_ == Drift() && logged_) return;
@@ -78,6 +162,8 @@ class ClusterHosted final : public HostedNode {
 
   Env& env_;
   HostContext ctx_;
+  std::unique_ptr<lease::LeaseService> service_;
+  std::unique_ptr<MeteredLease> meter_;
   std::unique_ptr<sb::ClusterNode> node_;
   bool logged_ = false;
   bool acting_ = false;
@@ -87,8 +173,13 @@ class ClusterHosted final : public HostedNode {
 
 class StoreHosted final : public HostedNode {
  public:
-  StoreHosted(Env& env, const HostContext& ctx, bool fenced)
-      : time_(ctx.t0), node_(sb::MakeStoreNode(env, &time_, &record_, fenced)) {}
+  // `table`: the store's PostgreSQL table, or null for the lab's in-memory registers.
+  StoreHosted(Env& env, const HostContext& ctx, bool fenced, std::unique_ptr<LocalStore> table)
+      : time_(ctx.t0), table_(std::move(table)) {
+    node_ = table_ != nullptr ? sb::MakeTableStoreNode(env, &time_, &record_, fenced, *table_)
+                              : sb::MakeStoreNode(env, &time_, &record_, fenced);
+  }
+  ~StoreHosted() override { node_.reset(); }
 
   void Start() override { node_->Start(); }
 
@@ -109,6 +200,7 @@ class StoreHosted final : public HostedNode {
  private:
   ProcessTrueTime time_;
   sb::Record record_;
+  std::unique_ptr<LocalStore> table_;
   std::unique_ptr<Node> node_;
   size_t written_ = 0;
 };
@@ -149,6 +241,49 @@ class CounterHosted final : public HostedNode, private lab::selftest::CounterSin
   std::unique_ptr<lab::selftest::CounterNode> node_;  // last: destroyed first
 };
 
+// The nodes' etcd client: the lease and its renewals' requests give up on a silent member after
+// kEtcdRequestTimeout and try the next endpoint, so a renewal (every TTL / 3) survives a paused
+// etcd member. ρ and margin as PaxosLease's in the lab (split_brain_nodes.cc: 1000 ppm, 50 ms).
+constexpr Duration kEtcdRequestTimeout = Duration::Millis(500);
+
+std::unique_ptr<lease::LeaseService> OpenEtcd(Env& env, const HostContext& ctx,
+                                              std::string* error) {
+  adapters::EtcdLeaseOptions options;
+  size_t pos = 0;
+  while (pos <= ctx.etcd_endpoints.size()) {
+    const size_t comma = std::min(ctx.etcd_endpoints.find(',', pos), ctx.etcd_endpoints.size());
+    options.endpoints.push_back(ctx.etcd_endpoints.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  options.request_timeout = kEtcdRequestTimeout;
+  options.connect_timeout = Duration::Millis(100);
+  options.drift_ppm_max = 1000;
+  options.margin = Duration::Millis(50);
+  options.key_prefix = "/faultline/split-brain/";
+  options.post_to_loop = ctx.post;
+  auto opened = adapters::EtcdLeaseService::Open(env, NodeId(ctx.id), options);
+  if (!opened.ok()) {
+    *error = "--etcd: " + opened.status().ToString();
+    return nullptr;
+  }
+  return std::move(opened).value();
+}
+
+std::unique_ptr<LocalStore> OpenTable(const std::string& uri, std::string* error) {
+  PostgresStoreOptions pg;
+  pg.conninfo = uri;  // a libpq conninfo (keyword=value) or postgresql:// URI
+  pg.table = "split_brain";
+  pg.connections_max = 2;
+  pg.connect_timeout_s = 2;
+  pg.lock_timeout_ms = 1000;
+  auto opened = PostgresStore::Open(pg);
+  if (!opened.ok()) {
+    *error = "--store-uri: " + opened.status().ToString();
+    return nullptr;
+  }
+  return std::move(opened).value();
+}
+
 std::unique_ptr<HostedNode> MakeSelftestHosted(const std::string& variant, Env& env,
                                                const HostContext& ctx, std::string* error) {
   using lab::selftest::CounterDesign;
@@ -175,9 +310,22 @@ std::unique_ptr<HostedNode> MakeHostedNode(const std::string& scenario, const st
     const sb::Design design = variant == "naive"        ? sb::Design::kNaive
                               : variant == "lease-only" ? sb::Design::kLeaseOnly
                                                         : sb::Design::kHardened;
-    if (ctx.id < sb::kClusterNodes) return std::make_unique<ClusterHosted>(env, ctx, design);
+    if (ctx.id < sb::kClusterNodes) {
+      std::unique_ptr<lease::LeaseService> service;
+      if (ctx.lease == "etcd" && design != sb::Design::kNaive) {
+        service = OpenEtcd(env, ctx, error);
+        if (service == nullptr) return nullptr;
+      }
+      return std::make_unique<ClusterHosted>(env, ctx, design, std::move(service));
+    }
     if (ctx.id == sb::kStoreNode) {
-      return std::make_unique<StoreHosted>(env, ctx, design == sb::Design::kHardened);
+      std::unique_ptr<LocalStore> table;
+      if (!ctx.store_uri.empty()) {
+        table = OpenTable(ctx.store_uri, error);
+        if (table == nullptr) return nullptr;
+      }
+      return std::make_unique<StoreHosted>(env, ctx, design == sb::Design::kHardened,
+                                           std::move(table));
     }
     *error = "split-brain has nodes 0-5, not " + std::to_string(ctx.id);
     return nullptr;

@@ -10,6 +10,14 @@
 // SIGKILLed 4 s after the heal and restarted 3 s later; with --failovers N, N crashes 7 s apart
 // (the run grows by 7 s per extra crash).
 //
+// With --lease etcd / --store postgresql (chaos_infra.h) the infrastructure is faulted too, in
+// [1.5 s, D - 14.5 s): etcd's leader SIGSTOPped, a member SIGKILLed and restarted, a member cut
+// off by nftables, PostgreSQL restarted (D >= 22 s fits one of each). With --store postgresql one
+// held write is also aimed at the leader at 1.2 s, and released only once a successor acts (its
+// load raised the mark; every etcd leader change extends the leases, so that can take seconds),
+// so that a deposed leader's writes reach PostgreSQL after its successor's. The heal ends these
+// faults too.
+//
 // "Two leaders at the same instant": each node process polls its node every millisecond and logs
 // when ActingLeader() or the bound of its acting interval changes: the bound is the instant its
 // lease stops it acting (ActingUntil(): the self-fencing deadline on its own monotonic clock,
@@ -28,6 +36,7 @@
 #include <vector>
 
 #include "apps/faultline/chaos_command.h"
+#include "apps/faultline/chaos_infra.h"
 #include "apps/faultline/chaos_proto.h"
 #include "faultline/core/bytes.h"
 #include "faultline/sim/nemesis.h"
@@ -49,7 +58,9 @@ constexpr Duration kLivenessBound = Duration::Seconds(10);
 // The lab's derivation (split_brain.cc) with the same lease settings: kTtl·(1+ρ) + kRttBound/2 +
 // 2·kRetryMin + 4·kRttBound. Loopback round trips are far below kRttBound = 10 ms.
 constexpr Duration kFailoverBound = Duration::Millis(2546);
+// With --lease etcd: kEtcdFailoverBound (chaos_infra.h), derived there.
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+constexpr Duration kHeldBeforePause = Duration::Millis(300);
 
 std::string OpJson(uint32_t key, std::optional<uint64_t> value) {
   return "{\"key\":" + std::to_string(key) +
@@ -58,8 +69,9 @@ std::string OpJson(uint32_t key, std::optional<uint64_t> value) {
 
 class SplitBrainRun {
  public:
-  SplitBrainRun(Harness& h, const ChaosArgsParsed& args)
-      : h_(h), args_(args), workload_(args.seed, 6), clients_(kClients), live_(sb::kClusterNodes) {
+  SplitBrainRun(Harness& h, const ChaosArgsParsed& args, Infra* infra)
+      : h_(h), args_(args), infra_(infra), workload_(args.seed, 6), clients_(kClients),
+        live_(sb::kClusterNodes) {
     for (uint32_t c = 0; c < kClients; ++c) clients_[c].process = c;
     h_.SetFrameHandler([this](uint32_t from, const FrameView& f) { OnFrame(from, f); });
   }
@@ -72,7 +84,18 @@ class SplitBrainRun {
     heal_ = args_.time - kHealBeforeEnd;
     for (uint32_t c = 0; c < kClients; ++c) Next(c, Duration::Millis(3 * c));
     ScheduleNemesis();
+    if (infra_ != nullptr) {
+      Rng rng(args_.seed, 7);  // its own stream: the node faults' draws are today's
+      infra_->Schedule(Duration::Millis(1500), heal_ - Duration::Millis(5500), rng);
+      if (args_.postgresql) {
+        At(kFaultStart + Duration::Millis(200), [this] {
+          ++faults_;
+          ApplyAimed(3, sb::kTtl + Duration::Seconds(1), 16);  // waits up to 4 s for a leader
+        });
+      }
+    }
     At(heal_, [this] {
+      if (infra_ != nullptr) infra_->HealAll();
       h_.HealAll();
       sb::NemesisMark mark;
       mark.kind = sb::NemesisMark::Kind::kHeal;
@@ -92,10 +115,13 @@ class SplitBrainRun {
     lab::RunResult result;
     sb::Check(record, history_, &result);
     h_.ReportUnexpectedExits(&result);
+    // The comparison figures, for runs on real infrastructure (the default run's JSON is unchanged).
+    if (infra_ != nullptr) AddLeaseMetrics(h_, sb::kClusterNodes, end_ns_, &result);
     result.metrics["faults"] = static_cast<double>(faults_);
     result.metrics["leader_faults"] = static_cast<double>(leader_faults_);
     result.simulated = Duration::Nanos(end_ns_);
     failover_ms_ = FailoverTimes(record);
+    if (infra_ != nullptr) AddFailoverMetrics(failover_ms_, &result);
     *history_out = history_;
     return result;
   }
@@ -226,11 +252,13 @@ class SplitBrainRun {
   void ApplyGeneric(const sim::FaultAction& action);
   void ApplyAimed(uint32_t kind, Duration length, uint8_t waits_left);
   void CrashLeader(bool last);
+  void ReleaseHeld(uint32_t held);
   void CollectRecord(sb::Record* record) const;
   std::vector<double> FailoverTimes(const sb::Record& record) const;
 
   Harness& h_;
   const ChaosArgsParsed& args_;
+  Infra* infra_;
   Rng workload_;
   std::vector<Client> clients_;
   std::vector<Live> live_;
@@ -330,11 +358,32 @@ void SplitBrainRun::ApplyAimed(uint32_t kind, Duration length, uint8_t waits_lef
       h_.SetCuts(layer, std::move(cuts), "n" + std::to_string(leader) + " cut off from its peers");
       At(Duration::Nanos(end), [this, layer] { h_.ClearCuts(layer); });
       if (kind == 3) {
-        At(Duration::Nanos(end) + Duration::Seconds(1), [this, leader] { h_.Hold(leader, {}); });
+        At(Duration::Nanos(end) + Duration::Seconds(1), [this, leader] { ReleaseHeld(leader); });
+      }
+      if (kind == 3 && args_.etcd) {
+        // On etcd, peers do not grant the lease: cutting the leader off them does not depose it.
+        // It is paused instead (after kHeldBeforePause, so that writes are held), past its lease.
+        At(Duration::Nanos(h_.Now()) + kHeldBeforePause, [this, leader] { h_.Pause(leader); });
+        At(Duration::Nanos(end), [this, leader] { h_.Resume(leader); });
       }
       break;
     default: break;
   }
+}
+
+// Releases what `held` kept. On real infrastructure, only once another node acts (its load raised
+// the store's mark), re-checked every 250 ms until the heal releases every hold anyway: on etcd
+// the successor can take longer than the fault (an etcd leader change extends every lease by the
+// election timeout), and a write released before any successor loaded would prove nothing.
+void SplitBrainRun::ReleaseHeld(uint32_t held) {
+  const std::vector<uint32_t> acting = ActingLeaders();
+  const bool successor =
+      std::any_of(acting.begin(), acting.end(), [held](uint32_t n) { return n != held; });
+  if (infra_ == nullptr || successor || h_.Now() >= heal_.nanos()) {
+    h_.Hold(held, {});
+    return;
+  }
+  h_.executor().ScheduleAfter(Duration::Millis(250), [this, held] { ReleaseHeld(held); });
 }
 
 // The checker judges one failover crash (the last); earlier ones (--failovers N) are marked as
@@ -352,7 +401,7 @@ void SplitBrainRun::CrashLeader(bool last) {
   mark.kind = last ? sb::NemesisMark::Kind::kFailoverCrash : sb::NemesisMark::Kind::kLeaderFault;
   mark.name = "leader-sigkill";
   mark.node = leader;
-  mark.bound = kFailoverBound;
+  mark.bound = args_.etcd ? kEtcdFailoverBound : kFailoverBound;
   h_.Crash(leader);
   crashes_.emplace_back(h_.Now(), leader);
   Mark(std::move(mark));
@@ -472,8 +521,8 @@ std::vector<double> SplitBrainRun::FailoverTimes(const sb::Record& record) const
 
 }  // namespace
 
-ScenarioRun RunSplitBrain(Harness& harness, const ChaosArgsParsed& args) {
-  SplitBrainRun run(harness, args);
+ScenarioRun RunSplitBrain(Harness& harness, const ChaosArgsParsed& args, Infra* infra) {
+  SplitBrainRun run(harness, args, infra);
   run.Schedule();
   ScenarioRun out;
   out.completed = harness.RunUntil(run.end_ns());

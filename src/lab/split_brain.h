@@ -21,6 +21,12 @@
 #include "faultline/check/history.h"
 #include "faultline/env/node.h"
 
+namespace faultline {
+class LocalStore;  // faultline/store/local_store.h
+}  // namespace faultline
+namespace faultline::lease {
+class LeaseService;  // faultline/lease/lease_service.h
+}  // namespace faultline::lease
 namespace faultline::lab {
 struct RunResult;  // faultline/lab/scenario.h: what a checker fills
 }  // namespace faultline::lab
@@ -132,7 +138,19 @@ class ClusterNode : public Node {
 // The shared store (node kStoreNode; split_brain_store.cc): records every decision in `record` at the world's time.
 // Fenced: refuses tokens below the highest it has seen.
 std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced);
-// A cluster node of `design` (split_brain_nodes.cc); `incarnation` is the world's (0 on the first boot).
-std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation);
+// The same store over a LocalStore table (split_brain_table_store.cc), for a real database:
+// each decision is one serializable transaction of `table`, fenced with FencedStore::CheckAndRaise
+// in the write's own transaction. `table` must outlive the node.
+std::unique_ptr<Node> MakeTableStoreNode(Env& env, const TrueTime* true_time, Record* record,
+                                         bool fenced, LocalStore& table);
+// A cluster node of `design` (split_brain_nodes.cc); `incarnation` is the world's (0 on the first
+// boot). The lease designs elect through PaxosLease among nodes 0-4 (each node an acceptor), or,
+// when `service` is given, through that LeaseService (e.g. etcd), which must outlive the node.
+// `wrap`, when set, is handed the service and returns the one the elector uses (a host's
+// decorator that times the calls, say); what it returns must outlive the node.
+using LeaseWrap = std::function<lease::LeaseService&(lease::LeaseService& inner)>;
+std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation,
+                                             lease::LeaseService* service = nullptr,
+                                             LeaseWrap wrap = {});
 
 }  // namespace faultline::lab::split_brain

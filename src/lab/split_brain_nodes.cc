@@ -244,11 +244,13 @@ lease::PaxosLeaseOptions LeaseOptions() {
   return o;
 }
 
-// Majority leases, self-fencing, a phi-accrual detector on the leader's heartbeats.
+// Majority leases (PaxosLease among nodes 0-4, or an external LeaseService such as etcd),
+// self-fencing, a phi-accrual detector on the leader's heartbeats.
 class LeaseNode : public ClusterNode {
  public:
-  LeaseNode(Env& env, uint32_t incarnation)
-      : env_(env), rpc_(env), cache_(env, rpc_, incarnation), incarnation_(incarnation) {
+  LeaseNode(Env& env, uint32_t incarnation, lease::LeaseService* external, LeaseWrap wrap)
+      : env_(env), rpc_(env), cache_(env, rpc_, incarnation), incarnation_(incarnation),
+        external_(external), wrap_(std::move(wrap)) {
     rpc_.SetOneWayHandler([this](NodeId from, const FrameView& frame) { OnFrame(from, frame); });
   }
   ~LeaseNode() override {
@@ -257,18 +259,23 @@ class LeaseNode : public ClusterNode {
   }
 
   void Start() override {
-    const lease::PaxosLeaseOptions options = LeaseOptions();
-    auto acceptor = lease::PaxosLeaseAcceptor::Create(env_, rpc_, options, incarnation_ > 0);
-    FL_ASSERT_MSG(acceptor.ok(), acceptor.status().ToString().c_str());
-    acceptor_ = std::move(acceptor).value();
-    auto client = lease::PaxosLeaseClient::Create(env_, rpc_, options);
-    FL_ASSERT(client.ok());
-    client_ = std::move(client).value();
+    lease::LeaseService* service = external_;
+    if (service == nullptr) {
+      const lease::PaxosLeaseOptions options = LeaseOptions();
+      auto acceptor = lease::PaxosLeaseAcceptor::Create(env_, rpc_, options, incarnation_ > 0);
+      FL_ASSERT_MSG(acceptor.ok(), acceptor.status().ToString().c_str());
+      acceptor_ = std::move(acceptor).value();
+      auto client = lease::PaxosLeaseClient::Create(env_, rpc_, options);
+      FL_ASSERT(client.ok());
+      client_ = std::move(client).value();
+      service = client_.get();
+    }
     lease::ElectorOptions elector_options;
     elector_options.name = "leader";
     elector_options.ttl = kTtl;
     elector_options.retry_min = kRetryMin;
-    auto elector = lease::LeaderElector::Create(env_, *client_, elector_options);
+    lease::LeaseService& used = wrap_ ? wrap_(*service) : *service;
+    auto elector = lease::LeaderElector::Create(env_, used, elector_options);
     FL_ASSERT(elector.ok());
     elector_ = std::move(elector).value();
     elector_->SetCampaignGate([this] { return ShouldCampaign(); });
@@ -354,6 +361,8 @@ class LeaseNode : public ClusterNode {
   Rpc rpc_;
   LeaderCache cache_;
   uint32_t incarnation_;
+  lease::LeaseService* external_;
+  LeaseWrap wrap_;
   std::unique_ptr<lease::PaxosLeaseAcceptor> acceptor_;
   std::unique_ptr<lease::PaxosLeaseClient> client_;
   std::unique_ptr<lease::LeaderElector> elector_;
@@ -366,9 +375,10 @@ class LeaseNode : public ClusterNode {
 
 }  // namespace
 
-std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation) {
+std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation,
+                                             lease::LeaseService* service, LeaseWrap wrap) {
   if (design == Design::kNaive) return std::make_unique<NaiveNode>(env, incarnation);
-  return std::make_unique<LeaseNode>(env, incarnation);
+  return std::make_unique<LeaseNode>(env, incarnation, service, std::move(wrap));
 }
 
 }  // namespace faultline::lab::split_brain
