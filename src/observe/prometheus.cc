@@ -33,6 +33,12 @@ std::atomic<uint32_t> free_shards{(PrometheusObserver::kThreadShards == 32)
                                       ? UINT32_MAX
                                       : (uint32_t{1} << PrometheusObserver::kThreadShards) - 1};
 
+constexpr uint32_t kUnassigned = UINT32_MAX;
+
+// This thread's shard, read on every event: a plain initial-exec TLS load (faultline's modules
+// are static libraries linked into the program, so the variable sits in the static TLS block).
+__attribute__((tls_model("initial-exec"))) thread_local uint32_t this_thread_shard = kUnassigned;
+
 struct ShardLease {
   uint32_t index = kShared;
   ShardLease() {
@@ -48,15 +54,25 @@ struct ShardLease {
     }
   }
   ~ShardLease() {
+    // Events emitted later in this thread's exit (other thread_local destructors) go to the
+    // shared cell: the shard may belong to another thread by then.
+    this_thread_shard = kShared;
     if (index != kShared) free_shards.fetch_or(uint32_t{1} << index, std::memory_order_release);
   }
   ShardLease(const ShardLease&) = delete;
   ShardLease& operator=(const ShardLease&) = delete;
 };
 
-uint32_t ThisThreadShard() {
+[[gnu::noinline]] uint32_t AssignShard() {
   thread_local ShardLease lease;
+  this_thread_shard = lease.index;
   return lease.index;
+}
+
+inline uint32_t ThisThreadShard() {
+  const uint32_t s = this_thread_shard;
+  if (s != kUnassigned) [[likely]] return s;
+  return AssignShard();
 }
 
 bool IsGauge(Cell c) { return DescribeCell(c).type == MetricType::kGauge; }
@@ -104,6 +120,10 @@ class PrometheusObserver::InstanceMetrics final : public Observer {
       int64_t sum = 0;
       for (const Shard& s : shards_) sum += s.cells[c].load(std::memory_order_relaxed);
       v[c] = sum;
+    }
+    v[kCallDurationCount] = 0;
+    for (size_t i = 0; i <= kCallDurationBucketsNs.size(); ++i) {
+      v[kCallDurationCount] += v[kCallDurationBucketFirst + i];
     }
     return v;
   }

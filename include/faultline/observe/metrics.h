@@ -76,7 +76,7 @@ enum Cell : uint16_t {
   kCallDurationBucketFirst,                     // non-cumulative bucket counts
   kCallDurationBucketInf = kCallDurationBucketFirst + kCallDurationBucketsNs.size(),
   kCallDurationSumNs,
-  kCallDurationCount,
+  kCallDurationCount,  // derived: the sum of the bucket cells (ApplyEvent never adds to it)
   kCellCount,
 };
 
@@ -124,8 +124,7 @@ inline void ApplyEvent(const Event& e, Add&& add, Set&& set) {
       while (i < kCallDurationBucketsNs.size() && ns > kCallDurationBucketsNs[i]) ++i;
       add(static_cast<Cell>(kCallDurationBucketFirst + i), 1);
       add(kCallDurationSumNs, ns);
-      add(kCallDurationCount, 1);
-      return;
+      return;  // kCallDurationCount is the sum of the buckets: not stored twice
     }
     case EventKind::kLeaseAcquired: add(kLeaseAcquired, 1); return;
     case EventKind::kLeaseRenewed: add(kLeaseRenewed, 1); return;

@@ -5,8 +5,8 @@
 // HTTP on /metrics (prometheus-cpp's pull Exposer, on the address you give it).
 //
 //   auto metrics = faultline::observe::PrometheusObserver::Create().value();
-//   breaker->observe().Attach(metrics->Instance("payments"), "payments");  // pre-bound: fastest
-//   pipeline.observe().Attach(metrics.get(), "payments");                  // looked up by name
+//   breaker->observe().Attach(metrics.get(), "payments");   // binds to instance "payments"
+//   pipeline.observe().Attach(metrics.get(), "payments");
 //   FL_RETURN_IF_ERROR(metrics->Serve("127.0.0.1:0"));   // port 0: any free port; see port()
 //
 // Cardinality: instance_name is the name given to ObserverSlot::Attach (or Instance()); the
@@ -17,8 +17,8 @@
 // Cost: OnEvent adds to per-thread cells (one plain load and store per counter, no atomic
 // read-modify-write, on a cache line no other thread writes) for up to kThreadShards threads at
 // once; a thread beyond those uses a shared cell with an atomic add. Collection (a scrape) sums
-// the cells. Attaching through Instance() skips the name lookup; attaching the observer itself
-// costs a scan of the known names (compared by length first). A series appears from its first
+// the cells. Attaching binds the slot to the instance's own observer once (Observer::Bind), so no
+// event looks its name up; OnEvent called directly (not through a slot) scans the known names. A series appears from its first
 // event (a counter at zero is not published; a gauge only once set).
 //
 // Thread safety: every member is thread-safe. The observer must outlive the primitives attached
@@ -64,9 +64,11 @@ class PrometheusObserver final : public Observer {
   // Counts `event` under instance_name = event.source ("" is published as "default").
   void OnEvent(const Event& event) noexcept override;
 
-  // The observer of one instance: attach it to skip the name lookup. Stable for the lifetime of
-  // this object. Past instances_max, the "_other" instance.
+  // The observer of one instance: no name lookup per event. Stable for the lifetime of this
+  // object. Past instances_max, the "_other" instance. ObserverSlot::Attach(this, name) binds
+  // to it (Bind), so attaching the PrometheusObserver itself is as fast.
   Observer* Instance(std::string_view name);
+  Observer* Bind(std::string_view name) override { return Instance(name); }
 
   // Starts serving GET /metrics on `address` ("127.0.0.1:0": a free loopback port). Once only:
   // kFailedPrecondition if already serving; kUnavailable when the address cannot be bound.
