@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/core/observer.h"
 #include "faultline/env/env.h"
 
 namespace faultline::app::chaos {
@@ -74,6 +75,8 @@ struct HostContext {
   std::function<int64_t(MonoTime)> to_true;
   // The process clock's current drift in ppm (a change moves every mapped bound).
   std::function<int64_t()> drift;
+  // The process's metrics exporter (served on /metrics); the node attaches its primitives.
+  Observer* metrics = nullptr;
 };
 
 // chaos_scenarios.cc: the node of `scenario`/`variant` with id `ctx.id`, or nullptr with *error.

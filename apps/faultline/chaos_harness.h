@@ -85,6 +85,8 @@ class Harness {
   // Ends every fault: resumes, restarts, heals, resets clocks, releases holds.
   void HealAll();
   void Log(const std::string& line);
+  // Prints and logs each node's /metrics address (from its data directory).
+  void ReportMetricsPorts();
   const std::vector<std::string>& fault_log() const { return fault_log_; }
   // Counts by fault kind ("SIGKILL", "SIGSTOP", "partition", "clock", ...).
   const std::map<std::string, int>& fault_counts() const { return fault_counts_; }

@@ -38,7 +38,7 @@ class ProcessTrueTime final : public TrueTime {
 class ClusterHosted final : public HostedNode {
  public:
   ClusterHosted(Env& env, const HostContext& ctx, sb::Design design)
-      : env_(env), ctx_(ctx), node_(sb::MakeClusterNode(env, design, ctx.incarnation)) {}
+      : env_(env), ctx_(ctx), node_(sb::MakeClusterNode(env, design, ctx.incarnation, ctx.metrics)) {}
 
   void Start() override { node_->Start(); }
 
@@ -88,7 +88,7 @@ class ClusterHosted final : public HostedNode {
 class StoreHosted final : public HostedNode {
  public:
   StoreHosted(Env& env, const HostContext& ctx, bool fenced)
-      : time_(ctx.t0), node_(sb::MakeStoreNode(env, &time_, &record_, fenced)) {}
+      : time_(ctx.t0), node_(sb::MakeStoreNode(env, &time_, &record_, fenced, ctx.metrics)) {}
 
   void Start() override { node_->Start(); }
 

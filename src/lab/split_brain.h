@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/time.h"
 #include "faultline/env/env.h"
 #include "faultline/check/history.h"
@@ -131,8 +132,13 @@ class ClusterNode : public Node {
 
 // The shared store (node kStoreNode; split_brain_store.cc): records every decision in `record` at the world's time.
 // Fenced: refuses tokens below the highest it has seen.
-std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced);
+// `metrics` (nullptr: none) receives the fence's rejections as instance "store".
+std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced,
+                                    Observer* metrics = nullptr);
 // A cluster node of `design` (split_brain_nodes.cc); `incarnation` is the world's (0 on the first boot).
-std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation);
+// `metrics` (nullptr: none) receives a lease design's elector ("elector") and failure detector
+// ("failure_detector") events.
+std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation,
+                                             Observer* metrics = nullptr);
 
 }  // namespace faultline::lab::split_brain

@@ -247,8 +247,12 @@ lease::PaxosLeaseOptions LeaseOptions() {
 // Majority leases, self-fencing, a phi-accrual detector on the leader's heartbeats.
 class LeaseNode : public ClusterNode {
  public:
-  LeaseNode(Env& env, uint32_t incarnation)
-      : env_(env), rpc_(env), cache_(env, rpc_, incarnation), incarnation_(incarnation) {
+  LeaseNode(Env& env, uint32_t incarnation, Observer* metrics)
+      : env_(env),
+        rpc_(env),
+        cache_(env, rpc_, incarnation),
+        incarnation_(incarnation),
+        metrics_(metrics) {
     rpc_.SetOneWayHandler([this](NodeId from, const FrameView& frame) { OnFrame(from, frame); });
   }
   ~LeaseNode() override {
@@ -271,6 +275,7 @@ class LeaseNode : public ClusterNode {
     auto elector = lease::LeaderElector::Create(env_, *client_, elector_options);
     FL_ASSERT(elector.ok());
     elector_ = std::move(elector).value();
+    elector_->observe().Attach(metrics_, "elector");
     elector_->SetCampaignGate([this] { return ShouldCampaign(); });
     elector_->SetListener([this](lease::LeaderState state, const lease::LeaseGrant* grant) {
       OnState(state, grant);
@@ -285,6 +290,7 @@ class LeaseNode : public ClusterNode {
     auto detector = lease::FailureDetector::Create(detector_options);
     FL_ASSERT(detector.ok());
     detector_ = std::move(detector).value();
+    detector_->observe().Attach(metrics_, "failure_detector");
     env_.Spawn(CampaignForever());
     Tick();
   }
@@ -358,6 +364,7 @@ class LeaseNode : public ClusterNode {
   std::unique_ptr<lease::PaxosLeaseClient> client_;
   std::unique_ptr<lease::LeaderElector> elector_;
   std::unique_ptr<lease::FailureDetector> detector_;
+  Observer* metrics_;
   std::optional<NodeId> leader_hint_;
   uint64_t hint_token_ = 0;
   CancelSource stop_;
@@ -366,9 +373,10 @@ class LeaseNode : public ClusterNode {
 
 }  // namespace
 
-std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation) {
+std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation,
+                                             Observer* metrics) {
   if (design == Design::kNaive) return std::make_unique<NaiveNode>(env, incarnation);
-  return std::make_unique<LeaseNode>(env, incarnation);
+  return std::make_unique<LeaseNode>(env, incarnation, metrics);
 }
 
 }  // namespace faultline::lab::split_brain
