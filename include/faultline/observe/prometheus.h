@@ -18,8 +18,9 @@
 // read-modify-write, on a cache line no other thread writes) for up to kThreadShards threads at
 // once; a thread beyond those uses a shared cell with an atomic add. Collection (a scrape) sums
 // the cells. Attaching binds the slot to the instance's own observer once (Observer::Bind), so no
-// event looks its name up; OnEvent called directly (not through a slot) scans the known names. A series appears from its first
-// event (a counter at zero is not published; a gauge only once set).
+// event looks its name up; OnEvent called directly (not through a slot) scans the known names.
+// A series appears from its first event (a counter at zero is not published; a gauge only once
+// set).
 //
 // Thread safety: every member is thread-safe. The observer must outlive the primitives attached
 // to it, and the Exposer (Serve) stops in the destructor.
