@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/core/observer.h"
 #include "faultline/env/env.h"
 
 namespace faultline::app::chaos {
@@ -82,6 +83,8 @@ struct HostContext {
   std::string store_uri;
   // Runs a callback on the process's loop from any thread (RealEnv::PostFromAnyThread).
   std::function<void(std::function<void()>)> post;
+  // The process's metrics exporter (served on /metrics); the node attaches its primitives.
+  Observer* metrics = nullptr;
 };
 
 // chaos_scenarios.cc: the node of `scenario`/`variant` with id `ctx.id`, or nullptr with *error.

@@ -126,6 +126,7 @@ Status Harness::Launch() {
   for (uint32_t i = 0; i < options_.nodes; ++i) {
     if (!ponged_[i]) return DeadlineExceededError("node " + std::to_string(i) + " did not answer within 10 s");
   }
+  ReportMetricsPorts();
   Resend();
   ReapLoop();
   return Status();
@@ -251,6 +252,19 @@ void Harness::ApplyNemesisAction(const sim::FaultAction& a) {
 
 void Harness::ReportUnexpectedExits(lab::RunResult* result) const {
   for (const std::string& what : unexpected_exits_) result->Violate("node-process-exited", 1, what);
+}
+
+// Each node wrote the loopback port of its /metrics before answering the first ping.
+void Harness::ReportMetricsPorts() {
+  for (uint32_t i = 0; i < options_.nodes; ++i) {
+    std::ifstream in(dir_ + "/n" + std::to_string(i) + "/metrics_port");
+    int port = 0;
+    if (!(in >> port) || port <= 0) continue;
+    const std::string line = "node " + std::to_string(i) + " metrics: http://127.0.0.1:" +
+                             std::to_string(port) + "/metrics";
+    fault_log_.push_back(FormatAt(Now()) + "  " + line);
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 }
 
 void Harness::Log(const std::string& line) {

@@ -91,6 +91,8 @@ class Harness {
     Count(kind);
     Log(line);
   }
+  // Prints and logs each node's /metrics address (from its data directory).
+  void ReportMetricsPorts();
   const std::vector<std::string>& fault_log() const { return fault_log_; }
   // Counts by fault kind ("SIGKILL", "SIGSTOP", "partition", "clock", ...).
   const std::map<std::string, int>& fault_counts() const { return fault_counts_; }

@@ -22,6 +22,7 @@
 #include "apps/faultline/commands.h"
 #include "faultline/core/bytes.h"
 #include "faultline/env/rpc.h"
+#include "faultline/observe/prometheus.h"
 #include "faultline/runtime/real_env.h"
 
 namespace faultline::app::chaos {
@@ -283,7 +284,27 @@ int RunNode(const NodeArgs& args) {
   Control control(*env, transport, node_ptr);
   transport.Install([&control](NodeId, const FrameView& frame) { control.OnFrame(frame); });
 
+  // /metrics on a free loopback port, written to DIR/metrics_port for the harness.
+  Result<std::unique_ptr<observe::PrometheusObserver>> exporter =
+      observe::PrometheusObserver::Create();
+  FL_ASSERT(exporter.ok());
+  std::unique_ptr<observe::PrometheusObserver> metrics = std::move(exporter).value();
+  if (Status served = metrics->Serve("127.0.0.1:0"); !served.ok()) {
+    std::fprintf(stderr, "faultline node: %s\n", served.ToString().c_str());
+    return 1;
+  }
+  {
+    const std::string tmp = args.data + "/metrics_port.tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr || std::fprintf(f, "%d\n", metrics->port()) < 0 || std::fclose(f) != 0 ||
+        std::rename(tmp.c_str(), (args.data + "/metrics_port").c_str()) != 0) {
+      std::fprintf(stderr, "faultline node: cannot write %s/metrics_port\n", args.data.c_str());
+      return 1;
+    }
+  }
+
   HostContext ctx;
+  ctx.metrics = metrics.get();
   ctx.id = id;
   ctx.incarnation = incarnation;
   ctx.t0 = t0;

@@ -112,7 +112,8 @@ class ClusterHosted final : public HostedNode {
                                 [this](lease::LeaseService& inner) -> lease::LeaseService& {
                                   meter_ = std::make_unique<MeteredLease>(inner, ctx_);
                                   return *meter_;
-                                });
+                                },
+                                ctx.metrics);
   }
   ~ClusterHosted() override {
     node_.reset();  // before the services it elects through
@@ -177,7 +178,7 @@ class StoreHosted final : public HostedNode {
   StoreHosted(Env& env, const HostContext& ctx, bool fenced, std::unique_ptr<LocalStore> table)
       : time_(ctx.t0), table_(std::move(table)) {
     node_ = table_ != nullptr ? sb::MakeTableStoreNode(env, &time_, &record_, fenced, *table_)
-                              : sb::MakeStoreNode(env, &time_, &record_, fenced);
+                              : sb::MakeStoreNode(env, &time_, &record_, fenced, ctx.metrics);
   }
   ~StoreHosted() override { node_.reset(); }
 

@@ -28,6 +28,7 @@
 #include "faultline/resilience/circuit_breaker.h"
 #include "src/lab/backpressure_check.h"
 #include "src/lab/chart_data.h"
+#include "src/lab/metric_series.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/backpressure_nodes.h"
 
@@ -91,7 +92,9 @@ class Backpressure final : public Scenario {
     FL_ASSERT(ctx.variant != nullptr);
     FL_ASSERT(ctx.variant->name == "naive" || ctx.variant->name == "hardened");
     const bool hardened = ctx.variant->name == "hardened";
+    MetricSeriesRecorder metrics;  // outlives the world's nodes, which report to it
     sim::World world(ctx.seed, sim::WorldOptions::Nodes(3));
+    metrics.SetTime(&world);
     ObserveRun(world, ctx);
     Conditions conditions;
     BackpressureObservations obs;
@@ -101,8 +104,9 @@ class Backpressure final : public Scenario {
     world.Boot(NodeId(kDependency), [w, c, hardened, o](Env& env) -> std::unique_ptr<Node> {
       return backpressure::MakeDependency(env, w, c, hardened, o);
     });
-    world.Boot(NodeId(kFrontend), [hardened](Env& env) -> std::unique_ptr<Node> {
-      return backpressure::MakeFrontend(env, hardened);
+    MetricSeriesRecorder* m = &metrics;
+    world.Boot(NodeId(kFrontend), [hardened, m](Env& env) -> std::unique_ptr<Node> {
+      return backpressure::MakeFrontend(env, hardened, m);
     });
     world.Boot(NodeId(kClient), [w, hardened, o](Env& env) -> std::unique_ptr<Node> {
       return backpressure::MakeClient(env, w, hardened, o);
@@ -125,6 +129,9 @@ class Backpressure final : public Scenario {
     RunResult result;
     CheckBackpressureHistory(obs, &result);
     AddBackpressureCharts(obs, world.now().nanos(), &result);
+    // The frontend's bulkhead and breaker decisions as the exporter's series (the naive frontend
+    // forwards without them, so it reports none).
+    metrics.AddTo(world.now().nanos(), &result);
     if (ctx.history_out != nullptr) world.history() = BackpressureHistory(obs);
     FinishRun(world, ctx, &result);
     return result;

@@ -99,7 +99,8 @@ class Dependency final : public Node {
 
 class Frontend final : public Node {
  public:
-  Frontend(Env& env, bool hardened) : env_(env), rpc_(env), hardened_(hardened) {
+  Frontend(Env& env, bool hardened, Observer* metrics)
+      : env_(env), rpc_(env), hardened_(hardened) {
     BulkheadOptions b;
     b.concurrency_max = kWorkers + 5;
     bulkhead_ = std::move(Bulkhead::Create(b)).value();
@@ -111,6 +112,8 @@ class Frontend final : public Node {
     cb.open_duration_min = Duration::Millis(500);
     cb.open_duration_max = Duration::Seconds(5);
     breaker_ = std::move(CircuitBreaker::Create(env_.clock(), cb)).value();
+    bulkhead_->observe().Attach(metrics, "frontend");
+    breaker_->observe().Attach(metrics, "frontend");
   }
   void Start() override {
     rpc_.HandleAsync(kMethodCall, [this](NodeId, Bytes req, MonoTime deadline) {
@@ -193,8 +196,8 @@ std::unique_ptr<Node> MakeDependency(Env& env, const TrueTime* true_time, const 
                                      bool hardened, BackpressureObservations* obs) {
   return std::make_unique<Dependency>(env, true_time, conditions, hardened, obs);
 }
-std::unique_ptr<Node> MakeFrontend(Env& env, bool hardened) {
-  return std::make_unique<Frontend>(env, hardened);
+std::unique_ptr<Node> MakeFrontend(Env& env, bool hardened, Observer* metrics) {
+  return std::make_unique<Frontend>(env, hardened, metrics);
 }
 std::unique_ptr<Node> MakeClient(Env& env, const TrueTime* true_time, bool hardened,
                                  BackpressureObservations* obs) {

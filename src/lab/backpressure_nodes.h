@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/time.h"
 #include "faultline/env/env.h"
 #include "faultline/env/node.h"
@@ -37,7 +38,9 @@ struct Conditions {
 std::unique_ptr<Node> MakeDependency(Env& env, const TrueTime* true_time, const Conditions* conditions,
                                      bool hardened, BackpressureObservations* obs);
 // The frontend: forwards; hardened: bulkhead + circuit breaker + the caller's deadline.
-std::unique_ptr<Node> MakeFrontend(Env& env, bool hardened);
+// `metrics` (nullptr: none) receives the frontend's bulkhead and breaker events as instance
+// "frontend".
+std::unique_ptr<Node> MakeFrontend(Env& env, bool hardened, Observer* metrics = nullptr);
 // The open-loop client: 500 requests/s until kArrivalsEnd; naive retries after a 1 s timeout.
 std::unique_ptr<Node> MakeClient(Env& env, const TrueTime* true_time, bool hardened,
                                  BackpressureObservations* obs);

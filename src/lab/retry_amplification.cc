@@ -24,6 +24,7 @@
 #include "faultline/resilience/retry_after.h"
 #include "faultline/resilience/retry_budget.h"
 #include "src/lab/chart_data.h"
+#include "src/lab/metric_series.h"
 #include "src/lab/retry_check.h"
 #include "src/lab/scenarios.h"
 #include "src/lab/retry_amplification_nodes.h"
@@ -69,7 +70,9 @@ class RetryAmplification final : public Scenario {
     FL_ASSERT(ctx.variant != nullptr);
     FL_ASSERT(ctx.variant->name == "naive" || ctx.variant->name == "hardened");
     const bool naive = ctx.variant->name == "naive";
+    MetricSeriesRecorder metrics;  // outlives the world's nodes, which report to it
     sim::World world(ctx.seed, sim::WorldOptions::Nodes(4));
+    metrics.SetTime(&world);
     ObserveRun(world, ctx);
     Conditions conditions;
     RetryObservations obs;
@@ -85,8 +88,9 @@ class RetryAmplification final : public Scenario {
     world.Boot(NodeId(kGateway), [naive](Env& env) -> std::unique_ptr<Node> {
       return retry_amp::MakeLayer(env, NodeId(kService), naive);
     });
-    world.Boot(NodeId(kClient), [w, naive, o](Env& env) -> std::unique_ptr<Node> {
-      return retry_amp::MakeClient(env, w, naive, o);
+    MetricSeriesRecorder* m = &metrics;
+    world.Boot(NodeId(kClient), [w, naive, o, m](Env& env) -> std::unique_ptr<Node> {
+      return retry_amp::MakeClient(env, w, naive, o, m);
     });
     Conditions* mc = &conditions;
     world.ScheduleAt(sim::SimTime::FromNanos(kBlipStart.nanos()), [w, mc, o] {
@@ -104,6 +108,9 @@ class RetryAmplification final : public Scenario {
     RunResult result;
     CheckRetryHistory(obs, &result);
     AddRetryCharts(obs, world.now().nanos(), &result);
+    // The hardened client's retry decisions as the exporter's series (the naive variant has no
+    // retry primitive, so it reports none).
+    metrics.AddTo(world.now().nanos(), &result);
     if (ctx.history_out != nullptr) world.history() = RetryHistory(obs);
     FinishRun(world, ctx, &result);
     return result;

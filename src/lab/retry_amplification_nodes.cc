@@ -83,8 +83,9 @@ class Database final : public Node {
 
 class Client final : public Node {
  public:
-  Client(Env& env, const TrueTime* true_time, bool naive, RetryObservations* obs)
+  Client(Env& env, const TrueTime* true_time, bool naive, RetryObservations* obs, Observer* metrics)
       : env_(env), rpc_(env), true_time_(true_time), naive_(naive), obs_(obs) {
+    metrics_.Attach(metrics, "client");
     RetryOptions retry;
     retry.attempts_max = 3;
     retry.backoff.delay_initial = Duration::Millis(50);
@@ -138,6 +139,7 @@ class Client final : public Node {
   Task<Status> Hardened(const Bytes& req) {
     const Deadline deadline = Deadline::FromRemaining(env_.clock().Now(), kDeadline);
     RetryState state(*policy_, budget_.get(), deadline, env_.random().Next());
+    state.Observe(&metrics_);
     Status last = DeadlineExceededError("no attempt fit in the deadline");
     while (true) {
       const RetryState::Attempt a = state.StartAttempt(env_.clock().Now());
@@ -169,6 +171,7 @@ class Client final : public Node {
   std::unique_ptr<RetryPolicy> policy_;
   std::unique_ptr<TokenRetryBudget> budget_;
   std::unique_ptr<RetryAfterParser> parser_;
+  ObserverSlot metrics_;
 };
 
 }  // namespace
@@ -180,8 +183,9 @@ std::unique_ptr<Node> MakeDatabase(Env& env, const TrueTime* true_time, const Co
 std::unique_ptr<Node> MakeLayer(Env& env, NodeId next, bool naive) {
   return std::make_unique<Layer>(env, next, naive);
 }
-std::unique_ptr<Node> MakeClient(Env& env, const TrueTime* true_time, bool naive, RetryObservations* obs) {
-  return std::make_unique<Client>(env, true_time, naive, obs);
+std::unique_ptr<Node> MakeClient(Env& env, const TrueTime* true_time, bool naive, RetryObservations* obs,
+                                 Observer* metrics) {
+  return std::make_unique<Client>(env, true_time, naive, obs, metrics);
 }
 
 }  // namespace faultline::lab::retry_amp

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/time.h"
 #include "faultline/env/env.h"
 #include "faultline/env/node.h"
@@ -40,6 +41,8 @@ std::unique_ptr<Node> MakeDatabase(Env& env, const TrueTime* true_time, const Co
 // the caller's deadline.
 std::unique_ptr<Node> MakeLayer(Env& env, NodeId next, bool naive);
 // The open-loop client: 500 requests/s until kArrivalsEnd.
-std::unique_ptr<Node> MakeClient(Env& env, const TrueTime* true_time, bool naive, RetryObservations* obs);
+// `metrics` (nullptr: none) receives the hardened client's retry decisions as instance "client".
+std::unique_ptr<Node> MakeClient(Env& env, const TrueTime* true_time, bool naive, RetryObservations* obs,
+                                 Observer* metrics = nullptr);
 
 }  // namespace faultline::lab::retry_amp

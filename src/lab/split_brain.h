@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/time.h"
 #include "faultline/env/env.h"
 #include "faultline/check/history.h"
@@ -137,7 +138,9 @@ class ClusterNode : public Node {
 
 // The shared store (node kStoreNode; split_brain_store.cc): records every decision in `record` at the world's time.
 // Fenced: refuses tokens below the highest it has seen.
-std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced);
+// `metrics` (nullptr: none) receives the fence's rejections as instance "store".
+std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced,
+                                    Observer* metrics = nullptr);
 // The same store over a LocalStore table (split_brain_table_store.cc), for a real database:
 // each decision is one serializable transaction of `table`, fenced with FencedStore::CheckAndRaise
 // in the write's own transaction. `table` must outlive the node.
@@ -147,10 +150,12 @@ std::unique_ptr<Node> MakeTableStoreNode(Env& env, const TrueTime* true_time, Re
 // boot). The lease designs elect through PaxosLease among nodes 0-4 (each node an acceptor), or,
 // when `service` is given, through that LeaseService (e.g. etcd), which must outlive the node.
 // `wrap`, when set, is handed the service and returns the one the elector uses (a host's
-// decorator that times the calls, say); what it returns must outlive the node.
+// decorator that times the calls, say); what it returns must outlive the node. `metrics`
+// (nullptr: none) receives a lease design's elector ("elector") and failure detector
+// ("failure_detector") events.
 using LeaseWrap = std::function<lease::LeaseService&(lease::LeaseService& inner)>;
 std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation,
                                              lease::LeaseService* service = nullptr,
-                                             LeaseWrap wrap = {});
+                                             LeaseWrap wrap = {}, Observer* metrics = nullptr);
 
 }  // namespace faultline::lab::split_brain

@@ -248,9 +248,10 @@ lease::PaxosLeaseOptions LeaseOptions() {
 // self-fencing, a phi-accrual detector on the leader's heartbeats.
 class LeaseNode : public ClusterNode {
  public:
-  LeaseNode(Env& env, uint32_t incarnation, lease::LeaseService* external, LeaseWrap wrap)
+  LeaseNode(Env& env, uint32_t incarnation, lease::LeaseService* external, LeaseWrap wrap,
+            Observer* metrics)
       : env_(env), rpc_(env), cache_(env, rpc_, incarnation), incarnation_(incarnation),
-        external_(external), wrap_(std::move(wrap)) {
+        external_(external), wrap_(std::move(wrap)), metrics_(metrics) {
     rpc_.SetOneWayHandler([this](NodeId from, const FrameView& frame) { OnFrame(from, frame); });
   }
   ~LeaseNode() override {
@@ -278,6 +279,7 @@ class LeaseNode : public ClusterNode {
     auto elector = lease::LeaderElector::Create(env_, used, elector_options);
     FL_ASSERT(elector.ok());
     elector_ = std::move(elector).value();
+    elector_->observe().Attach(metrics_, "elector");
     elector_->SetCampaignGate([this] { return ShouldCampaign(); });
     elector_->SetListener([this](lease::LeaderState state, const lease::LeaseGrant* grant) {
       OnState(state, grant);
@@ -292,6 +294,7 @@ class LeaseNode : public ClusterNode {
     auto detector = lease::FailureDetector::Create(detector_options);
     FL_ASSERT(detector.ok());
     detector_ = std::move(detector).value();
+    detector_->observe().Attach(metrics_, "failure_detector");
     env_.Spawn(CampaignForever());
     Tick();
   }
@@ -367,6 +370,7 @@ class LeaseNode : public ClusterNode {
   std::unique_ptr<lease::PaxosLeaseClient> client_;
   std::unique_ptr<lease::LeaderElector> elector_;
   std::unique_ptr<lease::FailureDetector> detector_;
+  Observer* metrics_;
   std::optional<NodeId> leader_hint_;
   uint64_t hint_token_ = 0;
   CancelSource stop_;
@@ -376,9 +380,10 @@ class LeaseNode : public ClusterNode {
 }  // namespace
 
 std::unique_ptr<ClusterNode> MakeClusterNode(Env& env, Design design, uint32_t incarnation,
-                                             lease::LeaseService* service, LeaseWrap wrap) {
+                                             lease::LeaseService* service, LeaseWrap wrap,
+                                             Observer* metrics) {
   if (design == Design::kNaive) return std::make_unique<NaiveNode>(env, incarnation);
-  return std::make_unique<LeaseNode>(env, incarnation, service, std::move(wrap));
+  return std::make_unique<LeaseNode>(env, incarnation, service, std::move(wrap), metrics);
 }
 
 }  // namespace faultline::lab::split_brain

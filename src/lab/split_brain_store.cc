@@ -17,8 +17,9 @@ namespace {
 
 class StoreNode : public Node {
  public:
-  StoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced)
+  StoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced, Observer* metrics)
       : rpc_(env), true_time_(true_time), record_(record), fenced_(fenced) {
+    kv_.observe().Attach(metrics, "store");
     rpc_.Handle(kMethodStoreWrite, [this](NodeId from, std::span<const uint8_t> req) {
       return Write(from, req);
     });
@@ -114,8 +115,8 @@ class StoreNode : public Node {
 }  // namespace
 
 std::unique_ptr<Node> MakeStoreNode(Env& env, const TrueTime* true_time, Record* record,
-                                         bool fenced) {
-  return std::make_unique<StoreNode>(env, true_time, record, fenced);
+                                         bool fenced, Observer* metrics) {
+  return std::make_unique<StoreNode>(env, true_time, record, fenced, metrics);
 }
 
 }  // namespace faultline::lab::split_brain

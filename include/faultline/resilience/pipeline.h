@@ -103,7 +103,7 @@ class Pipeline {
     std::optional<RetryState> storage;
     if (stages_.retry != nullptr) {
       state = &storage.emplace(*stages_.retry, stages_.budget, deadline, jitter_seed);
-      state->Observe(&observer_);
+      if (observer_.attached()) [[unlikely]] state->Observe(&observer_);
     }
     Status last = DeadlineExceededError("no attempt fit in the deadline");
     for (uint32_t n = 0; n < attempts_max; ++n) {
@@ -166,11 +166,11 @@ class Pipeline {
       }
       Completion done;
       Status s = AttemptImpl(now, deadline.Remaining(now), fn, &done);
-      ReportCall(s, start, now, done);
+      if (observer_.attached()) [[unlikely]] ReportCall(s, start, now, done);
       return s;
     }
     RetryState state(*stages_.retry, stages_.budget, deadline, jitter_seed);
-    state.Observe(&observer_);
+    if (observer_.attached()) [[unlikely]] state.Observe(&observer_);
     Status last;  // ok until an attempt fails: an error Status allocates, the success path must not
     while (true) {
       const RetryState::Attempt a = state.StartAttempt(now);
@@ -184,7 +184,9 @@ class Pipeline {
       const MonoTime end = CompletionTime(last, now, done);
       const RetryState::Decision d = state.Decide(last, end);
       if (!d.retry()) {
-        ReportCall(last, start, end, Completion{end, done.read || !last.ok()});
+        if (observer_.attached()) [[unlikely]] {
+          ReportCall(last, start, end, Completion{end, done.read || !last.ok()});
+        }
         return last;
       }
       sleep(d.delay);
