@@ -18,6 +18,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "faultline/core/ids.h"
@@ -57,6 +58,9 @@ struct LeaseConformanceParam {
   std::string name;
   std::function<Result<std::unique_ptr<LeaseWorld>>()> make;
 };
+// gtest prints a parameter in the test's description (and ctest's test names): the name, not
+// the struct's bytes.
+inline void PrintTo(const LeaseConformanceParam& param, std::ostream* os) { *os << param.name; }
 
 std::string LeaseConformanceParamName(
     const ::testing::TestParamInfo<LeaseConformanceParam>& info);
