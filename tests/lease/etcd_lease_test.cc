@@ -35,6 +35,13 @@ using runtime::RealEnv;
 
 // ---- LeaderElector on a real etcd: nodes with a loop thread each ----
 
+// The host's CLOCK_MONOTONIC, the clock every RealEnv here reads.
+MonoTime HostMonoNow() {
+  return MonoTime::FromNanos(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count());
+}
+
 struct Transition {
   uint32_t node;
   LeaderState state;
@@ -88,10 +95,12 @@ class ElectionNode {
 
 class Election {
  public:
+  static constexpr Duration kTtl = Duration::Seconds(1);
+
   Election(std::vector<std::string> endpoints, size_t nodes, const char* test) {
     const EtcdLeaseOptions options = Options(std::move(endpoints), UniquePrefix(test));
     lease::ElectorOptions eo;
-    eo.ttl = Duration::Seconds(1);
+    eo.ttl = kTtl;
     eo.retry_min = Duration::Millis(250);
     for (size_t i = 0; i < nodes; ++i) {
       nodes_.push_back(
@@ -138,7 +147,12 @@ TEST(EtcdElectionTest, ElectsOneLeaderAndFailsOverWhenTheLeadersLoopStops) {
   Election election((*cluster)->endpoints(), 3, "failover");
   std::optional<Transition> first = election.WaitLeader(0, Duration::Seconds(5));
   ASSERT_TRUE(first.has_value());
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // several renewals
+  // Past the first grant's validity (valid_until <= sent_at + ttl <= first->at + ttl) the leader
+  // still leads only if its renewals (every ttl/3) worked: wait just that long, not longer.
+  const MonoTime first_validity_over = first->at + Election::kTtl + Duration::Millis(100);
+  while (HostMonoNow() < first_validity_over) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(election.LeadersNow(), 1u);
   std::optional<Transition> still = election.WaitLeader(0, Duration::Seconds(1));
   ASSERT_TRUE(still.has_value());
