@@ -238,6 +238,41 @@ TEST(EtcdElectionTest, TheWatchWakesTheSuccessorLongBeforeTheRetryPeriod) {
   env->DestroySpawned();
 }
 
+// lease_service.h: the holder is a node id. A restarted process of the holder's node (a new
+// service, no memory of the grant) takes its unexpired lease back under the same token, and the
+// lease it takes back is the key's: revoking it frees the name.
+TEST(EtcdLeaseServiceTest, ARestartedHolderTakesItsLeaseBackUnderTheSameToken) {
+  auto cluster = lease_conformance::SharedEtcdCluster(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  auto env = OpenEnv(1);
+  const EtcdLeaseOptions options = Options((*cluster)->endpoints(), UniquePrefix("restart"));
+  auto before = EtcdLeaseService::Open(*env, NodeId(1), options);
+  auto after = EtcdLeaseService::Open(*env, NodeId(1), options);
+  auto other = EtcdLeaseService::Open(*env, NodeId(2), options);
+  ASSERT_TRUE(before.ok() && after.ok() && other.ok());
+  auto first = RunOn(*env, (*before)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(first.has_value() && first->ok()) << (first ? first->status().ToString() : "hung");
+  const MonoTime sent_no_earlier = env->clock().Now();
+  auto again = RunOn(*env, (*after)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(again.has_value() && again->ok()) << (again ? again->status().ToString() : "hung");
+  EXPECT_EQ((*again)->token, (*first)->token);
+  EXPECT_EQ((*again)->holder, NodeId(1));
+  EXPECT_GE((*again)->sent_at, sent_no_earlier);
+  EXPECT_EQ((*after)->LeaseIdOf(**again), (*before)->LeaseIdOf(**first));
+  auto blocked = RunOn(*env, (*other)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(blocked.has_value());
+  EXPECT_EQ(blocked->status().code(), StatusCode::kAlreadyExists) << blocked->status().ToString();
+  auto revoked = RunOn(*env, (*after)->Revoke(**again));
+  ASSERT_TRUE(revoked.has_value() && revoked->ok());
+  auto read = RunOn(*env, (*other)->Read("x"));
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->status().code(), StatusCode::kNotFound) << read->status().ToString();
+  auto next = RunOn(*env, (*other)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(next.has_value() && next->ok());
+  EXPECT_GT((*next)->token, (*first)->token);
+  env->DestroySpawned();
+}
+
 // ---- EtcdCluster itself (the chaos harness drives members through it) ----
 
 uint32_t ProcessUid(pid_t pid) {
