@@ -20,6 +20,11 @@
 #   chaos_test.sh FAULTLINE etcd-naive   split-brain/naive under the same harness fails on at least
 #                                        one of seeds 2, 1, 3
 #   chaos_test.sh FAULTLINE etcd-interrupt  SIGINT to an etcd+PostgreSQL run: exit 130, nothing left
+#   chaos_test.sh FAULTLINE etcd-stale-nft  (root) a table `inet faultline_<pid>` of a dead pid is
+#                                        deleted at the start of an etcd run, and said so; tables
+#                                        of live pids, other names and other families are kept
+#   chaos_test.sh FAULTLINE etcd-no-nft  nft not on PATH, or FAULTLINE_NFT naming a missing file:
+#                                        one error line, exit 2, and no etcd/PostgreSQL started
 set -u
 FL="$1"
 WHAT="$2"
@@ -56,8 +61,9 @@ check_nothing_left() {
     [ ! -e "$d" ] || fail "directory $d left behind"
   done
   local table
-  table="$(grep -o 'table inet faultline_[0-9]*' "$out" | head -n 1 | awk '{print $3}')"
-  if [ -n "$table" ] && nft list tables 2>/dev/null | grep -qw "$table"; then
+  table="$(grep -o 'etcd partitions: nftables, table inet faultline_[0-9]*' "$out" | head -n 1 |
+           awk '{print $6}')"
+  if [ -n "$table" ] && nft list tables 2>/dev/null | grep -qx "table inet $table"; then
     fail "nft table $table left behind"
   fi
   echo "nothing left: etcd, PostgreSQL, directories, nft table ${table:-none}"
@@ -187,6 +193,82 @@ case "$WHAT" in
     [ ! -e "$dir" ] || fail "run dir $dir left behind"
     check_nothing_left "$WORK/out.txt"
     echo "etcd-interrupt: exit 130, nothing left"
+    ;;
+  etcd-stale-nft)
+    [ "$(id -u)" = 0 ] || fail "etcd-stale-nft needs root (nftables)"
+    sh -c 'exit 0' &
+    dead=$!
+    wait "$dead"
+    kill -0 "$dead" 2>/dev/null && fail "pid $dead still alive"
+    # The stale table, and decoys that must survive: a live pid (this shell), names that only look
+    # alike, another family.
+    keep_inet="faultline_$$ faultline_${dead}x faultline_0${dead} myfaultline_${dead}"
+    cleanup_nft() {
+      local t
+      for t in faultline_${dead} $keep_inet; do nft delete table inet "$t" 2>/dev/null; done
+      nft delete table ip "faultline_${dead}" 2>/dev/null
+      rm -rf "$WORK"
+    }
+    trap cleanup_nft EXIT
+    nft add table inet "faultline_${dead}" || fail "cannot create the stale table"
+    for t in $keep_inet; do nft add table inet "$t" || fail "cannot create table $t"; done
+    nft add table ip "faultline_${dead}" || fail "cannot create table ip faultline_${dead}"
+    "$FL" chaos split-brain --variant hardened --lease etcd --store postgresql --time 30s \
+      > "$WORK/out.txt" 2>&1 &
+    pid=$!
+    dir=""
+    for _ in $(seq 1 300); do
+      dir="$(sed -n 's/.*(run dir \(.*\))$/\1/p' "$WORK/out.txt")"
+      [ -n "$dir" ] && break
+      sleep 0.1
+    done
+    [ -n "$dir" ] || { kill -KILL "$pid"; cat "$WORK/out.txt"; fail "the run did not start"; }
+    kill -INT "$pid"
+    wait "$pid"
+    rc=$?
+    cat "$WORK/out.txt"
+    [ "$rc" = 130 ] || fail "interrupted harness exited $rc, expected 130"
+    grep -q "removed stale nftables table inet faultline_${dead} (its harness, pid ${dead}, is gone)" \
+      "$WORK/out.txt" || fail "the removal of faultline_${dead} is not in the output"
+    tables="$(nft list tables)"
+    echo "$tables" | grep -qx "table inet faultline_${dead}" && fail "stale table faultline_${dead} left"
+    for t in $keep_inet; do
+      echo "$tables" | grep -qx "table inet $t" || fail "table inet $t was deleted"
+    done
+    echo "$tables" | grep -qx "table ip faultline_${dead}" || fail "table ip faultline_${dead} was deleted"
+    grep -c "removed stale" "$WORK/out.txt" | grep -qx 1 || fail "more than one table removed"
+    check_nothing_left "$WORK/out.txt"
+    echo "etcd-stale-nft: faultline_${dead} removed; $keep_inet and ip faultline_${dead} kept"
+    ;;
+  etcd-no-nft)
+    # Stand-ins for etcd and PostgreSQL that leave a mark if anything starts them.
+    mkdir -p "$WORK/bin"
+    for b in etcd initdb postgres pg_ctl pg_isready; do
+      printf '#!/bin/sh\ntouch %s/started\nexit 1\n' "$WORK" > "$WORK/bin/$b"
+      chmod +x "$WORK/bin/$b"
+    done
+    export FAULTLINE_ETCD="$WORK/bin/etcd" FAULTLINE_PG_BINDIR="$WORK/bin"
+    for how in path env; do
+      if [ "$how" = path ]; then
+        env -u FAULTLINE_NFT PATH="$WORK/bin" "$FL" chaos split-brain --variant hardened \
+          --lease etcd --store postgresql --time 20s > "$WORK/out.txt" 2> "$WORK/err.txt"
+        rc=$?
+        want="no nft on PATH"
+      else
+        FAULTLINE_NFT="$WORK/bin/nft" "$FL" chaos split-brain --variant hardened \
+          --lease etcd --store postgresql --time 20s > "$WORK/out.txt" 2> "$WORK/err.txt"
+        rc=$?
+        want="FAULTLINE_NFT=$WORK/bin/nft is not an executable"
+      fi
+      cat "$WORK/out.txt" "$WORK/err.txt"
+      [ "$rc" = 2 ] || fail "nft missing ($how): exit $rc, expected 2"
+      [ "$(wc -l < "$WORK/err.txt")" = 1 ] || fail "nft missing ($how): not one error line"
+      grep -q "^faultline: error: .*nftables is needed to partition etcd members: .*$want" \
+        "$WORK/err.txt" || fail "nft missing ($how): the error does not say '$want'"
+      [ ! -s "$WORK/out.txt" ] || fail "nft missing ($how): the run printed output"
+      [ ! -e "$WORK/started" ] || fail "nft missing ($how): etcd or PostgreSQL was started"
+    done
+    echo "etcd-no-nft: exit 2 with one error line, nothing started (PATH without nft; FAULTLINE_NFT missing)"
     ;;
   *) fail "unknown case $WHAT" ;;
 esac

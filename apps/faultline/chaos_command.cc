@@ -74,6 +74,7 @@ std::optional<int> LaunchInfra(const ChaosArgsParsed& parsed, const std::string&
   InfraOptions options;
   options.etcd = parsed.etcd;
   options.postgresql = parsed.postgresql;
+  options.nft = parsed.nft;
   *infra = std::make_unique<Infra>(options);
   Status started;
   if (!StartInfra(**infra, &started)) {
@@ -157,6 +158,21 @@ int RunChaos(const ChaosArgs& args) {
   parsed.postgresql = args.store == "postgresql";
   if ((parsed.etcd || parsed.postgresql) && args.scenario != "split-brain") {
     throw UsageError("--lease and --store apply to split-brain only");
+  }
+
+  // Before anything starts: nft (--lease etcd partitions members with it) and the tables that
+  // SIGKILLed harnesses left.
+  if (parsed.etcd) {
+    Result<std::string> nft = FindNft();
+    Result<std::vector<std::string>> removed =
+        nft.ok() ? RemoveStaleNftTables(*nft) : Result<std::vector<std::string>>(nft.status());
+    if (!removed.ok()) {
+      std::fprintf(stderr, "faultline: error: %s\n", removed.status().ToString().c_str());
+      return 2;
+    }
+    parsed.nft = *nft;
+    for (const std::string& line : *removed) std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
   }
 
   Result<TempDir> dir = TempDir::Create();

@@ -35,6 +35,7 @@ struct ChaosArgsParsed {
   uint32_t failovers = 1;
   bool etcd = false;        // --lease etcd
   bool postgresql = false;  // --store postgresql
+  std::string nft;          // with --lease etcd: the nft binary (FindNft)
 };
 
 // One scenario's run on real processes.

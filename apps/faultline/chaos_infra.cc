@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -33,9 +34,10 @@ uint32_t MemberUid(size_t i) {
   return 40000 + 3 * static_cast<uint32_t>(::getpid() % 5000) + static_cast<uint32_t>(i);
 }
 
-// Runs argv (argv[0] an absolute path) with stdin from /dev/null and stdout+stderr captured;
-// ok iff it exits 0. The error carries the first line of its output.
-Status RunCommand(const std::vector<std::string>& argv) {
+// Runs argv (argv[0] an absolute path) with stdin from /dev/null and stdout+stderr captured
+// (the first 64 KiB into *output when given); ok iff it exits 0. The error carries the first line
+// of its output.
+Status RunCommand(const std::vector<std::string>& argv, std::string* captured = nullptr) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return UnavailableError(std::string("pipe: ") + std::strerror(errno));
   std::vector<char*> cargv;
@@ -60,12 +62,13 @@ Status RunCommand(const std::vector<std::string>& argv) {
   char buf[512];
   ssize_t n = 0;
   while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-    if (n > 0 && output.size() < 4096) output.append(buf, static_cast<size_t>(n));
+    if (n > 0 && output.size() < 65536) output.append(buf, static_cast<size_t>(n));
   }
   ::close(pipefd[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (captured != nullptr) *captured = output;
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
   const std::string first = output.substr(0, output.find('\n'));
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
@@ -74,11 +77,36 @@ Status RunCommand(const std::vector<std::string>& argv) {
   return UnavailableError(argv[0] + " failed: " + (first.empty() ? "no output" : first));
 }
 
-std::string NftBinary() {
-  for (const char* path : {"/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"}) {
-    if (::access(path, X_OK) == 0) return path;
+// The pid in a table name this harness creates, "faultline_<pid>" (decimal, no leading zero);
+// 0 for every other name.
+pid_t PidOfTable(const std::string& name) {
+  const std::string prefix = "faultline_";
+  if (!name.starts_with(prefix) || name.size() == prefix.size() ||
+      name.size() > prefix.size() + 9 || name[prefix.size()] == '0') {
+    return 0;
   }
-  return "";
+  pid_t pid = 0;
+  for (size_t i = prefix.size(); i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    pid = pid * 10 + (name[i] - '0');
+  }
+  return pid;
+}
+
+// Whether `pid` names a live process (a zombie is not: it runs nothing and holds no table).
+bool ProcessAlive(pid_t pid) {
+  if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+  std::string stat;
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // exists per kill(); no /proc to tell a zombie apart
+  char buf[256];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n > 0) stat.assign(buf, static_cast<size_t>(n));
+  // "pid (comm) S ...": the state follows the last ')'.
+  const size_t close_paren = stat.rfind(')');
+  return close_paren == std::string::npos || close_paren + 2 >= stat.size() ||
+         stat[close_paren + 2] != 'Z';
 }
 
 std::string PortSet(const std::vector<uint16_t>& ports) {
@@ -91,6 +119,60 @@ std::string Ms(Duration d) { return std::to_string(d.nanos() / 1'000'000) + " ms
 
 }  // namespace
 
+Result<std::string> FindNft() {
+  if (const char* env = std::getenv("FAULTLINE_NFT"); env != nullptr && *env != '\0') {
+    if (::access(env, X_OK) == 0) return std::string(env);
+    return FailedPreconditionError(std::string("nftables is needed to partition etcd members: "
+                                               "FAULTLINE_NFT=") + env + " is not an executable");
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string dir = dirs.substr(start, end - start);
+    if (!dir.empty() && dir[0] == '/') {
+      const std::string candidate = dir + "/nft";
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    start = end + 1;
+  }
+  return FailedPreconditionError(
+      "nftables is needed to partition etcd members: no nft on PATH (apt-get install nftables, or "
+      "set FAULTLINE_NFT)");
+}
+
+Result<std::vector<std::string>> RemoveStaleNftTables(const std::string& nft) {
+  std::string listing;
+  const Status listed = RunCommand({nft, "list tables"}, &listing);
+  if (!listed.ok()) {
+    return FailedPreconditionError("nftables: " + std::string(listed.message()) +
+                                   " (partitions of etcd members need root)");
+  }
+  std::vector<std::string> removed;
+  size_t start = 0;
+  while (start < listing.size()) {
+    size_t end = listing.find('\n', start);
+    if (end == std::string::npos) end = listing.size();
+    const std::string line = listing.substr(start, end - start);
+    start = end + 1;
+    const std::string family = "table inet ";
+    if (!line.starts_with(family)) continue;
+    const std::string name = line.substr(family.size());
+    const pid_t pid = PidOfTable(name);
+    if (pid <= 0 || pid == ::getpid() || ProcessAlive(pid)) continue;
+    const Status deleted = RunCommand({nft, "delete table inet " + name});
+    if (!deleted.ok()) {
+      return UnavailableError("deleting the stale nftables table inet " + name + ": " +
+                              std::string(deleted.message()));
+    }
+    removed.push_back("removed stale nftables table inet " + name + " (its harness, pid " +
+                      std::to_string(pid) + ", is gone)");
+  }
+  return removed;
+}
+
 Infra::Infra(InfraOptions options) : options_(options) {}
 
 Infra::~Infra() {
@@ -100,11 +182,12 @@ Infra::~Infra() {
 }
 
 Status Infra::Nft(const std::string& command) {
-  const std::string nft = NftBinary();
-  if (nft.empty()) {
-    return FailedPreconditionError("nftables is unavailable: no nft binary (apt-get install nftables)");
+  if (options_.nft.empty()) {
+    Result<std::string> nft = FindNft();
+    if (!nft.ok()) return nft.status();
+    options_.nft = *nft;
   }
-  return RunCommand({nft, command});
+  return RunCommand({options_.nft, command});
 }
 
 Status Infra::Start() {

@@ -19,7 +19,9 @@
 //   oif lo meta skuid U_i tcp dport { peer_j, client_j : j != i } drop
 //                                                     member i's own connections to the others
 // Every rule names this run's ports, so runs sharing the machine (and uids) are not touched.
-// nft missing or failing at Start is an error that names it (the run does not start).
+// nft missing or failing at Start is an error that names it (the run does not start). Tables of
+// harnesses that were SIGKILLed (their pid gone) are deleted at the next run's start
+// (RemoveStaleNftTables).
 #pragma once
 
 #include <cstdint>
@@ -70,7 +72,25 @@ inline constexpr Duration kEtcdFailoverBound =
 struct InfraOptions {
   bool etcd = false;
   bool postgresql = false;
+  // The nft binary (FindNft); empty: looked up at Start.
+  std::string nft;
 };
+
+// The nft the harness runs: FAULTLINE_NFT when set (it must be executable), else the first `nft`
+// on PATH, as a shell finds it. kFailedPrecondition naming what is missing. `faultline chaos
+// --lease etcd` asks this before it starts anything and exits 2 with the error on one line.
+Result<std::string> FindNft();
+
+// Deletes the tables a SIGKILLed harness left: those listed by `nft list tables` as exactly
+// `table inet faultline_<pid>` (pid decimal, no leading zero) whose process is gone or a zombie.
+// Every other table — other names, other families, a live pid (this one included) — is left
+// alone; a pid re-used by an unrelated process keeps its table (conservative). Ok: one line per
+// table removed, for the run's output. kFailedPrecondition when nft cannot list tables (not root).
+// What else a SIGKILLed harness leaves: its node processes, etcd members and PostgreSQL server
+// die with it (PR_SET_PDEATHSIG); its directories stay, $TMPDIR (default /tmp)/faultline-chaos-*
+// (the run dir), fletcd-* (etcd) and flpg-* (PostgreSQL). They do not carry the harness's pid, so
+// they are not removed automatically: delete them by hand when no run is going.
+Result<std::vector<std::string>> RemoveStaleNftTables(const std::string& nft);
 
 class Infra {
  public:

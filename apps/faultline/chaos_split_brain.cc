@@ -253,6 +253,7 @@ class SplitBrainRun {
   void ApplyAimed(uint32_t kind, Duration length, uint8_t waits_left);
   void CrashLeader(bool last);
   void ReleaseHeld(uint32_t held);
+  void ResumeDeposed(uint32_t paused);
   void CollectRecord(sb::Record* record) const;
   std::vector<double> FailoverTimes(const sb::Record& record) const;
 
@@ -362,13 +363,31 @@ void SplitBrainRun::ApplyAimed(uint32_t kind, Duration length, uint8_t waits_lef
       }
       if (kind == 3 && args_.etcd) {
         // On etcd, peers do not grant the lease: cutting the leader off them does not depose it.
-        // It is paused instead (after kHeldBeforePause, so that writes are held), past its lease.
+        // It is paused instead (after kHeldBeforePause, so that writes are held), past its lease,
+        // and resumed once a successor acts (ResumeDeposed).
         At(Duration::Nanos(h_.Now()) + kHeldBeforePause, [this, leader] { h_.Pause(leader); });
-        At(Duration::Nanos(end), [this, leader] { h_.Resume(leader); });
+        At(Duration::Nanos(end), [this, leader] { ResumeDeposed(leader); });
       }
       break;
     default: break;
   }
+}
+
+// Resumes the paused held-write leader once another node acts, re-checked every 250 ms until the
+// heal (which resumes every node anyway). etcd extends every lease by its election timeout on each
+// raft leader change, so the paused leader's lease can outlive the planned pause; resumed with its
+// lease still alive in etcd it was never deposed, and an Acquire by the holder takes the lease
+// back under the same token (lease_service.h) — its held writes would then prove nothing.
+void SplitBrainRun::ResumeDeposed(uint32_t paused) {
+  const std::vector<uint32_t> acting = ActingLeaders();
+  const bool successor =
+      std::any_of(acting.begin(), acting.end(), [paused](uint32_t n) { return n != paused; });
+  if (!h_.paused(paused)) return;  // the heal resumed it already
+  if (successor || h_.Now() >= heal_.nanos()) {
+    h_.Resume(paused);
+    return;
+  }
+  h_.executor().ScheduleAfter(Duration::Millis(250), [this, paused] { ResumeDeposed(paused); });
 }
 
 // Releases what `held` kept. On real infrastructure, only once another node acts (its load raised

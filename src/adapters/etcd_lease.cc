@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
@@ -23,6 +24,16 @@ using Json = nlohmann::json;
 using lease::LeaseGrant;
 using lease::LeaseInfo;
 
+namespace etcd_internal {
+// One key as a range answer shows it.
+struct KeyValue {
+  NodeId holder;
+  int64_t create_revision = 0;
+  int64_t lease = 0;
+};
+}  // namespace etcd_internal
+using etcd_internal::KeyValue;
+
 class EtcdLeaseService::Worker : public etcd_internal::EtcdHttpWorker {
  public:
   using EtcdHttpWorker::EtcdHttpWorker;
@@ -38,6 +49,10 @@ class EtcdLeaseServiceInternals {
   // the next endpoint, and kUnavailable names the last failure when all failed.
   static Task<Result<Json>> Call(EtcdLeaseService* self, std::string path, Json body);
   static Status ErrorFromAnswer(const Json& answer, const std::string& where, bool* retry);
+  // Acquire by the node that holds the name: renews `own` (the key's lease, its value this node)
+  // and answers a grant with the key's token. kAborted when the key went meanwhile.
+  static Task<Result<lease::LeaseGrant>> Renew(EtcdLeaseService* self, std::string name,
+                                               Duration ttl, etcd_internal::KeyValue own);
 };
 
 namespace {
@@ -81,12 +96,6 @@ Result<int64_t> HeaderRevision(const Json& answer) {
   if (!rev.ok() || *rev <= 0) return Malformed("no header.revision");
   return rev;
 }
-
-struct KeyValue {
-  NodeId holder;
-  int64_t create_revision = 0;
-  int64_t lease = 0;
-};
 
 // The first kv of a range answer: nullopt-like `found = false` when kvs is absent or empty.
 Status ParseKv(const Json& range, bool* found, KeyValue* kv) {
@@ -331,6 +340,7 @@ Task<Result<LeaseGrant>> EtcdLeaseService::Acquire(std::string name, Duration tt
   const Json txn = TxnBody(key, Base64Encode(std::to_string(self_.value())), id);
   Result<Json> answer = co_await EtcdLeaseServiceInternals::Call(this, "/v3/kv/txn", txn);
   Status failed;
+  std::optional<KeyValue> own;  // the key exists and is this node's
   if (answer.ok()) {
     Result<int64_t> revision = HeaderRevision(*answer);
     const auto succeeded = answer->find("succeeded");
@@ -359,6 +369,7 @@ Task<Result<LeaseGrant>> EtcdLeaseService::Acquire(std::string name, Duration tt
           if (ParseKv(*range, &found, &kv).ok() && found) {
             holder = "node " + std::to_string(kv.holder.value()) + " (token " +
                      std::to_string(kv.create_revision) + ")";
+            if (kv.holder == self_) own = kv;
           }
         }
       }
@@ -372,7 +383,55 @@ Task<Result<LeaseGrant>> EtcdLeaseService::Acquire(std::string name, Duration tt
   Result<Json> revoked =
       co_await EtcdLeaseServiceInternals::Call(this, "/v3/lease/revoke", IdBody(id));
   revoked.status().IgnoreError();
+  if (own.has_value()) {
+    // The name is this node's already (the contract's re-acquire by the holder): renew the lease
+    // that owns the key and keep its token, as etcd's election recipe re-uses its own key.
+    Result<LeaseGrant> renewed = co_await EtcdLeaseServiceInternals::Renew(this, name, ttl, *own);
+    co_return renewed;
+  }
   co_return failed;
+}
+
+Task<Result<LeaseGrant>> EtcdLeaseServiceInternals::Renew(EtcdLeaseService* self, std::string name,
+                                                          Duration ttl, KeyValue own) {
+  const std::string id = std::to_string(own.lease);
+  const std::string lost = "lease " + name + ": this node's key (token " +
+                           std::to_string(own.create_revision) + ") went while re-acquiring it";
+  const MonoTime sent_at = self->env_.clock().Now();
+  Result<Json> answer = co_await Call(self, "/v3/lease/keepalive", IdBody(id));
+  if (!answer.ok()) {
+    if (answer.status().code() == StatusCode::kNotFound) co_return AbortedError(lost);
+    co_return answer.status();
+  }
+  Result<int64_t> ttl_s = ParseInt(*answer, "TTL", 0);
+  if (!ttl_s.ok()) co_return Malformed("lease/keepalive TTL");
+  if (*ttl_s <= 0) co_return AbortedError(lost);
+  // The key's lease was granted for its own TTL: never promise more than etcd keeps.
+  const Duration kept = std::min(ttl, Duration::Seconds(*ttl_s));
+  Result<Json> range = co_await Call(self, "/v3/kv/range",
+                                     KeyBody(Base64Encode(self->options_.key_prefix + name)));
+  if (!range.ok()) co_return range.status();
+  bool found = false;
+  KeyValue kv;
+  const Status parsed = ParseKv(*range, &found, &kv);
+  if (!parsed.ok()) co_return parsed;
+  if (!found || kv.create_revision != own.create_revision || kv.lease != own.lease ||
+      kv.holder != self->self_) {
+    co_return AbortedError(lost);
+  }
+  LeaseGrant grant;
+  grant.name = name;
+  grant.holder = self->self_;
+  grant.token = FencingToken(static_cast<uint64_t>(own.create_revision));
+  grant.ttl = kept;
+  grant.sent_at = sent_at;
+  grant.valid_until =
+      lease::LeaseValidUntil(sent_at, kept, self->options_.drift_ppm_max, self->options_.margin);
+  if (!grant.Valid(self->env_.clock().Now())) {
+    co_return UnavailableError("lease " + name + ": the renewal answered after its validity");
+  }
+  self->held_[name] = EtcdLeaseService::Held{own.lease, grant.token};
+  co_return grant;
 }
 
 Task<Result<LeaseGrant>> EtcdLeaseService::KeepAlive(LeaseGrant grant) {

@@ -123,11 +123,22 @@ Status FencedStore::CheckAndRaise(Transaction& txn, std::string_view resource, F
   return Status::Ok();
 }
 
+Status FencedStore::CheckNotLowered(Transaction& txn) const {
+  if (seen_ == FencingToken(0)) return Status::Ok();
+  FL_ASSIGN_OR_RETURN(const std::optional<FencingToken> mark, ReadMark(txn, MarkKey(resource_)));
+  if (mark.has_value() && *mark >= seen_) return Status::Ok();
+  return DataLossError("fencing mark of " + resource_ + " went backwards: the store holds " +
+                       (mark.has_value() ? std::to_string(mark->value()) : std::string("none")) +
+                       ", this writer saw " + std::to_string(seen_.value()) +
+                       " committed (tampered with or restored from an old copy)");
+}
+
 Status FencedStore::Put(FencingToken token, std::string_view key, std::string_view value) {
   FL_RETURN_IF_ERROR(CheckUserKey(key));
   Status s = RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
+        FL_RETURN_IF_ERROR(CheckNotLowered(txn));
         FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token));
         return txn.Put(key, value);
       },
@@ -140,6 +151,7 @@ Status FencedStore::Delete(FencingToken token, std::string_view key) {
   Status s = RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
+        FL_RETURN_IF_ERROR(CheckNotLowered(txn));
         FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token));
         return txn.Delete(key).status();
       },
@@ -149,12 +161,17 @@ Status FencedStore::Delete(FencingToken token, std::string_view key) {
 
 Status FencedStore::Raise(FencingToken token) {
   Status s = RunInTransaction(
-      store_, [&](Transaction& txn) { return CheckAndRaise(txn, resource_, token); },
+      store_,
+      [&](Transaction& txn) -> Status {
+        FL_RETURN_IF_ERROR(CheckNotLowered(txn));
+        return CheckAndRaise(txn, resource_, token);
+      },
       kCommitAttemptsMax);
   return Reported(std::move(s), token);
 }
 
-Status FencedStore::Reported(Status s, FencingToken token) const {
+Status FencedStore::Reported(Status s, FencingToken token) {
+  if (s.ok()) seen_ = std::max(seen_, token);  // committed: the mark is at least token now
   if (s.code() == StatusCode::kFencedOut) {
     observer_.Emit(EventKind::kFencingRejected, MonoTime(), static_cast<int64_t>(token.value()));
   }
@@ -169,10 +186,13 @@ Result<FencingToken> FencedStore::Highest() {
   FL_RETURN_IF_ERROR(RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
+        const Status lowered = CheckNotLowered(txn);
+        if (!lowered.ok()) return lowered;
         FL_ASSIGN_OR_RETURN(highest, ReadMark(txn, MarkKey(resource_)));
         return Status::Ok();
       },
       kCommitAttemptsMax));
+  seen_ = std::max(seen_, highest.value_or(FencingToken(0)));
   return highest.value_or(FencingToken(0));
 }
 

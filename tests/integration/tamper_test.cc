@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "faultline/adapters/postgres_store.h"
 #include "faultline/adapters/sqlite_store.h"
+#include "faultline/lease/fence.h"
 #include "tests/integration/pg_test_server.h"
 
 namespace faultline {
@@ -126,6 +128,76 @@ TEST_F(PostgresTamperTest, ColumnRetypedAfterOpenIsAClearErrorAndRefusedAtOpen) 
   EXPECT_EQ(reopened.status().code(), StatusCode::kFailedPrecondition)
       << reopened.status().ToString();
   EXPECT_NE(std::string(reopened.status().message()).find("wrong shape"), std::string::npos);
+}
+
+// FencedStore's mark is a row of the same table (key "\x01fence/<resource>", a decimal token).
+// Tampered with in PostgreSQL: a non-decimal value is kDataLoss for every fenced call; a value
+// lowered below what a writer committed is kDataLoss for that writer. Nothing is written either way.
+class PostgresFenceTamperTest : public PostgresTamperTest {
+ protected:
+  void SetMark(const std::string& value) {
+    Exec("UPDATE \"" + options_.table + "\" SET v = convert_to('" + value +
+         "', 'UTF8') WHERE k = decode('01', 'hex') || convert_to('fence/ledger', 'UTF8')");
+  }
+  std::string Balance(PostgresStore& store) {
+    Result<std::optional<std::string>> v = lease::FencedStore(store, "ledger").Get("balance");
+    return v.ok() && v->has_value() ? **v : "<" + v.status().ToString() + ">";
+  }
+};
+
+TEST_F(PostgresFenceTamperTest, NonDecimalMarkIsDataLossAndNothingIsWritten) {
+  std::unique_ptr<PostgresStore> store = std::move(PostgresStore::Open(options_)).value();
+  lease::FencedStore holder(*store, "ledger");
+  ASSERT_TRUE(holder.Put(FencingToken(7), "balance", "100").ok());
+  for (const char* corrupt : {"seven", "7x", "-7", "07", "", "99999999999999999999999"}) {
+    SetMark(corrupt);
+    const Status put = holder.Put(FencingToken(8), "balance", "200");
+    EXPECT_EQ(put.code(), StatusCode::kDataLoss) << corrupt << ": " << put.ToString();
+    EXPECT_NE(std::string(put.message()).find("corrupt fencing mark"), std::string::npos)
+        << put.ToString();
+    EXPECT_EQ(holder.Delete(FencingToken(8), "balance").code(), StatusCode::kDataLoss) << corrupt;
+    EXPECT_EQ(holder.Raise(FencingToken(8)).code(), StatusCode::kDataLoss) << corrupt;
+    EXPECT_EQ(holder.Highest().status().code(), StatusCode::kDataLoss) << corrupt;
+    // A new writer with no memory of the mark is refused just the same.
+    lease::FencedStore newcomer(*store, "ledger");
+    EXPECT_EQ(newcomer.Put(FencingToken(1000), "balance", "300").code(), StatusCode::kDataLoss);
+    EXPECT_EQ(Balance(*store), "100") << corrupt;
+  }
+  // Inside a caller's own transaction (the chaos store's path): the same Status, rolled back.
+  std::unique_ptr<Transaction> txn = std::move(store->Begin()).value();
+  EXPECT_EQ(lease::FencedStore::CheckAndRaise(*txn, "ledger", FencingToken(9)).code(),
+            StatusCode::kDataLoss);
+  txn->Rollback();
+  EXPECT_EQ(Balance(*store), "100");
+}
+
+TEST_F(PostgresFenceTamperTest, LoweredMarkIsDataLossForAWriterThatSawItHigher) {
+  std::unique_ptr<PostgresStore> store = std::move(PostgresStore::Open(options_)).value();
+  lease::FencedStore old_holder(*store, "ledger");
+  lease::FencedStore new_holder(*store, "ledger");
+  ASSERT_TRUE(old_holder.Put(FencingToken(5), "balance", "100").ok());
+  ASSERT_TRUE(new_holder.Raise(FencingToken(9)).ok());
+  ASSERT_TRUE(new_holder.Put(FencingToken(9), "balance", "90").ok());
+  // Untampered, the old holder is fenced out.
+  EXPECT_EQ(old_holder.Put(FencingToken(5), "balance", "200").code(), StatusCode::kFencedOut);
+  // Lowered below both holders' marks: the old holder's write would pass the token check (5 >= 3)
+  // but it committed 5 itself, so the mark went backwards: kDataLoss, nothing written.
+  SetMark("3");
+  const Status stale = old_holder.Put(FencingToken(5), "balance", "200");
+  EXPECT_EQ(stale.code(), StatusCode::kDataLoss) << stale.ToString();
+  EXPECT_NE(std::string(stale.message()).find("went backwards"), std::string::npos)
+      << stale.ToString();
+  EXPECT_EQ(Balance(*store), "90");
+  // The current holder fences itself too rather than write over a mark it knows was lowered.
+  const Status current = new_holder.Put(FencingToken(9), "balance", "80");
+  EXPECT_EQ(current.code(), StatusCode::kDataLoss) << current.ToString();
+  EXPECT_EQ(new_holder.Highest().status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(Balance(*store), "90");
+  // The mark row deleted outright: the same.
+  Exec("DELETE FROM \"" + options_.table +
+       "\" WHERE k = decode('01', 'hex') || convert_to('fence/ledger', 'UTF8')");
+  EXPECT_EQ(new_holder.Put(FencingToken(9), "balance", "80").code(), StatusCode::kDataLoss);
+  EXPECT_EQ(Balance(*store), "90");
 }
 
 }  // namespace

@@ -35,6 +35,13 @@ using runtime::RealEnv;
 
 // ---- LeaderElector on a real etcd: nodes with a loop thread each ----
 
+// The host's CLOCK_MONOTONIC, the clock every RealEnv here reads.
+MonoTime HostMonoNow() {
+  return MonoTime::FromNanos(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count());
+}
+
 struct Transition {
   uint32_t node;
   LeaderState state;
@@ -88,10 +95,12 @@ class ElectionNode {
 
 class Election {
  public:
+  static constexpr Duration kTtl = Duration::Seconds(1);
+
   Election(std::vector<std::string> endpoints, size_t nodes, const char* test) {
     const EtcdLeaseOptions options = Options(std::move(endpoints), UniquePrefix(test));
     lease::ElectorOptions eo;
-    eo.ttl = Duration::Seconds(1);
+    eo.ttl = kTtl;
     eo.retry_min = Duration::Millis(250);
     for (size_t i = 0; i < nodes; ++i) {
       nodes_.push_back(
@@ -138,7 +147,12 @@ TEST(EtcdElectionTest, ElectsOneLeaderAndFailsOverWhenTheLeadersLoopStops) {
   Election election((*cluster)->endpoints(), 3, "failover");
   std::optional<Transition> first = election.WaitLeader(0, Duration::Seconds(5));
   ASSERT_TRUE(first.has_value());
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // several renewals
+  // Past the first grant's validity (valid_until <= sent_at + ttl <= first->at + ttl) the leader
+  // still leads only if its renewals (every ttl/3) worked: wait just that long, not longer.
+  const MonoTime first_validity_over = first->at + Election::kTtl + Duration::Millis(100);
+  while (HostMonoNow() < first_validity_over) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(election.LeadersNow(), 1u);
   std::optional<Transition> still = election.WaitLeader(0, Duration::Seconds(1));
   ASSERT_TRUE(still.has_value());
@@ -221,6 +235,41 @@ TEST(EtcdElectionTest, TheWatchWakesTheSuccessorLongBeforeTheRetryPeriod) {
               static_cast<double>(took.nanos()) / 1e6);
   stop.Cancel();
   env->RunFor(Duration::Millis(200));
+  env->DestroySpawned();
+}
+
+// lease_service.h: the holder is a node id. A restarted process of the holder's node (a new
+// service, no memory of the grant) takes its unexpired lease back under the same token, and the
+// lease it takes back is the key's: revoking it frees the name.
+TEST(EtcdLeaseServiceTest, ARestartedHolderTakesItsLeaseBackUnderTheSameToken) {
+  auto cluster = lease_conformance::SharedEtcdCluster(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  auto env = OpenEnv(1);
+  const EtcdLeaseOptions options = Options((*cluster)->endpoints(), UniquePrefix("restart"));
+  auto before = EtcdLeaseService::Open(*env, NodeId(1), options);
+  auto after = EtcdLeaseService::Open(*env, NodeId(1), options);
+  auto other = EtcdLeaseService::Open(*env, NodeId(2), options);
+  ASSERT_TRUE(before.ok() && after.ok() && other.ok());
+  auto first = RunOn(*env, (*before)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(first.has_value() && first->ok()) << (first ? first->status().ToString() : "hung");
+  const MonoTime sent_no_earlier = env->clock().Now();
+  auto again = RunOn(*env, (*after)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(again.has_value() && again->ok()) << (again ? again->status().ToString() : "hung");
+  EXPECT_EQ((*again)->token, (*first)->token);
+  EXPECT_EQ((*again)->holder, NodeId(1));
+  EXPECT_GE((*again)->sent_at, sent_no_earlier);
+  EXPECT_EQ((*after)->LeaseIdOf(**again), (*before)->LeaseIdOf(**first));
+  auto blocked = RunOn(*env, (*other)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(blocked.has_value());
+  EXPECT_EQ(blocked->status().code(), StatusCode::kAlreadyExists) << blocked->status().ToString();
+  auto revoked = RunOn(*env, (*after)->Revoke(**again));
+  ASSERT_TRUE(revoked.has_value() && revoked->ok());
+  auto read = RunOn(*env, (*other)->Read("x"));
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->status().code(), StatusCode::kNotFound) << read->status().ToString();
+  auto next = RunOn(*env, (*other)->Acquire("x", Duration::Seconds(2)));
+  ASSERT_TRUE(next.has_value() && next->ok());
+  EXPECT_GT((*next)->token, (*first)->token);
   env->DestroySpawned();
 }
 

@@ -117,6 +117,46 @@ TEST_P(LeaseConformanceTest, RenewalKeepsTheTokenAndMovesValidityToTheRenewalsSe
   EXPECT_EQ(info->token, g->token);
 }
 
+// lease_service.h: Acquire by the holder renews under the same token, never kAlreadyExists naming
+// the caller; the old grant stays renewable and a revoke of either frees the name.
+TEST_P(LeaseConformanceTest, AcquireByTheHolderRenewsUnderTheSameToken) {
+  const Duration ttl = world().Ttl();
+  Result<LeaseGrant> g = Acquire(0, "again", ttl);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  world().Advance(ttl / 4);
+  const MonoTime before = world().Now(0);
+  Result<LeaseGrant> again = Acquire(0, "again", ttl);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->token, g->token);
+  EXPECT_EQ(again->holder, world().id(0));
+  EXPECT_EQ(again->name, "again");
+  EXPECT_GE(again->sent_at, before);
+  EXPECT_GT(again->valid_until, g->valid_until);
+  EXPECT_LE(again->valid_until, again->sent_at + ttl);
+  EXPECT_TRUE(again->Valid(world().Now(0)));
+  // Still one holder, under the one token.
+  Result<LeaseGrant> other = Acquire(1, "again", ttl);
+  EXPECT_EQ(other.status().code(), StatusCode::kAlreadyExists) << other.status().ToString();
+  EXPECT_TRUE(Contains(other.status(), NodeText(world().id(0)))) << other.status().ToString();
+  Result<LeaseInfo> info = Read(1, "again");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->holder, world().id(0));
+  EXPECT_EQ(info->token, g->token);
+  // The first grant and the second are one lease: renewing the first works, and the name is still
+  // held past the first grant's validity.
+  Result<LeaseGrant> renewed = KeepAlive(0, *g);
+  ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+  EXPECT_EQ(renewed->token, g->token);
+  world().Advance(g->valid_until - world().Now(0) + ttl / 10);
+  EXPECT_EQ(Acquire(1, "again", ttl).status().code(), StatusCode::kAlreadyExists);
+  // Revoking it frees the name at once, for a higher token.
+  ASSERT_TRUE(Revoke(0, *renewed).ok());
+  EXPECT_EQ(Read(1, "again").status().code(), StatusCode::kNotFound);
+  Result<LeaseGrant> next = Acquire(1, "again", ttl);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_GT(next->token, g->token);
+}
+
 TEST_P(LeaseConformanceTest, KeepAliveAfterValidityPassedFails) {
   const Duration ttl = world().Ttl();
   Result<LeaseGrant> g = Acquire(0, "late", ttl);

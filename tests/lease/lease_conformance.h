@@ -8,7 +8,8 @@
 //                            LeaseConformanceParamName);
 //
 // Cases: exclusive acquire (the loser's error names the holder), tokens strictly increase across
-// holders, renewal keeps the token and moves valid_until, keepalive after validity passed fails,
+// holders, renewal keeps the token and moves valid_until, acquire by the holder renews under the
+// same token, keepalive after validity passed fails,
 // revoke frees the name at once, read (holder, token, kNotFound), TTL bounds, expiry frees the
 // name within the service's bound after ttl, and validity is computed from the send time (a slow
 // reply shortens it).

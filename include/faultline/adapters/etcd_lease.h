@@ -13,7 +13,13 @@
 //   Acquire    POST /v3/lease/grant {TTL: ceil(ttl in s), at least 1}, then /v3/kv/txn
 //              If CreateRevision(key) == 0 Then Put(key, self, lease) Else Range(key). The token is
 //              the header revision of the winning txn (the revision of the granting put). On a lost
-//              compare the granted lease is revoked and kAlreadyExists names the holder.
+//              compare the granted lease is revoked and kAlreadyExists names the holder — unless
+//              the key's value is this node: then, as etcd's election recipe re-uses the key its
+//              own lease owns, the key's lease is renewed (keepalive, then a range read that the
+//              key still has that lease and create_revision) and the grant keeps the key's token,
+//              its validity from the keepalive's send time, its ttl capped at the key's lease TTL
+//              (kAborted if the key went meanwhile). This also lets a restarted process of the
+//              same node id take back its unexpired lease.
 //   KeepAlive  POST /v3/lease/keepalive {ID}; a reply without TTL or with TTL <= 0 is a lost lease
 //              (kFailedPrecondition). Then /v3/kv/range on the key: its create_revision must still
 //              be the token (else kFailedPrecondition: the key was deleted or re-created).

@@ -70,7 +70,12 @@ class FenceGuard {
 // Errors, besides the store's own: kFencedOut for a token below the mark (nothing written);
 // kAborted when commit conflicts persisted through kCommitAttemptsMax attempts (nothing written);
 // kDataLoss when the stored mark is not a decimal token (it is never guessed at, since a wrong
-// guess un-fences a stale holder); kInvalidArgument for a user key inside the reserved
+// guess un-fences a stale holder), and when it is below (or absent, after) a mark this FencedStore
+// itself committed or read: a mark never goes backwards, so the row was tampered with or the
+// table restored from an old copy, and the writer fences itself (nothing written) rather than
+// trust it. A lowering that stays at or above what this instance saw cannot be told apart from
+// a true history by it (another instance, e.g. the current holder's, may still catch it);
+// CheckAndRaise, being static, keeps no such memory; kInvalidArgument for a user key inside the reserved
 // "\x01fence/" namespace (such a write could overwrite a mark). Not thread-safe beyond what the
 // LocalStore is: one FencedStore per store owner.
 class FencedStore {
@@ -103,10 +108,14 @@ class FencedStore {
   ObserverSlot& observe() { return observer_; }
 
  private:
-  Status Reported(Status s, FencingToken token) const;
+  // kDataLoss when the stored mark is below seen_ (see the class comment); read in `txn`.
+  Status CheckNotLowered(Transaction& txn) const;
+  // Notes a committed token in seen_; reports kFencedOut.
+  Status Reported(Status s, FencingToken token);
 
   LocalStore& store_;
   std::string resource_;
+  FencingToken seen_;  // the highest mark this instance committed or read; 0: none yet
   ObserverSlot observer_;
 };
 

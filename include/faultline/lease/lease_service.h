@@ -9,6 +9,13 @@
 //   - Acquire succeeds only when nobody else holds a live lease on the name. It is etcd's
 //     `Txn(If CreateRevision(k) == 0 Then Put(k, self, lease))`: a compare-and-set on the key whose
 //     revision is the fencing token.
+//   - Acquire by the node that already holds a live lease on the name (as the service sees it:
+//     the holder is a node id, not a client object) succeeds and renews it, exactly like
+//     KeepAlive: Ok with the same token, validity counted from this call's send time. It is never
+//     kAlreadyExists naming the caller. (etcd's election recipe: the txn's failure branch finds
+//     the key owned by the caller's own lease and re-uses it.) An implementation that cannot prove
+//     the old grant is the newest may instead grant a fresh, higher token (PaxosLease after a
+//     lost race); the old grant is then superseded and its KeepAlive fails.
 //   - The fencing token is the revision (ballot) of the write that granted ownership, never a later
 //     read. Tokens strictly increase from one holder to the next; renewals keep the token.
 //   - Client-side validity is computed on the holder's monotonic clock from the time the granting
@@ -68,7 +75,8 @@ class LeaseService {
  public:
   virtual ~LeaseService() = default;
 
-  // Grants `name` to this node for `ttl`. Errors: kAlreadyExists (someone else holds a live lease;
+  // Grants `name` to this node for `ttl`; when this node holds it already, renews it under the
+  // same token (see the contract above). Errors: kAlreadyExists (another node holds a live lease;
   // the message names the holder), kUnavailable (no quorum answered in time, or the name is in
   // lock-delay), kInvalidArgument (ttl out of range), kAborted (lost a race to a higher ballot).
   virtual Task<Result<LeaseGrant>> Acquire(std::string name, Duration ttl) = 0;
