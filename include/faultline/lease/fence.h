@@ -99,11 +99,15 @@ class FencedStore {
   static Status CheckAndRaise(Transaction& txn, std::string_view resource, FencingToken token);
 
   // Put/Delete/Raise refused with kFencedOut are reported as kFencingRejected (a = token,
-  // b = 0: the mark is read inside the transaction). CheckAndRaise, being static, reports nothing.
+  // b = the mark that refused it, as read by the refusing transaction). CheckAndRaise, being
+  // static, reports nothing.
   ObserverSlot& observe() { return observer_; }
 
  private:
-  Status Reported(Status s, FencingToken token) const;
+  // CheckAndRaise that also stores the mark it read in *mark when it refuses.
+  static Status CheckAndRaise(Transaction& txn, std::string_view resource, FencingToken token,
+                              FencingToken* mark);
+  Status Reported(Status s, FencingToken token, FencingToken mark) const;
 
   LocalStore& store_;
   std::string resource_;
