@@ -12,6 +12,7 @@
 #include "faultline/env/rpc.h"
 #include "faultline/sim/partition.h"
 #include "faultline/sim/world.h"
+#include "src/core/observer_test_util.h"
 
 namespace faultline {
 namespace {
@@ -21,21 +22,8 @@ constexpr NodeId kServer(1);
 constexpr uint16_t kSync = 3;
 constexpr uint16_t kAsync = 4;
 
-struct Seen {
-  EventKind kind;
-  std::string source;
-  MonoTime at;
-  int64_t a, b;
-  Duration d;
-};
-
-class Events final : public Observer {
- public:
-  void OnEvent(const Event& e) noexcept override {
-    seen.push_back({e.kind, std::string(e.source), e.at, e.a, e.b, e.d});
-  }
-  std::vector<Seen> seen;
-};
+using testing::Seen;
+using Events = testing::Recorder;
 
 // Serves kSync (replies at once) and kAsync (replies after `work` of server time); reports to
 // `events` as `name`.
@@ -80,6 +68,14 @@ struct Pair {
     ObservedNode* node = world.node_as<ObservedNode>(kClient);
     node->env().Spawn(DoCall(&node->rpc(), method, timeout, out));
   }
+  // One call, run to its end (1 s of simulated time): its outcome's code.
+  StatusCode CallCode(uint16_t method, Duration timeout) {
+    std::optional<Result<Bytes>> out;
+    Call(method, timeout, &out);
+    world.RunFor(Duration::Seconds(1));
+    EXPECT_TRUE(out.has_value());
+    return out.has_value() ? out->status().code() : StatusCode::kUnknown;
+  }
   static Task<void> DoCall(Rpc* rpc, uint16_t method, Duration timeout,
                            std::optional<Result<Bytes>>* out) {
     const Bytes body(1, 'x');
@@ -95,19 +91,15 @@ TEST(RpcObserve, TimedOutCallReportsDeadlineExceededWithItsTimeout) {
   sim::Grudge grudge(2);
   grudge.BlockBoth(0, 1);
   p.world.network().Partition(grudge);
-  std::optional<Result<Bytes>> r;
-  p.Call(kSync, Duration::Millis(250), &r);
-  p.world.RunFor(Duration::Seconds(1));
-  ASSERT_TRUE(r.has_value());
-  ASSERT_EQ(r->status().code(), StatusCode::kDeadlineExceeded);
-  ASSERT_EQ(p.client.seen.size(), 1u);
-  const Seen& e = p.client.seen[0];
+  ASSERT_EQ(p.CallCode(kSync, Duration::Millis(250)), StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(p.client.events.size(), 1u);
+  const Seen& e = p.client.events[0];
   EXPECT_EQ(e.kind, EventKind::kDeadlineExceeded);
   EXPECT_EQ(e.source, "client");
   EXPECT_EQ(e.a, 1);
   EXPECT_EQ(e.d, Duration::Millis(250));
   EXPECT_EQ(e.at, MonoTime());  // the timer path reads no clock
-  EXPECT_TRUE(p.server.seen.empty());
+  EXPECT_TRUE(p.server.events.empty());
 }
 
 TEST(RpcObserve, AnsweredCallsReportNothingOnTheClient) {
@@ -119,20 +111,17 @@ TEST(RpcObserve, AnsweredCallsReportNothingOnTheClient) {
   p.world.RunFor(Duration::Seconds(1));
   ASSERT_TRUE(sync_reply.has_value() && sync_reply->ok());
   ASSERT_TRUE(async_reply.has_value() && async_reply->ok());
-  EXPECT_TRUE(p.client.seen.empty());
+  EXPECT_TRUE(p.client.events.empty());
   // The sync handler gets no deadline: only the async request reports one.
-  ASSERT_EQ(p.server.seen.size(), 1u);
-  EXPECT_EQ(p.server.seen[0].kind, EventKind::kDeadlinePropagated);
+  ASSERT_EQ(p.server.events.size(), 1u);
+  EXPECT_EQ(p.server.events[0].kind, EventKind::kDeadlinePropagated);
 }
 
 TEST(RpcObserve, AsyncHandlerReportsTheDeadlineItWasHanded) {
   Pair p(Duration::Millis(5));
-  std::optional<Result<Bytes>> r;
-  p.Call(kAsync, Duration::Millis(730), &r);
-  p.world.RunFor(Duration::Seconds(1));
-  ASSERT_TRUE(r.has_value() && r->ok());
-  ASSERT_EQ(p.server.seen.size(), 1u);
-  const Seen& e = p.server.seen[0];
+  ASSERT_EQ(p.CallCode(kAsync, Duration::Millis(730)), StatusCode::kOk);
+  ASSERT_EQ(p.server.events.size(), 1u);
+  const Seen& e = p.server.events[0];
   EXPECT_EQ(e.kind, EventKind::kDeadlinePropagated);
   EXPECT_EQ(e.source, "server");
   EXPECT_EQ(e.a, kAsync);
@@ -142,21 +131,17 @@ TEST(RpcObserve, AsyncHandlerReportsTheDeadlineItWasHanded) {
 
 TEST(RpcObserve, HandlerThatOverranTheDeadlineReportsTheDroppedReply) {
   Pair p(Duration::Millis(300));
-  std::optional<Result<Bytes>> r;
-  p.Call(kAsync, Duration::Millis(100), &r);
-  p.world.RunFor(Duration::Seconds(1));
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->status().code(), StatusCode::kDeadlineExceeded);
-  ASSERT_EQ(p.server.seen.size(), 2u);
-  EXPECT_EQ(p.server.seen[0].kind, EventKind::kDeadlinePropagated);
-  const Seen& e = p.server.seen[1];
+  EXPECT_EQ(p.CallCode(kAsync, Duration::Millis(100)), StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(p.server.events.size(), 2u);
+  EXPECT_EQ(p.server.events[0].kind, EventKind::kDeadlinePropagated);
+  const Seen& e = p.server.events[1];
   EXPECT_EQ(e.kind, EventKind::kDeadlineRefused);
   EXPECT_EQ(e.a, kAsync);
   EXPECT_EQ(e.b, 1);
   EXPECT_EQ(e.d, Duration::Millis(200));  // 300 ms of work against a 100 ms budget
-  EXPECT_EQ(e.at - p.server.seen[0].at, Duration::Millis(300));
-  ASSERT_EQ(p.client.seen.size(), 1u);
-  EXPECT_EQ(p.client.seen[0].kind, EventKind::kDeadlineExceeded);
+  EXPECT_EQ(e.at - p.server.events[0].at, Duration::Millis(300));
+  ASSERT_EQ(p.client.events.size(), 1u);
+  EXPECT_EQ(p.client.events[0].kind, EventKind::kDeadlineExceeded);
 }
 
 TEST(RpcObserve, RequestArrivingWithNoTimeLeftIsReportedRefused) {
@@ -173,11 +158,11 @@ TEST(RpcObserve, RequestArrivingWithNoTimeLeftIsReportedRefused) {
     ASSERT_TRUE(env.transport().Send(kServer, kRpcRequestType, kRpcSchemaVersion, payload).ok());
   }
   p.world.RunFor(Duration::Millis(100));
-  ASSERT_EQ(p.server.seen.size(), 2u);
+  ASSERT_EQ(p.server.events.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
-    EXPECT_EQ(p.server.seen[i].kind, EventKind::kDeadlineRefused);
-    EXPECT_EQ(p.server.seen[i].a, i == 0 ? kSync : kAsync);
-    EXPECT_EQ(p.server.seen[i].b, 0);
+    EXPECT_EQ(p.server.events[i].kind, EventKind::kDeadlineRefused);
+    EXPECT_EQ(p.server.events[i].a, i == 0 ? kSync : kAsync);
+    EXPECT_EQ(p.server.events[i].b, 0);
   }
 }
 

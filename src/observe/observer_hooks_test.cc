@@ -14,38 +14,13 @@
 #include "faultline/resilience/pipeline.h"
 #include "faultline/resilience/rate_limiter.h"
 #include "faultline/time/offset_monitor.h"
+#include "src/core/observer_test_util.h"
 
 namespace faultline {
 namespace {
 
-struct Seen {
-  EventKind kind;
-  std::string source;
-  MonoTime at;
-  int64_t a, b;
-  Duration d;
-};
-
-class Recorder final : public Observer {
- public:
-  void OnEvent(const Event& e) noexcept override {
-    std::lock_guard<std::mutex> lock(mu);
-    events.push_back({e.kind, std::string(e.source), e.at, e.a, e.b, e.d});
-  }
-  int Count(EventKind kind) const {
-    int n = 0;
-    for (const Seen& s : events) n += s.kind == kind ? 1 : 0;
-    return n;
-  }
-  const Seen* First(EventKind kind) const {
-    for (const Seen& s : events) {
-      if (s.kind == kind) return &s;
-    }
-    return nullptr;
-  }
-  std::mutex mu;
-  std::vector<Seen> events;
-};
+using testing::Recorder;
+using testing::Seen;
 
 class CountingClock final : public Clock {
  public:
