@@ -18,6 +18,8 @@ std::string_view EventKindName(EventKind kind) {
     case EventKind::kDeadlinePropagated: return "deadline_propagated";
     case EventKind::kHedgeSent: return "hedge_sent";
     case EventKind::kCallCompleted: return "call_completed";
+    case EventKind::kDeadlineRefused: return "deadline_refused";
+    case EventKind::kSingleFlightShared: return "single_flight_shared";
     case EventKind::kLeaseAcquired: return "lease_acquired";
     case EventKind::kLeaseRenewed: return "lease_renewed";
     case EventKind::kLeaseLost: return "lease_lost";

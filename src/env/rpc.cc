@@ -86,7 +86,8 @@ void Rpc::OnRequest(NodeId from, uint16_t schema, std::span<const uint8_t> paylo
   RpcRequestContext context;
   context.from = from;
   context.method = method;
-  context.deadline = env_.clock().Now() + remaining;
+  const MonoTime arrived = env_.clock().Now();
+  context.deadline = arrived + remaining;
   // Malformed trace headers are ignored (W3C): the context stays invalid and a new trace starts.
   if (schema == kRpcTracedSchemaVersion) {
     context.trace = ExtractTraceContext(traceparent, tracestate);
@@ -98,6 +99,7 @@ void Rpc::OnRequest(NodeId from, uint16_t schema, std::span<const uint8_t> paylo
     context.trace = std::move(server);
   }
   if (remaining_ns == 0) {
+    observer_.Emit(EventKind::kDeadlineRefused, arrived, method);
     const Status late = DeadlineExceededError("deadline passed before the request arrived");
     Reply(from, call_id, late);
     EndServerSpan(span, late);
@@ -111,6 +113,7 @@ void Rpc::OnRequest(NodeId from, uint16_t schema, std::span<const uint8_t> paylo
     return;
   }
   if (auto it = async_handlers_.find(method); it != async_handlers_.end()) {
+    observer_.Emit(EventKind::kDeadlinePropagated, arrived, method, 0, remaining);
     env_.Spawn(RunAsync(it->second, std::move(context), call_id, Bytes(req.begin(), req.end()),
                         span));
     return;
@@ -124,9 +127,15 @@ Task<void> Rpc::RunAsync(TracedHandler& handler, RpcRequestContext context, uint
                          Bytes request, uint64_t span) {
   const NodeId from = context.from;
   const MonoTime deadline = context.deadline;
+  const uint16_t method = context.method;
   Result<Bytes> result = co_await handler(std::move(context), std::move(request));
   // A reply after the caller's deadline is useless to it; skip the send.
-  if (env_.clock().Now() < deadline) Reply(from, call_id, result);
+  const MonoTime done = env_.clock().Now();
+  if (done < deadline) {
+    Reply(from, call_id, result);
+  } else {
+    observer_.Emit(EventKind::kDeadlineRefused, done, method, 1, done - deadline);
+  }
   EndServerSpan(span, result.status());
 }
 
@@ -249,6 +258,7 @@ void Rpc::CallAwaiter::await_suspend(std::coroutine_handle<> h) {
     timer_ = {};
     rpc_.pending_.erase(call_id_);
     call_id_ = 0;
+    rpc_.observer_.Emit(EventKind::kDeadlineExceeded, MonoTime(), 1, 0, timeout_);
     Finish(DeadlineExceededError("no reply before the deadline"));
   });
   registration_ = token_.Register([this] {

@@ -69,6 +69,8 @@ Result<bool> Inbox::Process(std::string_view message_id,
       },
       options_.commit_attempts_max);
   if (!status.ok()) return status;
+  observer_.Emit(applied ? EventKind::kIdempotencyClaimed : EventKind::kIdempotencyReplayed,
+                 MonoTime());
   return applied;
 }
 

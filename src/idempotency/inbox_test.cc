@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "src/idempotency/test_util.h"
 
@@ -32,6 +33,25 @@ TEST(InboxTest, DuplicateDeliveriesApplyTheEffectsOnce) {
   // Another consumer has its own record of the same message.
   auto audit = Must(Inbox::Create(*env.store, env.clock, "audit"));
   EXPECT_TRUE(Must(audit->Process("msg-1", [](Transaction&) { return Status::Ok(); })));
+}
+
+TEST(InboxTest, ProcessReportsFirstDeliveriesAndDuplicatesAfterCommit) {
+  SimStoreEnv env;
+  auto inbox = Must(Inbox::Create(*env.store, env.clock, "billing"));
+  struct Decisions final : Observer {
+    void OnEvent(const Event& e) noexcept override { kinds.push_back(e.kind); }
+    std::vector<EventKind> kinds;
+  } decisions;
+  inbox->observe().Attach(&decisions, "billing");
+  EXPECT_TRUE(Must(inbox->Process("msg-1", Credit)));
+  EXPECT_FALSE(Must(inbox->Process("msg-1", Credit)));
+  // Failed effects roll the record back: nothing was decided, nothing is reported.
+  EXPECT_FALSE(inbox->Process("msg-2", [](Transaction&) { return UnavailableError("x"); }).ok());
+  EXPECT_TRUE(Must(inbox->Process("msg-2", Credit)));
+  const std::vector<EventKind> want = {EventKind::kIdempotencyClaimed,
+                                       EventKind::kIdempotencyReplayed,
+                                       EventKind::kIdempotencyClaimed};
+  EXPECT_EQ(decisions.kinds, want);
 }
 
 TEST(InboxTest, FailedEffectsRollBackTheRecordSoRedeliveryRetries) {

@@ -111,10 +111,18 @@ FencedStore::FencedStore(LocalStore& store, std::string resource)
 }
 
 Status FencedStore::CheckAndRaise(Transaction& txn, std::string_view resource, FencingToken token) {
+  return CheckAndRaise(txn, resource, token, nullptr);
+}
+
+Status FencedStore::CheckAndRaise(Transaction& txn, std::string_view resource, FencingToken token,
+                                  FencingToken* mark) {
   FL_ASSERT_MSG(!resource.empty(), "a fenced resource needs a name");
   const std::string key = MarkKey(resource);
   FL_ASSIGN_OR_RETURN(const std::optional<FencingToken> highest, ReadMark(txn, key));
-  if (highest.has_value() && token < *highest) return StaleTokenError(token, *highest);
+  if (highest.has_value() && token < *highest) {
+    if (mark != nullptr) *mark = *highest;
+    return StaleTokenError(token, *highest);
+  }
   // Equal: nothing to write. The read alone keeps the rule, since it is recorded: a raise that
   // commits before this transaction does makes its Commit fail with kAborted.
   if (!highest.has_value() || token > *highest) {
@@ -135,45 +143,49 @@ Status FencedStore::CheckNotLowered(Transaction& txn) const {
 
 Status FencedStore::Put(FencingToken token, std::string_view key, std::string_view value) {
   FL_RETURN_IF_ERROR(CheckUserKey(key));
+  FencingToken mark;
   Status s = RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
         FL_RETURN_IF_ERROR(CheckNotLowered(txn));
-        FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token));
+        FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token, &mark));
         return txn.Put(key, value);
       },
       kCommitAttemptsMax);
-  return Reported(std::move(s), token);
+  return Reported(std::move(s), token, mark);
 }
 
 Status FencedStore::Delete(FencingToken token, std::string_view key) {
   FL_RETURN_IF_ERROR(CheckUserKey(key));
+  FencingToken mark;
   Status s = RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
         FL_RETURN_IF_ERROR(CheckNotLowered(txn));
-        FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token));
+        FL_RETURN_IF_ERROR(CheckAndRaise(txn, resource_, token, &mark));
         return txn.Delete(key).status();
       },
       kCommitAttemptsMax);
-  return Reported(std::move(s), token);
+  return Reported(std::move(s), token, mark);
 }
 
 Status FencedStore::Raise(FencingToken token) {
+  FencingToken mark;
   Status s = RunInTransaction(
       store_,
       [&](Transaction& txn) -> Status {
         FL_RETURN_IF_ERROR(CheckNotLowered(txn));
-        return CheckAndRaise(txn, resource_, token);
+        return CheckAndRaise(txn, resource_, token, &mark);
       },
       kCommitAttemptsMax);
-  return Reported(std::move(s), token);
+  return Reported(std::move(s), token, mark);
 }
 
-Status FencedStore::Reported(Status s, FencingToken token) {
+Status FencedStore::Reported(Status s, FencingToken token, FencingToken mark) {
   if (s.ok()) seen_ = std::max(seen_, token);  // committed: the mark is at least token now
   if (s.code() == StatusCode::kFencedOut) {
-    observer_.Emit(EventKind::kFencingRejected, MonoTime(), static_cast<int64_t>(token.value()));
+    observer_.Emit(EventKind::kFencingRejected, MonoTime(), static_cast<int64_t>(token.value()),
+                   static_cast<int64_t>(mark.value()));
   }
   return s;
 }

@@ -209,6 +209,25 @@ TEST(FencedStoreTest, DeleteAndRaiseAreFencedToo) {
   EXPECT_FALSE(f.Raw("k").has_value());
 }
 
+TEST(FencedStoreTest, RefusalsReportTheTokenAndTheMarkThatRefusedIt) {
+  StoreFixture f;
+  FencedStore fenced(*f.store, "orders");
+  struct Refusals final : Observer {
+    void OnEvent(const Event& e) noexcept override {
+      if (e.kind == EventKind::kFencingRejected) seen.push_back({e.a, e.b});
+    }
+    std::vector<std::pair<int64_t, int64_t>> seen;
+  } refusals;
+  fenced.observe().Attach(&refusals, "orders");
+  MustOk(fenced.Put(Token(5), "k", "v"));
+  EXPECT_EQ(fenced.Put(Token(3), "k", "w").code(), StatusCode::kFencedOut);
+  MustOk(fenced.Raise(Token(9)));
+  EXPECT_EQ(fenced.Delete(Token(6), "k").code(), StatusCode::kFencedOut);
+  EXPECT_EQ(fenced.Raise(Token(8)).code(), StatusCode::kFencedOut);
+  const std::vector<std::pair<int64_t, int64_t>> want = {{3, 5}, {6, 9}, {8, 9}};
+  EXPECT_EQ(refusals.seen, want);
+}
+
 TEST(FencedStoreTest, MarksOfDifferentResourcesAreIndependent) {
   StoreFixture f;
   FencedStore a(*f.store, "a");

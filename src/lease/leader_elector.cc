@@ -135,7 +135,9 @@ Task<void> LeaderElector::Campaign(CancelToken cancel) {
       grant_ = std::move(reply).value();
       ArmFence(now);
       Transition(LeaderState::kLeader);
-      observer_.Emit(EventKind::kLeaseAcquired, now, static_cast<int64_t>(grant_->token.value()));
+      // Latency from the reading the round was sent at (sent_at) to the one that accepted it.
+      observer_.Emit(EventKind::kLeaseAcquired, now, static_cast<int64_t>(grant_->token.value()),
+                     0, now - grant_->sent_at);
       co_await Lead(*stop);
       if (state_ == LeaderState::kLost) co_return;
       break;

@@ -286,6 +286,28 @@ TEST(LeaderElectorTest, ElectedThenRenewsEveryRenewIntervalAndStaysLeader) {
   }
 }
 
+TEST(LeaderElectorTest, LeaseAcquiredReportsTheAcquireLatency) {
+  // The acquire round takes 30 ms of simulated time: kLeaseAcquired carries it (the grant's
+  // sent_at to the reading that accepted the reply), timed at that reading.
+  struct Acquired final : Observer {
+    void OnEvent(const Event& e) noexcept override {
+      if (e.kind == EventKind::kLeaseAcquired) seen.push_back(e);
+    }
+    std::vector<Event> seen;
+  } acquired;
+  Cluster c(Options());
+  ElectorNode& n = c.node();
+  n.elector->observe().Attach(&acquired, "leader");
+  n.service.acquire_delay = Duration::Millis(30);
+  n.StartCampaign();
+  c.world.RunFor(Duration::Millis(100));
+  ASSERT_EQ(n.elector->state(), State::kLeader);
+  ASSERT_EQ(acquired.seen.size(), 1u);
+  EXPECT_EQ(acquired.seen[0].a, 100);
+  EXPECT_EQ(acquired.seen[0].d, Duration::Millis(30));
+  EXPECT_EQ(acquired.seen[0].at, n.service.acquire_calls[0] + Duration::Millis(30));
+}
+
 TEST(LeaderElectorTest, TransientKeepAliveFailureSuspendsAndCanActIsFalseWhileGrantIsValid) {
   // Curator's SUSPENDED (CURATOR-460): a keep-alive without a quorum does not mean the lease is
   // gone, but a leader that cannot confirm it must stop acting at once, not at valid_until.

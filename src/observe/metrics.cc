@@ -20,6 +20,9 @@ constexpr std::string_view kSagaSteps = "faultline_saga_steps_total";
 constexpr std::string_view kSagaStepsHelp = "Saga forward step attempts recorded, by result.";
 constexpr std::string_view kSagaComp = "faultline_saga_compensations_total";
 constexpr std::string_view kSagaCompHelp = "Saga compensation attempts recorded, by result.";
+constexpr std::string_view kShared = "faultline_single_flight_shared_total";
+constexpr std::string_view kSharedHelp =
+    "Single-flight calls answered without running: joined the execution in flight, or cached.";
 constexpr std::string_view kCalls = "faultline_calls_total";
 constexpr std::string_view kCallsHelp = "Pipeline calls completed, by final status code.";
 constexpr std::string_view kDuration = "faultline_call_duration_seconds";
@@ -62,6 +65,13 @@ std::array<CellInfo, kCellCount> MakeTable() {
   set(kDeadlinePropagated, {"faultline_deadline_propagated_total", kC, "", "", 1,
                             "Deadlines handed on to a callee."});
   set(kHedgesSent, {"faultline_hedges_sent_total", kC, "", "", 1, "Hedged requests sent."});
+  set(kDeadlineRefused, {"faultline_deadline_refused_total", kC, "", "", 1,
+                         "Requests a server refused or stopped answering because their deadline "
+                         "had passed."});
+  set(kSingleFlightJoined, {kShared, kC, "how", "joined", 1, kSharedHelp});
+  set(kSingleFlightCached, {kShared, kC, "how", "cached", 1, kSharedHelp});
+  set(kLeaseAcquireNs, {"faultline_lease_acquire_seconds", kG, "", "", kNs,
+                        "Latency of the last lease acquisition (request sent to grant held)."});
   set(kLeaseAcquired,
       {"faultline_lease_acquired_total", kC, "", "", 1, "Leases acquired (elected)."});
   set(kLeaseRenewed, {"faultline_lease_renewed_total", kC, "", "", 1, "Lease renewals."});
@@ -92,6 +102,8 @@ std::array<CellInfo, kCellCount> MakeTable() {
   set(kReshardPhase,
       {"faultline_reshard_phase", kG, "", "", 1, "Reshard phase after the last step."});
   set(kReshardSteps, {"faultline_reshard_steps_total", kC, "", "", 1, "Reshard steps taken."});
+  set(kReshardRowsCopied, {"faultline_reshard_rows_copied_total", kC, "", "", 1,
+                           "Rows the reshard copy steps copied to the target."});
   for (int code = 0; code <= 16; ++code) {
     set(static_cast<Cell>(kCallsFirst + code),
         {kCalls, kC, "code", StatusCodeName(static_cast<StatusCode>(code)), 1, kCallsHelp});

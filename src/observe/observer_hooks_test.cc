@@ -12,39 +12,15 @@
 #include "faultline/lease/fence.h"
 #include "faultline/resilience/adaptive_concurrency.h"
 #include "faultline/resilience/pipeline.h"
+#include "faultline/resilience/rate_limiter.h"
 #include "faultline/time/offset_monitor.h"
+#include "src/core/observer_test_util.h"
 
 namespace faultline {
 namespace {
 
-struct Seen {
-  EventKind kind;
-  std::string source;
-  MonoTime at;
-  int64_t a, b;
-  Duration d;
-};
-
-class Recorder final : public Observer {
- public:
-  void OnEvent(const Event& e) noexcept override {
-    std::lock_guard<std::mutex> lock(mu);
-    events.push_back({e.kind, std::string(e.source), e.at, e.a, e.b, e.d});
-  }
-  int Count(EventKind kind) const {
-    int n = 0;
-    for (const Seen& s : events) n += s.kind == kind ? 1 : 0;
-    return n;
-  }
-  const Seen* First(EventKind kind) const {
-    for (const Seen& s : events) {
-      if (s.kind == kind) return &s;
-    }
-    return nullptr;
-  }
-  std::mutex mu;
-  std::vector<Seen> events;
-};
+using testing::Recorder;
+using testing::Seen;
 
 class CountingClock final : public Clock {
  public:
@@ -196,6 +172,34 @@ TEST(ObserverHooks, LimiterBulkheadAndAdaptiveReportRejections) {
       EXPECT_EQ(s.a, adaptive->limit());
     }
   }
+}
+
+TEST(ObserverHooks, KeyedLimiterReportsRateAndKeyTableRefusals) {
+  ManualClock clock;
+  clock.Advance(Duration::Seconds(1));
+  KeyedRateLimiterOptions o;
+  o.limit.emission_interval = Duration::Millis(10);
+  o.limit.burst_tolerance = Duration::Millis(10);  // one request at once per key
+  o.keys_max = 1;
+  auto limiter = std::move(KeyedRateLimiter::Create(clock, o)).value();
+  Recorder rec;
+  limiter->observe().Attach(&rec, "tenants");
+  EXPECT_TRUE(limiter->TryAcquire(7).admitted());
+  EXPECT_TRUE(rec.events.empty());  // admissions report nothing
+  const RateLimitResult refused = limiter->TryAcquire(7);
+  ASSERT_EQ(refused.decision(), RateDecision::kRejected);
+  ASSERT_EQ(rec.events.size(), 1u);
+  EXPECT_EQ(rec.events[0].kind, EventKind::kLimiterRejected);
+  EXPECT_EQ(rec.events[0].source, "tenants");
+  EXPECT_EQ(rec.events[0].a, 0);
+  EXPECT_EQ(rec.events[0].d, refused.retry_after());
+  EXPECT_EQ(rec.events[0].at, clock.Now());
+  // Key 7 is still active and the table holds one key: key 8 is refused for want of a slot.
+  ASSERT_EQ(limiter->TryAcquire(8).decision(), RateDecision::kKeysExhausted);
+  ASSERT_EQ(rec.events.size(), 2u);
+  EXPECT_EQ(rec.events[1].kind, EventKind::kLimiterRejected);
+  EXPECT_EQ(rec.events[1].a, 1);
+  EXPECT_EQ(rec.events[1].d, Duration::Zero());
 }
 
 TEST(ObserverHooks, FencingRejectionsCarryTokenAndMark) {

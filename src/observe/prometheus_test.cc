@@ -67,6 +67,32 @@ TEST(Prometheus, EventsBecomeNamedSeries) {
   EXPECT_EQ(m->Value("payments", kCallDurationSumNs), Duration::Millis(3).nanos());
 }
 
+TEST(Prometheus, DeadlineSingleFlightLeaseAndReshardSeries) {
+  auto m = std::move(PrometheusObserver::Create()).value();
+  m->OnEvent(Ev(EventKind::kDeadlineRefused, "rpc", 4, 0));
+  m->OnEvent(Ev(EventKind::kDeadlineRefused, "rpc", 4, 1, Duration::Millis(200)));
+  m->OnEvent(Ev(EventKind::kSingleFlightShared, "flight", 0));
+  m->OnEvent(Ev(EventKind::kSingleFlightShared, "flight", 0));
+  m->OnEvent(Ev(EventKind::kSingleFlightShared, "flight", 1));
+  m->OnEvent(Ev(EventKind::kLeaseAcquired, "leader", 9, 0, Duration::Millis(40)));
+  m->OnEvent(Ev(EventKind::kReshardProgress, "mover", 0, 20000));
+  m->OnEvent(Ev(EventKind::kReshardProgress, "mover", 1, 1234));
+  m->OnEvent(Ev(EventKind::kReshardProgress, "mover", 2, 0));
+  const std::string text = m->Render();
+  EXPECT_TRUE(Contains(text, "faultline_deadline_refused_total{instance_name=\"rpc\"} 2")) << text;
+  EXPECT_TRUE(Contains(text, "# TYPE faultline_single_flight_shared_total counter"));
+  EXPECT_TRUE(Contains(text, "faultline_single_flight_shared_total{instance_name=\"flight\","
+                             "how=\"joined\"} 2"))
+      << text;
+  EXPECT_TRUE(Contains(text, "faultline_single_flight_shared_total{instance_name=\"flight\","
+                             "how=\"cached\"} 1"));
+  EXPECT_TRUE(Contains(text, "faultline_lease_acquire_seconds{instance_name=\"leader\"} 0.04"))
+      << text;
+  EXPECT_TRUE(Contains(text, "faultline_reshard_rows_copied_total{instance_name=\"mover\"} 21234"))
+      << text;
+  EXPECT_TRUE(Contains(text, "faultline_reshard_steps_total{instance_name=\"mover\"} 3"));
+}
+
 TEST(Prometheus, ThreadsAddUpBeyondTheirOwnShards) {
   auto m = std::move(PrometheusObserver::Create()).value();
   Observer* bound = m->Instance("hot");

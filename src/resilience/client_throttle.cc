@@ -96,6 +96,13 @@ bool ClientThrottle::ShouldSend(uint64_t random_draw) {
   const bool reject = Reject(s, random_draw);
   Add(requests_, options_.buckets, tick);
   (reject ? throttled_ : sent_).fetch_add(1, std::memory_order_relaxed);
+  if (reject && observer_.attached()) [[unlikely]] {
+    const double excess = static_cast<double>(s.requests) -
+                          static_cast<double>(options_.k_milli) / 1000.0 *
+                              static_cast<double>(s.accepts);
+    const double p = excess / (static_cast<double>(s.requests) + 1);
+    observer_.Emit(EventKind::kLimiterRejected, MonoTime(), 2, static_cast<int64_t>(p * 1000));
+  }
   return !reject;
 }
 

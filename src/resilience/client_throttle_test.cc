@@ -227,5 +227,25 @@ TEST(ClientThrottleTest, ConcurrentRecordingLosesNoCountsAcrossBucketRotations) 
   EXPECT_EQ(c.accepted, c.sent);
 }
 
+TEST(ClientThrottleTest, ReportsEveryLocalRejectionWithItsProbability) {
+  // A backend that accepts nothing: from the first request p = r/(r+1) > 0, so draw 0 (rejected
+  // by any p > 0) is dropped every time; each drop is reported, with p × 1000.
+  ManualClock clock;
+  auto throttle = Make(clock);
+  struct Drops final : Observer {
+    void OnEvent(const Event& e) noexcept override {
+      if (e.kind == EventKind::kLimiterRejected && e.a == 2) probabilities.push_back(e.b);
+    }
+    std::vector<int64_t> probabilities;
+  } drops;
+  throttle->observe().Attach(&drops, "throttle");
+  ASSERT_TRUE(throttle->ShouldSend(~uint64_t{0}));  // first request: p = 0, sent
+  for (int i = 0; i < 9; ++i) throttle->ShouldSend(0);
+  EXPECT_EQ(throttle->counters().throttled, 9u);
+  ASSERT_EQ(drops.probabilities.size(), 9u);
+  // Before the (i+2)-th request: requests = i+1, accepts = 0, p = (i+1)/(i+2).
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(drops.probabilities[i], (i + 1) * 1000 / (i + 2));
+}
+
 }  // namespace
 }  // namespace faultline

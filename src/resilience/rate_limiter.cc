@@ -221,6 +221,17 @@ void KeyedRateLimiter::PushFront(uint32_t slot) {
 }
 
 RateLimitResult KeyedRateLimiter::TryAcquire(uint64_t key, MonoTime now, uint64_t quantity) {
+  const RateLimitResult result = Decide(key, now, quantity);
+  // Reported outside the mutex: an observer never runs under the limiter's lock.
+  if (result.decision() == RateDecision::kRejected) {
+    observer_.Emit(EventKind::kLimiterRejected, now, 0, 0, result.retry_after());
+  } else if (result.decision() == RateDecision::kKeysExhausted) {
+    observer_.Emit(EventKind::kLimiterRejected, now, 1);
+  }
+  return result;
+}
+
+RateLimitResult KeyedRateLimiter::Decide(uint64_t key, MonoTime now, uint64_t quantity) {
   std::lock_guard<std::mutex> lock(mu_);
   if (quantity > quantity_max_) {
     ++counters_.never_admittable;

@@ -126,6 +126,39 @@ TEST(SingleFlightTest, ConcurrentCallersOfOneKeyShareOneExecution) {
   EXPECT_EQ(flight->inflight_keys(), 0u);
 }
 
+class SharedEvents final : public Observer {
+ public:
+  void OnEvent(const Event& e) noexcept override {
+    if (e.kind == EventKind::kSingleFlightShared) (e.a == 1 ? cached : joined) += 1;
+    else ++other;
+  }
+  int joined = 0, cached = 0, other = 0;
+};
+
+TEST(SingleFlightTest, ReportsEveryCallAnsweredWithoutRunning) {
+  // Three callers join one execution (2 joins); after it, a cached answer (1 cache hit); the
+  // runs themselves report nothing.
+  auto world = MakeWorld();
+  Env& env = world->env(kN0);
+  auto flight = MakeFlight(env, Opts(Ms(100)));
+  SharedEvents events;
+  flight->observe().Attach(&events, "flight");
+  Work w;
+  Outcome out[3];
+  for (auto& o : out) Spawn(env, flight.get(), &w, "k", &o);
+  world->RunFor(Ms(20));
+  Outcome later;
+  Spawn(env, flight.get(), &w, "k", &later);
+  world->RunFor(Ms(1));
+  ASSERT_TRUE(later.has_value() && later->ok());
+  EXPECT_EQ(w.executions, 1);
+  EXPECT_EQ(events.joined, 2);
+  EXPECT_EQ(events.cached, 1);
+  EXPECT_EQ(events.other, 0);
+  EXPECT_EQ(flight->counters().joined, 2u);
+  EXPECT_EQ(flight->counters().cache_hits, 1u);
+}
+
 TEST(SingleFlightTest, AnErrorReachesEveryWaiterAndIsNeverCached) {
   // The shared error must complete all waiters (none may hang) and, unlike a success, must not be
   // served from the cache: the next call executes again.

@@ -322,6 +322,7 @@ Status Reshard::SaveState(ReshardPhase next) {
 
 Result<ReshardPhase> Reshard::Step() {
   using P = ReshardPhase;
+  step_rows_copied_ = 0;
   switch (state_.phase) {
     case P::kCopy:
       FL_RETURN_IF_ERROR(StepCopy());
@@ -363,7 +364,8 @@ Result<ReshardPhase> Reshard::Step() {
     case P::kReversed:
       break;
   }
-  observer_.Emit(EventKind::kReshardProgress, MonoTime(), static_cast<int64_t>(state_.phase));
+  observer_.Emit(EventKind::kReshardProgress, MonoTime(), static_cast<int64_t>(state_.phase),
+                 static_cast<int64_t>(step_rows_copied_));
   return state_.phase;
 }
 

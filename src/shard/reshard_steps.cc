@@ -102,6 +102,7 @@ Status Reshard::StepCopy() {
         return txn.Put(ProgressKey(false), EncodeProgress(p));
       },
       options_.attempts_max));
+  step_rows_copied_ = rows.size();  // committed with the cursor
   if (progress.copy_done) return SaveState(ReshardPhase::kCatchUp);
   return Status::Ok();
 }

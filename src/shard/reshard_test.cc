@@ -102,6 +102,33 @@ TEST_P(ReshardTest, PhasesInOrderWithWritesBetweenEverySteps) {
   ExpectModel();
 }
 
+TEST_P(ReshardTest, ProgressEventsCountTheRowsEachCopyStepCopied) {
+  Fill(300);
+  std::unique_ptr<Reshard> mover = StartMove(std::nullopt, SmallBatches());
+  struct Progress final : Observer {
+    void OnEvent(const Event& e) noexcept override {
+      if (e.kind == EventKind::kReshardProgress) steps.push_back({e.a, e.b});
+    }
+    std::vector<std::pair<int64_t, int64_t>> steps;  // (phase after, rows copied)
+  } progress;
+  mover->observe().Attach(&progress, "move");
+  std::vector<int64_t> copy_rows;  // b of the steps taken in kCopy
+  while (mover->phase() != P::kSwitched) {
+    const P before = mover->phase();
+    ASSERT_TRUE(mover->Step().ok());
+    ASSERT_FALSE(progress.steps.empty());
+    if (before == P::kCopy) {
+      copy_rows.push_back(progress.steps.back().second);
+    } else {
+      EXPECT_EQ(progress.steps.back().second, 0) << static_cast<int>(before);
+    }
+  }
+  // 300 rows in batches of 37: eight full steps, then the last 4 (which ends the copy).
+  std::vector<int64_t> want(8, 37);
+  want.push_back(4);
+  EXPECT_EQ(copy_rows, want);
+}
+
 TEST_P(ReshardTest, AMoverRestartedAfterEveryStepEndsTheSame) {
   Fill(250);
   StartMove(std::nullopt, SmallBatches());

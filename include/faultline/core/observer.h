@@ -36,7 +36,9 @@ enum class EventKind : uint16_t {
   kRetryBudgetDenied,      // a = attempt number that was refused
   kRetryAfterHonoured,     // a = attempt about to run, d = the pushback that replaced the backoff
   kRetryExhausted,         // a = attempts made; b = the last StatusCode (0 if not known)
-  kLimiterRejected,        // rate limiter refused (d = wait it would have needed, if known)
+  kLimiterRejected,        // rate limiter refused (d = wait it would have needed, if known;
+                           // a = 1: a keyed limiter's key table was full; a = 2: a client
+                           // throttle dropped the request locally, b = reject probability × 1000)
   kBulkheadRejected,       // a = in-flight at the time
   kAdaptiveLimit,          // a = new concurrency limit (emitted when it changes)
   kAdaptiveRejected,       // a = in-flight, b = limit
@@ -45,6 +47,10 @@ enum class EventKind : uint16_t {
   kHedgeSent,              // a = hedge number (1 = first extra request), d = delay since first
   kCallCompleted,          // a = StatusCode; b = 1 when d is the measured latency of the whole
                            // call, 0 when no completion reading existed (d = 0 then)
+  kDeadlineRefused,        // a server dropped expired work: a = method; b = 0 refused on
+                           // arrival, 1 reply dropped after the handler ran late (d = how late)
+  kSingleFlightShared,     // a call got a result it did not run: a = 0 joined the execution in
+                           // flight for its key, a = 1 answered from the cache
   // ---- leases and fencing ----
   kLeaseAcquired = 100,  // a = token, d = acquire latency (0 if not measured)
   kLeaseRenewed,         // a = token
@@ -60,7 +66,7 @@ enum class EventKind : uint16_t {
   kOutboxLag,                 // a = rows pending, d = age of the oldest (0 if not known)
   kSagaStep,                  // a = step index, b = 1 ok / 0 failed
   kSagaCompensation,          // a = step index compensated, b = 1 ok / 0 failed
-  kReshardProgress,           // a = phase (ReshardPhase), b = rows copied so far (0 if not known)
+  kReshardProgress,           // a = phase (ReshardPhase), b = rows copied by this step (kCopy)
 };
 
 // Stable snake_case name of a kind ("breaker_transition", ...): used as the metric/span name stem.

@@ -22,6 +22,16 @@
 // opens a server span through its hooks, and hands the server span's context to a HandleTraced
 // handler, whose inner calls continue the same trace.
 //
+// Observability (observe()): the deadline decisions are reported, with no clock read beyond
+// those the calls and requests already make. Client side: kDeadlineExceeded when a call's timer
+// fires with no reply (a = 1, d = the call's timeout: the reply is at least that late; at =
+// MonoTime(), the timer path reads no clock). Server side, timed at the request's arrival reading:
+// kDeadlinePropagated when a request's deadline is handed to an async or traced handler (a =
+// method, d = the remaining budget it arrived with), and kDeadlineRefused when a request arrives
+// with no time left and is refused unserved (a = method), or when an async handler finishes
+// after the deadline and its reply is dropped (a = method, b = 1, d = how late, at = the reading
+// that found it late).
+//
 // Wire compatibility: a request without a trace context is the schema-1 request, byte for byte
 // (so a run with tracing off is unchanged, in the simulator's determinism hashes too). A request
 // with one is schema 2 (schema 1 plus two strings: traceparent, tracestate). This Rpc accepts
@@ -36,6 +46,7 @@
 #include <span>
 #include <vector>
 
+#include "faultline/core/observer.h"
 #include "faultline/env/env.h"
 #include "faultline/env/trace_context.h"
 
@@ -100,6 +111,8 @@ class Rpc {
   void HandleTraced(uint16_t method, TracedHandler handler);
   // Spans for calls and requests (nullptr detaches). `hooks` must outlive the Rpc.
   void SetTraceHooks(RpcTraceHooks* hooks) { hooks_ = hooks; }
+  // Deadline events (see the file comment). Attach before the first call.
+  ObserverSlot& observe() { return observer_; }
   // Frames that are not RPC requests or replies.
   void SetOneWayHandler(MessageHandler handler) { one_way_ = std::move(handler); }
 
@@ -165,6 +178,7 @@ class Rpc {
   std::map<uint16_t, TracedHandler> async_handlers_;
   MessageHandler one_way_;
   RpcTraceHooks* hooks_ = nullptr;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline

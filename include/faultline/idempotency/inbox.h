@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/clock.h"
@@ -65,6 +66,12 @@ class Inbox {
   // Deletes up to expire_batch_max records older than the retention. Returns how many.
   Result<size_t> Expire();
 
+  // Process reports its decision once its transaction committed: kIdempotencyClaimed for a first
+  // delivery (effects applied), kIdempotencyReplayed for a duplicate (nothing applied); no
+  // timestamp (at = MonoTime()). Record reports nothing: the caller's transaction may still roll
+  // back. Attach before the inbox is shared between threads.
+  ObserverSlot& observe() { return observer_; }
+
  private:
   Inbox(LocalStore& store, Clock& clock, std::string consumer, InboxOptions options)
       : store_(store),
@@ -75,6 +82,7 @@ class Inbox {
   Clock& clock_;
   std::string consumer_;
   InboxOptions options_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline::idempotency

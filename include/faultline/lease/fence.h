@@ -104,14 +104,18 @@ class FencedStore {
   static Status CheckAndRaise(Transaction& txn, std::string_view resource, FencingToken token);
 
   // Put/Delete/Raise refused with kFencedOut are reported as kFencingRejected (a = token,
-  // b = 0: the mark is read inside the transaction). CheckAndRaise, being static, reports nothing.
+  // b = the mark that refused it, as read by the refusing transaction). CheckAndRaise, being
+  // static, reports nothing.
   ObserverSlot& observe() { return observer_; }
 
  private:
   // kDataLoss when the stored mark is below seen_ (see the class comment); read in `txn`.
   Status CheckNotLowered(Transaction& txn) const;
-  // Notes a committed token in seen_; reports kFencedOut.
-  Status Reported(Status s, FencingToken token);
+  // CheckAndRaise that also stores the mark it read in *mark when it refuses.
+  static Status CheckAndRaise(Transaction& txn, std::string_view resource, FencingToken token,
+                              FencingToken* mark);
+  // Notes a committed token in seen_; reports kFencedOut (with the refusing mark).
+  Status Reported(Status s, FencingToken token, FencingToken mark);
 
   LocalStore& store_;
   std::string resource_;

@@ -113,7 +113,8 @@ class LeaderElector {
   // Called on every state change, after it happened; grant is null in kFollower / kLost.
   void SetListener(Listener listener) { listener_ = std::move(listener); }
   const ElectorStats& stats() const { return stats_; }
-  // Reports kLeaseAcquired (a = token; d = 0: no extra clock read), kLeaseRenewed, kLeaseLost
+  // Reports kLeaseAcquired (a = token; d = acquire latency: the grant's sent_at to the reading
+  // that accepted the reply, both taken anyway), kLeaseRenewed, kLeaseLost
   // (b = 1 when the service refused the renewal, 0 when the validity ran out) and kSelfFenced
   // (the fence at valid_until stopped this leader), each timed by a reading the elector already
   // took. Attach before campaigning.

@@ -52,6 +52,10 @@ enum Cell : uint16_t {
   kDeadlineExceeded,
   kDeadlinePropagated,
   kHedgesSent,
+  kDeadlineRefused,
+  kSingleFlightJoined,  // faultline_single_flight_shared_total{how="joined"}
+  kSingleFlightCached,  // faultline_single_flight_shared_total{how="cached"}
+  kLeaseAcquireNs,  // gauge (seconds): latency of the last acquisition
   kLeaseAcquired,
   kLeaseRenewed,
   kLeaseLostRefused,  // faultline_lease_lost_total{reason="refused"}
@@ -71,6 +75,7 @@ enum Cell : uint16_t {
   kSagaCompensationFailed,
   kReshardPhase,  // gauge: ReshardPhase value after the last step
   kReshardSteps,
+  kReshardRowsCopied,
   kCallsFirst,                                  // faultline_calls_total{code=...}: one per code
   kCallsLast = kCallsFirst + 16,                // StatusCode::kFencedOut
   kCallDurationBucketFirst,                     // non-cumulative bucket counts
@@ -116,6 +121,10 @@ inline void ApplyEvent(const Event& e, Add&& add, Set&& set) {
     case EventKind::kDeadlineExceeded: add(kDeadlineExceeded, 1); return;
     case EventKind::kDeadlinePropagated: add(kDeadlinePropagated, 1); return;
     case EventKind::kHedgeSent: add(kHedgesSent, 1); return;
+    case EventKind::kDeadlineRefused: add(kDeadlineRefused, 1); return;
+    case EventKind::kSingleFlightShared:
+      add(e.a == 1 ? kSingleFlightCached : kSingleFlightJoined, 1);
+      return;
     case EventKind::kCallCompleted: {
       if (e.a >= 0 && e.a <= 16) add(static_cast<Cell>(kCallsFirst + e.a), 1);
       if (e.b == 0) return;  // no latency measured
@@ -126,7 +135,10 @@ inline void ApplyEvent(const Event& e, Add&& add, Set&& set) {
       add(kCallDurationSumNs, ns);
       return;  // kCallDurationCount is the sum of the buckets: not stored twice
     }
-    case EventKind::kLeaseAcquired: add(kLeaseAcquired, 1); return;
+    case EventKind::kLeaseAcquired:
+      add(kLeaseAcquired, 1);
+      if (e.d > Duration::Zero()) set(kLeaseAcquireNs, e.d.nanos());
+      return;
     case EventKind::kLeaseRenewed: add(kLeaseRenewed, 1); return;
     case EventKind::kLeaseLost: add(e.b == 1 ? kLeaseLostRefused : kLeaseLostExpired, 1); return;
     case EventKind::kSelfFenced: add(kSelfFenced, 1); return;
@@ -147,6 +159,7 @@ inline void ApplyEvent(const Event& e, Add&& add, Set&& set) {
     case EventKind::kReshardProgress:
       set(kReshardPhase, e.a);
       add(kReshardSteps, 1);
+      if (e.b > 0) add(kReshardRowsCopied, e.b);
       return;
   }
 }

@@ -54,7 +54,7 @@ Task<Result<T>> TracedHedge(Env& env, Tracer& tracer, TraceContext parent, std::
   hedge.SetString("hedge.layer", name);
   SpanEventObserver events(tracer);
   events.Bind(hedge.id());
-  traced_retry_internal::Fanout fanout(events, metrics);
+  traced_retry_internal::Fanout fanout(events, metrics, name);
   ObserverSlot slot;
   slot.Attach(&fanout, name);
   const MonoTime start = env.clock().Now();

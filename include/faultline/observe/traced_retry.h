@@ -23,10 +23,12 @@
 //                      status. fn's calls made under `attempt` are its children.
 // The RetryState's own decision events (core/observer.h: retry_scheduled, retry_after_honoured,
 // retry_budget_denied, retry_exhausted, deadline_exceeded) become events of the loop span, and
-// are also passed to `metrics` when given (e.g. the Prometheus observer), so one retry loop
-// feeds both. The loop itself is Retry()'s (retry.h), step for step: same RetryState rules, same clock reads,
-// same jitter seed drawn from env.random() — so a traced run makes the same decisions as an
-// untraced one (the span ids draw from the same Rng only when a span is recorded).
+// are also passed to `metrics` when given (e.g. the Prometheus observer; reached through an
+// ObserverSlot attached as `name`, so its Bind applies), so one retry loop feeds both. The loop
+// is Retry()'s own (retry_internal::RetryLoop in retry.h, with span-recording hooks): same
+// RetryState rules, same clock reads, same jitter seed drawn from env.random() — so a traced run
+// makes the same decisions as an untraced one (the span ids draw from the same Rng only when a
+// span is recorded).
 #pragma once
 
 #include <string>
@@ -47,18 +49,22 @@ using Result = typename retry_internal::TaskValue<
 
 inline int64_t Ms(Duration d) { return d.is_infinite() ? -1 : d.nanos() / 1'000'000; }
 
-// Hands each event to the span observer and to an optional second observer.
+// Hands each event to the span observer and to an optional second observer. The second is
+// reached through an ObserverSlot attached under the loop's name, so an exporter's Bind (its
+// per-instance cells) serves every event and none is looked up by name.
 class Fanout final : public Observer {
  public:
-  Fanout(Observer& first, Observer* second) : first_(first), second_(second) {}
+  Fanout(Observer& first, Observer* second, std::string_view name) : first_(first) {
+    second_.Attach(second, name);
+  }
   void OnEvent(const Event& event) noexcept override {
     first_.OnEvent(event);
-    if (second_ != nullptr) second_->OnEvent(event);
+    second_.Emit(event.kind, event.at, event.a, event.b, event.d);
   }
 
  private:
   Observer& first_;
-  Observer* second_;
+  ObserverSlot second_;
 };
 
 // The attempt span's decision attributes, once RetryState decided after the attempt.
@@ -84,6 +90,61 @@ inline void FinishLoop(Tracer::Span& loop, uint32_t attempts, StopReason reason,
                                         status.code() == StatusCode::kDeadlineExceeded);
   loop.End(status);
 }
+
+// RetryLoop's hooks for TracedRetry: the loop span's events and one span per attempt.
+class LoopSpans {
+ public:
+  LoopSpans(Tracer& tracer, Tracer::Span& loop, Deadline deadline, bool has_budget)
+      : tracer_(tracer), loop_(loop), deadline_(deadline), has_budget_(has_budget) {}
+
+  void BeforeAttempt(const RetryState::Attempt& a, MonoTime now) {
+    attempt_ = tracer_.StartSpan("retry.attempt", loop_.context());
+    attempt_.SetInt("retry.attempt", a.number)
+        .SetInt("retry.attempt_timeout_ms", Ms(a.timeout))
+        .SetInt("deadline.remaining_ms", Ms(deadline_.Remaining(now)))
+        .SetInt("retry.backoff_ms", Ms(backoff_))
+        .SetBool("retry.retry_after_honoured", pushback_honoured_);
+  }
+  void AfterAttempt(const RetryState::Decision& d, const RetryAttempt& attempt,
+                    const Status& status) {
+    RecordDecision(attempt_, d, has_budget_, status);
+    if (!d.retry()) return;
+    pushback_honoured_ = attempt.pushback.is_delay() && d.delay == attempt.pushback.delay;
+    backoff_ = d.delay;
+  }
+  void NoAttemptFits(MonoTime now) {
+    loop_.AddEvent("retry.deadline_exhausted",
+                   {IntAttr("deadline.remaining_ms", Ms(deadline_.Remaining(now)))});
+  }
+  void Finished(const RetryReport& report, const Status& status) {
+    FinishLoop(loop_, report.attempts, report.reason, report.slept, status);
+  }
+  // The context fn's calls for the current attempt continue.
+  const TraceContext& attempt_context() const { return attempt_.context(); }
+
+  // What RetryLoop holds (by value): a handle on the spans in TracedRetry's frame.
+  struct Hooks {
+    LoopSpans* spans;
+    void BeforeAttempt(const RetryState::Attempt& a, MonoTime now) { spans->BeforeAttempt(a, now); }
+    void AfterAttempt(const RetryState::Decision& d, const RetryAttempt& attempt,
+                      const Status& status) {
+      spans->AfterAttempt(d, attempt, status);
+    }
+    void NoAttemptFits(MonoTime now) { spans->NoAttemptFits(now); }
+    void Finished(const RetryReport& report, const Status& status) {
+      spans->Finished(report, status);
+    }
+  };
+
+ private:
+  Tracer& tracer_;
+  Tracer::Span& loop_;
+  const Deadline deadline_;
+  const bool has_budget_;
+  Tracer::Span attempt_;
+  Duration backoff_;  // slept before the next attempt
+  bool pushback_honoured_ = false;
+};
 }  // namespace traced_retry_internal
 
 template <typename Fn>
@@ -97,66 +158,17 @@ Task<traced_retry_internal::Result<Fn>> TracedRetry(Env& env, Tracer& tracer, Tr
   Tracer::Span loop = tracer.StartSpan(name, parent);
   loop.SetString("retry.layer", name);
   loop.SetInt("deadline.budget_ms", Ms(deadline.Remaining(env.clock().Now())));
-  RetryState state(policy, budget, deadline, jitter_seed);
   SpanEventObserver events(tracer);
   events.Bind(loop.id());
-  traced_retry_internal::Fanout fanout(events, metrics);
+  traced_retry_internal::Fanout fanout(events, metrics, name);
   ObserverSlot slot;
   slot.Attach(&fanout, name);
-  state.Observe(&slot);
-  Status last = DeadlineExceededError("retry: no attempt fit before the deadline");
-  Duration backoff;  // slept before the next attempt
-  Duration backoff_total;
-  bool pushback_honoured = false;
-  uint32_t attempts = 0;
-  auto finish = [&](StopReason reason, const Status& status) {
-    traced_retry_internal::FinishLoop(loop, attempts, reason, backoff_total, status);
-  };
-  for (;;) {
-    if (cancel.cancelled()) {
-      state.Abandon();
-      const Status c = CancelledError("retry cancelled");
-      finish(StopReason::kCancelled, c);
-      co_return c;
-    }
-    const MonoTime now = env.clock().Now();
-    const RetryState::Attempt a = state.StartAttempt(now);
-    if (!a.start) {
-      loop.AddEvent("retry.deadline_exhausted",
-                    {IntAttr("deadline.remaining_ms", Ms(deadline.Remaining(now)))});
-      finish(state.stop_reason(), last);
-      co_return last;
-    }
-    attempts = a.number;
-    Tracer::Span span = tracer.StartSpan("retry.attempt", loop.context());
-    span.SetInt("retry.attempt", a.number)
-        .SetInt("retry.attempt_timeout_ms", Ms(a.timeout))
-        .SetInt("deadline.remaining_ms", Ms(deadline.Remaining(now)))
-        .SetInt("retry.backoff_ms", Ms(backoff))
-        .SetBool("retry.retry_after_honoured", pushback_honoured);
-    RetryAttempt attempt;
-    attempt.number = a.number;
-    attempt.timeout = a.timeout;
-    attempt.cancel = cancel;
-    auto result = co_await fn(attempt, span.context());
-    const RetryState::Decision d = state.Decide(result.status(), env.clock().Now(), attempt.pushback);
-    traced_retry_internal::RecordDecision(span, d, budget != nullptr, result.status());
-    if (!d.retry()) {
-      finish(d.reason, result.status());
-      co_return std::move(result);
-    }
-    pushback_honoured = attempt.pushback.is_delay() && d.delay == attempt.pushback.delay;
-    backoff = d.delay;
-    backoff_total += d.delay;
-    last = std::move(result).TakeStatus();
-    const Status slept = co_await Sleep(env.executor(), d.delay, cancel);
-    if (!slept.ok()) {
-      state.Abandon();
-      const Status c = CancelledError("retry cancelled during backoff");
-      finish(StopReason::kCancelled, c);
-      co_return c;
-    }
-  }
+  traced_retry_internal::LoopSpans spans(tracer, loop, deadline, budget != nullptr);
+  // Retry()'s own loop, step for step: the hooks only record what it decided.
+  co_return co_await retry_internal::RetryLoop(
+      env.executor(), env.clock(), policy, budget, deadline, jitter_seed,
+      [&fn, &spans](RetryAttempt& attempt) { return fn(attempt, spans.attempt_context()); },
+      std::move(cancel), nullptr, &slot, traced_retry_internal::LoopSpans::Hooks{&spans});
 }
 
 }  // namespace faultline::observe

@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "faultline/core/observer.h"
 #include "faultline/core/random.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
@@ -97,6 +98,10 @@ class ClientThrottle {
   double RejectProbability();
   ClientThrottleCounters counters() const;
   const ClientThrottleOptions& options() const { return options_; }
+  // Reports kLimiterRejected for every request ShouldSend drops (a = 2, b = the reject
+  // probability × 1000 that applied; no timestamp: the bucket tick is not a reading worth
+  // passing on). Attach before the throttle is shared between threads.
+  ObserverSlot& observe() { return observer_; }
 
  private:
   ClientThrottle(Clock& clock, const ClientThrottleOptions& options);
@@ -118,6 +123,7 @@ class ClientThrottle {
   alignas(64) std::atomic<uint64_t> accepts_[kBucketsMax];
   alignas(64) std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> throttled_{0};
+  ObserverSlot observer_;
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> rejected_by_backend_{0};
 };

@@ -280,6 +280,11 @@ class KeyedRateLimiter {
   bool Contains(uint64_t key) const;
   RateLimiterCounters counters() const;
 
+  // Reports kLimiterRejected for every refusal, timed at the call's `now`: a = 0 and d = the
+  // wait for a rate refusal, a = 1 (d = 0) when the key table is full (kKeysExhausted). Attach
+  // before the limiter is shared between threads.
+  ObserverSlot& observe() { return observer_; }
+
  private:
   struct Slot {
     uint64_t key = 0;
@@ -290,6 +295,7 @@ class KeyedRateLimiter {
   static constexpr uint32_t kNil = UINT32_MAX;
 
   KeyedRateLimiter(Clock& clock, const KeyedRateLimiterOptions& options);
+  RateLimitResult Decide(uint64_t key, MonoTime now, uint64_t quantity);
   // Index into table_ holding `key`, or of the empty entry where it would go.
   uint32_t Probe(uint64_t key) const;
   uint32_t Home(uint64_t key) const;
@@ -311,6 +317,7 @@ class KeyedRateLimiter {
   uint32_t lru_head_ = kNil;  // most recently used
   uint32_t lru_tail_ = kNil;  // least recently used
   RateLimiterCounters counters_;
+  ObserverSlot observer_;
 };
 
 }  // namespace faultline

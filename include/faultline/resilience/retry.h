@@ -250,19 +250,27 @@ template <typename Fn>
 using AttemptResult = typename TaskValue<std::invoke_result_t<Fn&, RetryAttempt&>>::type;
 }  // namespace retry_internal
 
-// Runs fn(attempt) -> Task<Result<T>> until RetryState says stop, sleeping the backoff on
-// `executor` (so it runs under the simulator). Returns the successful result, else the last
-// attempt's error (kDeadlineExceeded if no attempt fit before the deadline, kCancelled if `cancel`
-// fired during a backoff sleep). `fn` must honour attempt.timeout (Retry does not race it against
-// a timer). `executor`, `clock`, `policy` and `budget` must outlive the returned task.
-// `observer` (optional, must outlive the task) receives the retry decisions (RetryState::Observe).
-template <typename Fn>
-Task<retry_internal::AttemptResult<Fn>> Retry(Executor& executor, Clock& clock,
-                                              const RetryPolicy& policy, RetryBudget* budget,
-                                              Deadline deadline, uint64_t jitter_seed, Fn fn,
-                                              CancelToken cancel = {},
-                                              RetryReport* report = nullptr,
-                                              const ObserverSlot* observer = nullptr) {
+namespace retry_internal {
+// What RetryLoop tells whoever watches it, at fixed points of the one loop both Retry() and
+// observe::TracedRetry run (TracedRetry records spans from these). The default does nothing and
+// inlines away: Retry() pays nothing for the hooks.
+//   BeforeAttempt(a, now)      an attempt is about to start (`now`: the reading that started it)
+//   AfterAttempt(d, at, s)     it ended with `s`, pushback at.pushback, and RetryState decided `d`
+//   NoAttemptFits(now)         StartAttempt refused (the deadline): the loop stops
+//   Finished(report, status)   the loop returns `status` (or the successful result), report final
+struct NoLoopHooks {
+  void BeforeAttempt(const RetryState::Attempt&, MonoTime) {}
+  void AfterAttempt(const RetryState::Decision&, const RetryAttempt&, const Status&) {}
+  void NoAttemptFits(MonoTime) {}
+  void Finished(const RetryReport&, const Status&) {}
+};
+
+// The retry loop (see Retry below); `hooks` is held by value (a NoLoopHooks, or a small handle).
+template <typename Fn, typename Hooks>
+Task<AttemptResult<Fn>> RetryLoop(Executor& executor, Clock& clock, const RetryPolicy& policy,
+                                  RetryBudget* budget, Deadline deadline, uint64_t jitter_seed,
+                                  Fn fn, CancelToken cancel, RetryReport* report,
+                                  const ObserverSlot* observer, Hooks hooks) {
   RetryState state(policy, budget, deadline, jitter_seed);
   state.Observe(observer);
   RetryReport local;
@@ -273,11 +281,16 @@ Task<retry_internal::AttemptResult<Fn>> Retry(Executor& executor, Clock& clock,
     if (cancel.cancelled()) {
       state.Abandon();
       rep.reason = StopReason::kCancelled;
-      co_return CancelledError("retry cancelled");
+      const Status c = CancelledError("retry cancelled");
+      hooks.Finished(rep, c);
+      co_return c;
     }
-    const RetryState::Attempt a = state.StartAttempt(clock.Now());
+    const MonoTime now = clock.Now();
+    const RetryState::Attempt a = state.StartAttempt(now);
     if (!a.start) {
       rep.reason = state.stop_reason();
+      hooks.NoAttemptFits(now);
+      hooks.Finished(rep, last);
       co_return last;
     }
     rep.attempts = a.number;
@@ -285,21 +298,46 @@ Task<retry_internal::AttemptResult<Fn>> Retry(Executor& executor, Clock& clock,
     attempt.number = a.number;
     attempt.timeout = a.timeout;
     attempt.cancel = cancel;
+    hooks.BeforeAttempt(a, now);
     auto result = co_await fn(attempt);
     const RetryState::Decision d = state.Decide(result.status(), clock.Now(), attempt.pushback);
+    hooks.AfterAttempt(d, attempt, result.status());
     if (!d.retry()) {
       rep.reason = d.reason;
+      hooks.Finished(rep, result.status());
       co_return std::move(result);
     }
     last = std::move(result).TakeStatus();
-    Status slept = co_await Sleep(executor, d.delay, cancel);
+    const Status slept = co_await Sleep(executor, d.delay, cancel);
     rep.slept += d.delay;
     if (!slept.ok()) {
       state.Abandon();
       rep.reason = StopReason::kCancelled;
-      co_return CancelledError("retry cancelled during backoff");
+      const Status c = CancelledError("retry cancelled during backoff");
+      hooks.Finished(rep, c);
+      co_return c;
     }
   }
+}
+}  // namespace retry_internal
+
+// Runs fn(attempt) -> Task<Result<T>> until RetryState says stop, sleeping the backoff on
+// `executor` (so it runs under the simulator). Returns the successful result, else the last
+// attempt's error (kDeadlineExceeded if no attempt fit before the deadline, kCancelled if `cancel`
+// fired during a backoff sleep). `fn` must honour attempt.timeout (Retry does not race it against
+// a timer). `executor`, `clock`, `policy` and `budget` must outlive the returned task.
+// `observer` (optional, must outlive the task) receives the retry decisions (RetryState::Observe).
+// One loop (retry_internal::RetryLoop) serves this and observe::TracedRetry.
+template <typename Fn>
+Task<retry_internal::AttemptResult<Fn>> Retry(Executor& executor, Clock& clock,
+                                              const RetryPolicy& policy, RetryBudget* budget,
+                                              Deadline deadline, uint64_t jitter_seed, Fn fn,
+                                              CancelToken cancel = {},
+                                              RetryReport* report = nullptr,
+                                              const ObserverSlot* observer = nullptr) {
+  return retry_internal::RetryLoop(executor, clock, policy, budget, deadline, jitter_seed,
+                                   std::move(fn), std::move(cancel), report, observer,
+                                   retry_internal::NoLoopHooks{});
 }
 
 // The same on a node's Env: its executor, its clock, and a jitter seed drawn from its

@@ -51,6 +51,7 @@
 #include <utility>
 
 #include "faultline/core/assert.h"
+#include "faultline/core/observer.h"
 #include "faultline/core/status.h"
 #include "faultline/core/time.h"
 #include "faultline/env/cancel.h"
@@ -110,12 +111,14 @@ class SingleFlight {
     }
     if (const T* hit = Lookup(key)) {
       ++counters_.cache_hits;
+      observer_.Emit(EventKind::kSingleFlightShared, MonoTime(), 1);
       co_return *hit;
     }
     std::shared_ptr<Call> call;
     if (auto it = inflight_.find(key); it != inflight_.end()) {
       call = it->second;
       ++counters_.joined;
+      observer_.Emit(EventKind::kSingleFlightShared, MonoTime(), 0);
     } else {
       if (inflight_.size() >= options_.inflight_keys_max) {
         ++counters_.overflow;
@@ -128,6 +131,10 @@ class SingleFlight {
     }
     co_return co_await WaitAwaiter(this, std::move(call), std::move(token));
   }
+
+  // Reports kSingleFlightShared for every Do() answered without running fn: a = 0 joined the
+  // execution in flight, a = 1 served from the cache (no timestamp). Attach before the first Do.
+  ObserverSlot& observe() { return observer_; }
 
   // Drops the cached result of `key` and detaches its in-flight execution, if any.
   void Forget(const Key& key) {
@@ -312,6 +319,7 @@ class SingleFlight {
   std::unordered_map<Key, std::shared_ptr<Call>, Hash, KeyEqual> inflight_;
   std::unordered_map<Key, Entry, Hash, KeyEqual> cache_;
   std::list<Key> lru_;  // least recently used first
+  ObserverSlot observer_;
   TaskSet tasks_;       // the shared work coroutines; declared last, destroyed first
 };
 

@@ -155,7 +155,7 @@ class Reshard {
   const ReshardState& state() const { return state_; }
   ReshardPhase phase() const { return state_.phase; }
   // Step reports kReshardProgress after every successful step: a = the phase after it
-  // (ReshardPhase), b = 0 (the copy cursor lives in the target store; rows are not tallied here).
+  // (ReshardPhase), b = the rows this step copied to the target (kCopy steps; 0 for the others).
   ObserverSlot& observe() { return observer_; }
 
  private:
@@ -191,6 +191,7 @@ class Reshard {
   ReshardOptions options_;
   ReshardState state_;
   ObserverSlot observer_;
+  size_t step_rows_copied_ = 0;  // rows the current Step's copy committed (for the event)
   ShardStore* source_ = nullptr;
   ShardStore* target_ = nullptr;
 };
