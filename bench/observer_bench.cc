@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "bench/bench_clocks.h"
+#include "bench/pipeline_parts.h"
 #include "faultline/observe/prometheus.h"
 #include "faultline/resilience/pipeline.h"
 
@@ -27,18 +28,10 @@ using bench::ClockKind;
 
 enum class Attach { kNone, kPrometheus, kBound };
 
-struct Parts {
-  Parts(Clock& c, Attach attach) : clock(c) {
-    BulkheadOptions o;
-    o.concurrency_max = 64;
-    bulkhead = std::move(Bulkhead::Create(o)).value();
+struct Parts : bench::PipelineParts {
+  Parts(Clock& c, Attach attach) : PipelineParts(c) {
     metrics = std::move(observe::PrometheusObserver::Create()).value();
-    PipelineStages stages;
-    stages.retry = &retry;
-    stages.budget = budget.get();
-    stages.breaker = breaker.get();
-    stages.bulkhead = bulkhead.get();
-    pipeline = std::make_unique<Pipeline>(clock, stages);
+    pipeline = std::make_unique<Pipeline>(Make());
     if (attach == Attach::kNone) return;
     Observer* o_ = attach == Attach::kBound ? metrics->Instance("backend")
                                              : static_cast<Observer*>(metrics.get());
@@ -46,13 +39,6 @@ struct Parts {
     breaker->observe().Attach(o_, "backend");
     bulkhead->observe().Attach(o_, "backend");
   }
-  Clock& clock;
-  RetryPolicy retry = std::move(RetryPolicy::Create(RetryOptions())).value();
-  std::unique_ptr<TokenRetryBudget> budget =
-      std::move(TokenRetryBudget::Create(TokenRetryBudgetOptions())).value();
-  std::unique_ptr<CircuitBreaker> breaker =
-      std::move(CircuitBreaker::Create(clock, CircuitBreakerOptions())).value();
-  std::unique_ptr<Bulkhead> bulkhead;
   std::unique_ptr<observe::PrometheusObserver> metrics;
   std::unique_ptr<Pipeline> pipeline;
 };

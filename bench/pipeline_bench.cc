@@ -10,35 +10,15 @@
 
 #include "bench/alloc_counter.h"
 #include "bench/bench_clocks.h"
+#include "bench/pipeline_parts.h"
 #include "faultline/resilience/pipeline.h"
 
 namespace faultline {
 namespace {
 
 using bench::ClockKind;
+using bench::PipelineParts;
 
-struct PipelineParts {
-  explicit PipelineParts(Clock& c) : clock(c) {
-    BulkheadOptions o;
-    o.concurrency_max = 64;
-    bulkhead = std::move(Bulkhead::Create(o)).value();
-  }
-  Pipeline Make() {
-    PipelineStages stages;
-    stages.retry = &retry;
-    stages.budget = budget.get();
-    stages.breaker = breaker.get();
-    stages.bulkhead = bulkhead.get();
-    return Pipeline(clock, stages);
-  }
-  Clock& clock;
-  RetryPolicy retry = std::move(RetryPolicy::Create(RetryOptions())).value();
-  std::unique_ptr<TokenRetryBudget> budget =
-      std::move(TokenRetryBudget::Create(TokenRetryBudgetOptions())).value();
-  std::unique_ptr<CircuitBreaker> breaker =
-      std::move(CircuitBreaker::Create(clock, CircuitBreakerOptions())).value();
-  std::unique_ptr<Bulkhead> bulkhead;
-};
 
 void BM_PipelineSuccessPath(benchmark::State& state, ClockKind kind) {
   PipelineParts& parts =

@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "bench/bench_clocks.h"
+#include "bench/pipeline_parts.h"
 #include "faultline/env/trace_context.h"
 #include "faultline/observe/otlp.h"
 #include "faultline/observe/tracer.h"
@@ -24,29 +25,8 @@ namespace faultline {
 namespace {
 
 using bench::ClockKind;
+using bench::PipelineParts;
 
-struct Parts {
-  explicit Parts(Clock& c) : clock(c) {
-    BulkheadOptions o;
-    o.concurrency_max = 64;
-    bulkhead = std::move(Bulkhead::Create(o)).value();
-  }
-  Pipeline Make() {
-    PipelineStages stages;
-    stages.retry = &retry;
-    stages.budget = budget.get();
-    stages.breaker = breaker.get();
-    stages.bulkhead = bulkhead.get();
-    return Pipeline(clock, stages);
-  }
-  Clock& clock;
-  RetryPolicy retry = std::move(RetryPolicy::Create(RetryOptions())).value();
-  std::unique_ptr<TokenRetryBudget> budget =
-      std::move(TokenRetryBudget::Create(TokenRetryBudgetOptions())).value();
-  std::unique_ptr<CircuitBreaker> breaker =
-      std::move(CircuitBreaker::Create(clock, CircuitBreakerOptions())).value();
-  std::unique_ptr<Bulkhead> bulkhead;
-};
 
 class DiscardSink final : public observe::SpanSink {
  public:
@@ -56,7 +36,7 @@ class DiscardSink final : public observe::SpanSink {
 enum class Mode { kUntraced, kDiscard, kOtlp };
 
 void BM_PipelineTracing(benchmark::State& state, ClockKind kind, Mode mode) {
-  Parts& parts = bench::PerClock<Parts>(kind, [](Clock& c) { return new Parts(c); });
+  PipelineParts& parts = bench::PerClock<PipelineParts>(kind, [](Clock& c) { return new PipelineParts(c); });
   Pipeline p = parts.Make();
   Rng rng(42);
   DiscardSink discard;
