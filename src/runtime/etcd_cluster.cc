@@ -25,6 +25,7 @@
 
 #include "faultline/core/assert.h"
 #include "faultline/core/options.h"
+#include "faultline/runtime/child_process.h"
 
 namespace faultline::runtime {
 namespace {
@@ -109,39 +110,11 @@ Result<std::string> MakeTempDir(const std::string& base) {
 
 // fork + PR_SET_PDEATHSIG(SIGKILL) [+ setresgid/setresuid] + exec, output appended to `log`.
 Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log, uint32_t uid) {
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return UnavailableError("cannot open " + log + ": " + std::strerror(errno));
-  if (uid != 0 && fchown(fd, uid, uid) != 0) {
-    close(fd);
-    return UnavailableError("chown " + log + ": " + std::strerror(errno));
-  }
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(fd);
-    return UnavailableError(std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on.
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (uid != 0) {
-      if (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 ||
-          setresuid(uid, uid, uid) != 0) {
-        _exit(126);
-      }
-    }
-    // After the uid change: changing credentials clears the parent-death signal.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(125);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(fd);
-  return pid;
+  ChildUser user;
+  user.switch_user = uid != 0;
+  user.uid = uid;
+  user.gid = uid;
+  return SpawnChild(argv, log, user);
 }
 
 std::string Ms(Duration d) { return std::to_string(d.nanos() / 1'000'000); }
@@ -312,15 +285,7 @@ std::string EtcdCluster::log_path(size_t i) const {
 }
 
 std::string EtcdCluster::LogTail(size_t i, size_t lines) const {
-  std::ifstream in(log_path(i));
-  std::string line;
-  std::vector<std::string> all;
-  while (std::getline(in, line)) all.push_back(line);
-  std::string tail;
-  for (size_t k = all.size() > lines ? all.size() - lines : 0; k < all.size(); ++k) {
-    tail.append(tail.empty() ? "" : " | ").append(all[k]);
-  }
-  return tail.empty() ? "(empty log)" : tail;
+  return FileTail(log_path(i), lines);
 }
 
 Status EtcdCluster::Kill(size_t i) {

@@ -20,16 +20,14 @@
 #include <sstream>
 #include <thread>
 
+#include "faultline/runtime/child_process.h"
+
 namespace faultline::runtime {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunAs {
-  bool switch_user = false;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
+using RunAs = ChildUser;
 
 // initdb and postgres refuse to run as root: as root, run them as `postgres`.
 Result<RunAs> ServerUser() {
@@ -65,52 +63,11 @@ Result<std::string> FindBindir() {
   return best;
 }
 
-std::string LogTail(const std::string& path) {
-  std::ifstream in(path);
-  std::string line, tail;
-  std::vector<std::string> lines;
-  while (std::getline(in, line)) lines.push_back(line);
-  for (size_t i = lines.size() > 3 ? lines.size() - 3 : 0; i < lines.size(); ++i) {
-    tail.append(tail.empty() ? "" : " | ").append(lines[i]);
-  }
-  return tail.empty() ? "(empty log)" : tail;
-}
+std::string LogTail(const std::string& path) { return FileTail(path); }
 
 // fork + (as root: setgroups, setresgid, setresuid) + PDEATHSIG + exec, output to `log`.
 Result<pid_t> Spawn(const RunAs& as, const std::vector<std::string>& argv, const std::string& log) {
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return UnavailableError("cannot open " + log + ": " + std::strerror(errno));
-  if (as.switch_user && fchown(fd, as.uid, as.gid) != 0) {
-    close(fd);
-    return UnavailableError("cannot chown " + log);
-  }
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(fd);
-    return UnavailableError(std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on.
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (as.switch_user) {
-      if (setgroups(0, nullptr) != 0 || setresgid(as.gid, as.gid, as.gid) != 0 ||
-          setresuid(as.uid, as.uid, as.uid) != 0) {
-        _exit(126);
-      }
-    }
-    // After the uid change, which clears it; then check the parent did not die in between.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(125);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(fd);
-  return pid;
+  return SpawnChild(argv, log, as);
 }
 
 Status WaitExit(pid_t pid, const std::string& what, const std::string& log) {
@@ -226,19 +183,7 @@ Status PgServer::Launch() {
 
 Status PgServer::Kill(int signal) {
   if (pid_ <= 0) return FailedPreconditionError("postgres is not running");
-  kill(pid_, signal);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  int status = 0;
-  for (;;) {
-    const pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_ || (r < 0 && errno != EINTR)) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  SignalAndReap(pid_, signal);
   pid_ = -1;
   return Status::Ok();
 }

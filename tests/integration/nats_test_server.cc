@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "faultline/runtime/child_process.h"
 #include "tests/integration/pg_test_server.h"
 
 namespace faultline::testing {
@@ -27,17 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string LogTail(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::vector<std::string> lines;
-  while (std::getline(in, line)) lines.push_back(line);
-  std::string tail;
-  for (size_t i = lines.size() > 3 ? lines.size() - 3 : 0; i < lines.size(); ++i) {
-    tail.append(tail.empty() ? "" : " | ").append(lines[i]);
-  }
-  return tail.empty() ? "(empty log)" : tail;
-}
+std::string LogTail(const std::string& path) { return runtime::FileTail(path); }
 
 Result<std::string> MakeTempDir() {
   const char* tmp = std::getenv("TMPDIR");
@@ -52,28 +43,7 @@ Result<std::string> MakeTempDir() {
 }  // namespace
 
 Result<pid_t> SpawnWithDeathSignal(const std::vector<std::string>& argv, const std::string& log) {
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return UnavailableError("cannot open " + log + ": " + std::strerror(errno));
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(fd);
-    return UnavailableError(std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on.
-    dup2(fd, 1);
-    dup2(fd, 2);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(125);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(fd);
-  return pid;
+  return runtime::SpawnChild(argv, log);
 }
 
 Result<std::string> FindNatsServer() {
@@ -166,19 +136,7 @@ Status NatsTestServer::Launch() {
 
 Status NatsTestServer::Signal(int signal) {
   if (pid_ <= 0) return FailedPreconditionError("nats-server is not running");
-  kill(pid_, signal);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  int status = 0;
-  for (;;) {
-    const pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_ || (r < 0 && errno != EINTR)) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  runtime::SignalAndReap(pid_, signal);
   pid_ = -1;
   return Status::Ok();
 }
