@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,7 @@
 #include "faultline/env/env.h"
 #include "faultline/check/history.h"
 #include "faultline/env/node.h"
+#include "faultline/env/rpc.h"
 
 namespace faultline {
 class LocalStore;  // faultline/store/local_store.h
@@ -135,6 +137,14 @@ class ClusterNode : public Node {
   // harness that cannot sample a paused process know when its acting interval ended.
   virtual std::optional<MonoTime> ActingUntil() const { return std::nullopt; }
 };
+
+// The store's wire replies and record entries, shared by both store nodes (split_brain_store.cc):
+// a write's answer (the store's sequence number of the accepted write), a load's answer (every
+// register: count, then key, value, seq each), and a StoreOp stamped now on `true_time` for
+// `from`'s request carrying `token`.
+Bytes EncodeWriteReply(uint64_t seq);
+Bytes EncodeLoadReply(const std::map<uint32_t, Cell>& cells);
+StoreOp StampStoreOp(const TrueTime& true_time, NodeId from, uint64_t token);
 
 // The shared store (node kStoreNode; split_brain_store.cc): records every decision in `record` at the world's time.
 // Fenced: refuses tokens below the highest it has seen.

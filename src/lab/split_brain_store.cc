@@ -13,6 +13,32 @@
 #include "src/lab/split_brain.h"
 
 namespace faultline::lab::split_brain {
+Bytes EncodeWriteReply(uint64_t seq) {
+  Bytes out;
+  ByteWriter(&out).U64(seq);
+  return out;
+}
+
+Bytes EncodeLoadReply(const std::map<uint32_t, Cell>& cells) {
+  Bytes out;
+  ByteWriter w(&out);
+  w.U32(static_cast<uint32_t>(cells.size()));
+  for (const auto& [key, cell] : cells) {
+    w.U32(key);
+    w.U64(cell.value);
+    w.U64(cell.seq);
+  }
+  return out;
+}
+
+StoreOp StampStoreOp(const TrueTime& true_time, NodeId from, uint64_t token) {
+  StoreOp op;
+  op.time_ns = true_time.NowNs();
+  op.token = token;
+  op.node = from.value();
+  return op;
+}
+
 namespace {
 
 class StoreNode : public Node {
@@ -76,31 +102,14 @@ class StoreNode : public Node {
     }
     op.accepted = true;
     record_->observations.push_back(op);
-    Bytes out;
-    ByteWriter w(&out);
-    w.U32(static_cast<uint32_t>(cells_.size()));
-    for (const auto& [key, cell] : cells_) {
-      w.U32(key);
-      w.U64(cell.value);
-      w.U64(cell.seq);
-    }
-    return out;
+    return EncodeLoadReply(cells_);
   }
 
   StoreOp Observe(NodeId from, uint64_t token) const {
-    StoreOp op;
-    op.time_ns = true_time_->NowNs();
-    op.token = token;
-    op.node = from.value();
-    return op;
+    return StampStoreOp(*true_time_, from, token);
   }
 
-  static Result<Bytes> Reply(uint64_t seq) {
-    Bytes out;
-    ByteWriter w(&out);
-    w.U64(seq);
-    return out;
-  }
+  static Result<Bytes> Reply(uint64_t seq) { return EncodeWriteReply(seq); }
 
   Rpc rpc_;
   const TrueTime* true_time_;

@@ -61,12 +61,6 @@ Result<Cell> ParseCell(std::string_view text) {
   return Cell{value, seq};
 }
 
-Bytes SeqReply(uint64_t seq) {
-  Bytes out;
-  ByteWriter(&out).U64(seq);
-  return out;
-}
-
 class TableStoreNode : public Node {
  public:
   TableStoreNode(Env& env, const TrueTime* true_time, Record* record, bool fenced,
@@ -138,12 +132,12 @@ class TableStoreNode : public Node {
     if (status.ok()) {
       // A duplicate of a write recorded already is answered alike and not recorded again; one
       // never recorded is a commit whose acknowledgement was lost (the in-doubt case above).
-      if (decision.duplicate && !recorded_.insert(write_id).second) co_return SeqReply(decision.seq);
+      if (decision.duplicate && !recorded_.insert(write_id).second) co_return EncodeWriteReply(decision.seq);
       recorded_.insert(write_id);
       op.accepted = true;
       op.seq = decision.seq;
       record_->observations.push_back(op);
-      co_return SeqReply(decision.seq);
+      co_return EncodeWriteReply(decision.seq);
     }
     if (status.code() == StatusCode::kFencedOut) record_->observations.push_back(op);
     co_return status;  // refused, or not decided (nothing recorded)
@@ -181,25 +175,13 @@ class TableStoreNode : public Node {
     op.accepted = status.ok();
     if (status.ok() || status.code() == StatusCode::kFencedOut) record_->observations.push_back(op);
     if (!status.ok()) co_return status;
-    Bytes out;
-    ByteWriter w(&out);
-    w.U32(static_cast<uint32_t>(cells.size()));
-    for (const auto& [key, cell] : cells) {
-      w.U32(key);
-      w.U64(cell.value);
-      w.U64(cell.seq);
-    }
-    co_return out;
+    co_return EncodeLoadReply(cells);
   }
 
   // Stamped when the database has decided (the store runs one transaction at a time, so the
   // stamps follow the commit order).
   StoreOp Observe(NodeId from, uint64_t token) const {
-    StoreOp op;
-    op.time_ns = true_time_->NowNs();
-    op.token = token;
-    op.node = from.value();
-    return op;
+    return StampStoreOp(*true_time_, from, token);
   }
 
   Env& env_;
