@@ -28,7 +28,7 @@ struct EtcdLeader {
 Result<EtcdLeader> StartEtcdLeader(runtime::RealEnv& env, std::vector<std::string> endpoints,
                                    CancelToken cancel) {
   adapters::EtcdLeaseOptions options;
-  options.endpoints = std::move(endpoints);         // {"http://10.0.0.1:2379", ...}
+  options.endpoints = std::move(endpoints);         // {"http://etcd-1.internal:2379", ...}
   options.request_timeout = Duration::Millis(500);  // one HTTP request on one endpoint
   options.key_prefix = "/myservice/lease/";         // etcd key = prefix + lease name
   EtcdLeader leader;
